@@ -1,0 +1,164 @@
+"""Typed settings, camelCase on the wire (`initializationOptions`, section `lspLlm`).
+
+`parse_settings(data, base)` reads a JSON object over `base`: every invalid or unknown
+field is reported by its dotted camelCase name, and that field keeps its value from
+`base`, so one typo never loses the rest of the configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful coding assistant inside the user's editor. Answer concisely; "
+    "put code in fenced code blocks."
+)
+
+
+@dataclass(frozen=True)
+class CompletionSettings:
+    max_new_tokens: int = field(default=96, metadata={"min": 1, "max": 4096})
+    context_tokens: int = field(default=1536, metadata={"min": 16, "max": 131072})
+    multiline: Literal["auto", "always", "never"] = "auto"
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    max_new_tokens: int = field(default=512, metadata={"min": 1, "max": 32768})
+    temperature: float = field(default=0.2, metadata={"min": 0.0, "max": 5.0})
+    top_p: float = field(default=0.95, metadata={"min": 0.0, "max": 1.0})
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    context_tokens: int = field(default=3072, metadata={"min": 16, "max": 131072})
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class SpeculationSettings:
+    mode: Literal["auto", "off", "draft", "promptLookup"] = "auto"
+    num_tokens: int = field(default=6, metadata={"min": 1, "max": 64})
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str | None = None
+    """Hugging Face model id or local folder; None means the bundled model."""
+    draft_model: str | None = None
+    quantization: Literal["auto", "4bit", "8bit", "none"] = "auto"
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    trust_remote_code: bool = False
+    allow_pickle_weights: bool = False
+    completion: CompletionSettings = field(default_factory=CompletionSettings)
+    chat: ChatSettings = field(default_factory=ChatSettings)
+    speculation: SpeculationSettings = field(default_factory=SpeculationSettings)
+
+
+def to_camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def to_snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _check_value(value: Any, tp: Any, meta: typing.Mapping[str, Any]) -> tuple[bool, Any, str]:
+    """Return (ok, converted value, expectation) for one scalar field."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return True, None, ""
+        return _check_value(value, args[0], meta)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        return value in choices, value, "one of " + ", ".join(repr(c) for c in choices)
+    if tp is bool:
+        return isinstance(value, bool), value, "true or false"
+    if tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return _in_range(ok, value, meta, "an integer")
+    if tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return _in_range(ok, float(value) if ok else value, meta, "a number")
+    if tp is str:
+        return isinstance(value, str), value, "a string"
+    raise TypeError(f"unsupported settings type {tp!r}")
+
+
+def _in_range(
+    ok: bool, value: Any, meta: typing.Mapping[str, Any], what: str
+) -> tuple[bool, Any, str]:
+    lo, hi = meta.get("min"), meta.get("max")
+    expect = what + (f" from {lo} to {hi}" if lo is not None and hi is not None else "")
+    if ok and ((lo is not None and value < lo) or (hi is not None and value > hi)):
+        ok = False
+    return ok, value, expect
+
+
+def _parse(cls: Any, data: Any, base: Any, prefix: str, errors: list[str]) -> Any:
+    if not isinstance(data, dict):
+        errors.append(f"{prefix or 'settings'}: expected an object, got {_show(data)}")
+        return base
+    hints = typing.get_type_hints(cls)
+    fields = {to_camel(f.name): f for f in dataclasses.fields(cls)}
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        f = fields.get(key) or fields.get(to_camel(key))
+        if f is None:
+            errors.append(f"{name}: unknown setting")
+            continue
+        tp = hints[f.name]
+        current = getattr(base, f.name)
+        if dataclasses.is_dataclass(tp):
+            changes[f.name] = _parse(tp, value, current, name + ".", errors)
+            continue
+        ok, converted, expect = _check_value(value, tp, f.metadata)
+        if ok and f.name == "device" and not _DEVICE.match(converted):
+            ok, expect = False, "auto, cpu, mps, cuda or cuda:N"
+        if (
+            ok
+            and f.name in ("model", "draft_model")
+            and converted is not None
+            and not converted.strip()
+        ):
+            ok, expect = False, "a model id or folder (or null for the default)"
+        if ok:
+            changes[f.name] = converted
+        else:
+            errors.append(f"{name}: expected {expect}, got {_show(value)}; kept {_show(current)}")
+    return dataclasses.replace(base, **changes)
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else f'"{value}"'
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_settings(data: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
+    """Apply a camelCase JSON object over `base`; return the settings and the problems."""
+    errors: list[str] = []
+    base = base or Settings()
+    if data is None:
+        return base, errors
+    return _parse(Settings, data, base, "", errors), errors
+
+
+def settings_to_wire(settings: Any) -> dict[str, Any]:
+    """The camelCase JSON form (for logs, status and the extension's defaults)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        out[to_camel(f.name)] = (
+            settings_to_wire(value) if dataclasses.is_dataclass(value) else value
+        )
+    return out
