@@ -1,0 +1,67 @@
+"""Cutting text to a token budget on line boundaries, never inside a character."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Encodes(Protocol):
+    def encode(self, text: str, **kwargs: Any) -> list[int]: ...
+
+
+def count_tokens(tokenizer: Encodes, text: str) -> int:
+    if not text:
+        return 0
+    return len(tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True))
+
+
+def _fit_chars(tokenizer: Encodes, text: str, budget: int, keep_end: bool) -> str:
+    """The longest run of whole characters at the end (or start) of one line that fits."""
+    if budget <= 0 or not text:
+        return ""
+    # A token covers at least one character; start from a generous cap and shrink.
+    lo, hi = 0, min(len(text), budget * 8)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        piece = text[-mid:] if keep_end else text[:mid]
+        if count_tokens(tokenizer, piece) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[-lo:] if keep_end and lo else text[:lo]
+
+
+def take_tail(tokenizer: Encodes, text: str, budget: int) -> str:
+    """The end of `text` within `budget` tokens: the partial last line first (cut by
+    characters only if it alone is too long), then whole earlier lines."""
+    lines = text.split("\n")
+    last = lines.pop()
+    used = count_tokens(tokenizer, last)
+    if used > budget:
+        return _fit_chars(tokenizer, last, budget, keep_end=True)
+    kept: list[str] = [last]
+    for line in reversed(lines):
+        cost = count_tokens(tokenizer, line + "\n")
+        if used + cost > budget:
+            break
+        kept.append(line)
+        used += cost
+    return "\n".join(reversed(kept))
+
+
+def take_head(tokenizer: Encodes, text: str, budget: int) -> str:
+    """The start of `text` within `budget` tokens: the rest of the first line (cut by
+    characters only if it alone is too long), then whole following lines."""
+    lines = text.split("\n")
+    first = lines[0]
+    used = count_tokens(tokenizer, first)
+    if used > budget:
+        return _fit_chars(tokenizer, first, budget, keep_end=False)
+    kept = [first]
+    for line in lines[1:]:
+        cost = count_tokens(tokenizer, "\n" + line)
+        if used + cost > budget:
+            break
+        kept.append(line)
+        used += cost
+    return "\n".join(kept)

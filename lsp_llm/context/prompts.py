@@ -1,0 +1,175 @@
+"""Prompts from editor context: fill-in-the-middle when the tokenizer has FIM tokens,
+a chat-templated instruction when it has a chat template, plain left context otherwise;
+and chat prompts from messages plus optional code context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from lsp_llm.context.budget import count_tokens, take_head, take_tail
+from lsp_llm.context.shape import completion_shape
+from lsp_llm.engine.types import StopRules
+
+PromptKind = Literal["fim", "chat", "plain"]
+
+FIM_NAMINGS = (
+    ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),  # Qwen2.5-Coder, the bundled model
+    ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),  # StarCoder, SantaCoder
+    ("<fim-prefix>", "<fim-suffix>", "<fim-middle>"),
+)
+END_TOKENS = (
+    "<|endoftext|>",
+    "<|im_end|>",
+    "<|fim_pad|>",
+    "<|file_sep|>",
+    "<|repo_name|>",
+    "<|fim_prefix|>",
+    "<|fim_suffix|>",
+    "<|fim_middle|>",
+    "<fim_pad>",
+    "<file_sep>",
+    "<|eot_id|>",
+    "<|end|>",
+    "</s>",
+)
+CURSOR = "<CURSOR>"
+COMPLETION_SYSTEM = (
+    "You complete code. Reply with only the code that replaces <CURSOR>, without fences or "
+    "explanation."
+)
+
+
+@dataclass(frozen=True)
+class EditorContext:
+    """The document and cursor as the engine needs them (offsets in Python characters)."""
+
+    text: str
+    offset: int
+    language: str = "python"
+    path: str | None = None
+
+    @property
+    def before(self) -> str:
+        return self.text[: self.offset]
+
+    @property
+    def after(self) -> str:
+        return self.text[self.offset :]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    token_ids: tuple[int, ...]
+    kind: PromptKind
+    stop: StopRules
+    multiline: bool = False
+    prefix: str = ""
+    suffix: str = ""
+
+
+class TokenizerInfo:
+    """What the prompt builders need to know about a tokenizer, looked up once."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        vocab = tokenizer.get_vocab()
+        self.fim: tuple[int, int, int] | None = None
+        for names in FIM_NAMINGS:
+            if all(n in vocab for n in names):
+                self.fim = (int(vocab[names[0]]), int(vocab[names[1]]), int(vocab[names[2]]))
+                break
+        ends = {vocab[n] for n in END_TOKENS if n in vocab}
+        if tokenizer.eos_token_id is not None:
+            ends.add(int(tokenizer.eos_token_id))
+        self.end_ids = frozenset(ends)
+        self.has_template = bool(getattr(tokenizer, "chat_template", None))
+
+    def encode(self, text: str) -> list[int]:
+        if not text:
+            return []
+        return list(
+            self.tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
+        )
+
+    def template(self, messages: list[dict[str, str]]) -> list[int]:
+        out = self.tokenizer.apply_chat_template(
+            messages, tokenize=True, add_generation_prompt=True
+        )
+        ids = out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out
+        return [int(i) for i in ids]
+
+
+def completion_prompt(
+    info: TokenizerInfo, ctx: EditorContext, *, context_tokens: int, multiline: str = "auto"
+) -> Prompt:
+    """The prompt for an inline completion at the cursor, within `context_tokens`."""
+    shape = completion_shape(ctx.before, ctx.after, multiline)
+    prefix_budget = context_tokens * 3 // 4
+    prefix = take_tail(info.tokenizer, ctx.before, prefix_budget)
+    suffix_budget = context_tokens - count_tokens(info.tokenizer, prefix)
+    suffix = take_head(info.tokenizer, ctx.after, suffix_budget) if info.fim else ""
+    stop = replace(shape.stop, stop_token_ids=info.end_ids)
+    if info.fim is not None:
+        pre, suf, mid = info.fim
+        ids = [pre, *info.encode(prefix), suf, *info.encode(suffix), mid]
+        return Prompt(tuple(ids), "fim", stop, shape.multiline, prefix, suffix)
+    if info.has_template:
+        suffix = take_head(info.tokenizer, ctx.after, suffix_budget)
+        where = f" from {ctx.path}" if ctx.path else ""
+        user = f"```{ctx.language}{where}\n{prefix}{CURSOR}{suffix}\n```"
+        ids = info.template(
+            [{"role": "system", "content": COMPLETION_SYSTEM}, {"role": "user", "content": user}]
+        )
+        stop = replace(stop, stop_strings=(*stop.stop_strings, "```"))
+        return Prompt(tuple(ids), "chat", stop, shape.multiline, prefix, suffix)
+    return Prompt(tuple(info.encode(prefix)), "plain", stop, shape.multiline, prefix, "")
+
+
+@dataclass(frozen=True)
+class CodeContext:
+    """Code the user attached to a chat: a selection or a whole file."""
+
+    text: str
+    path: str | None = None
+    language: str | None = None
+
+
+def chat_prompt(
+    info: TokenizerInfo,
+    messages: list[dict[str, str]],
+    *,
+    system_prompt: str,
+    context_tokens: int,
+    code: CodeContext | None = None,
+) -> Prompt:
+    """A chat prompt: system message, the conversation (oldest turns dropped first when it
+    does not fit), and the attached code in a fenced block before the last user turn."""
+    turns = [dict(m) for m in messages if m["role"] != "system"]
+    system = "\n\n".join(
+        [system_prompt, *(m["content"] for m in messages if m["role"] == "system")]
+    )
+    if code is not None and code.text:
+        budget = max(16, context_tokens // 2)
+        snippet = take_head(info.tokenizer, code.text, budget)
+        label = f" ({code.path})" if code.path else ""
+        block = f"Code{label}:\n```{code.language or ''}\n{snippet}\n```\n\n"
+        for turn in reversed(turns):
+            if turn["role"] == "user":
+                turn["content"] = block + turn["content"]
+                break
+    stop = StopRules(stop_token_ids=info.end_ids)
+    if not info.has_template:
+        text = (
+            system
+            + "\n\n"
+            + "".join(f"{m['role']}: {m['content']}\n" for m in turns)
+            + "assistant:"
+        )
+        ids = info.encode(take_tail(info.tokenizer, text, context_tokens))
+        return Prompt(tuple(ids), "plain", replace(stop, stop_strings=("\nuser:",)), True)
+    while True:
+        ids = info.template([{"role": "system", "content": system}, *turns])
+        if len(ids) <= context_tokens or len(turns) <= 1:
+            return Prompt(tuple(ids), "chat", stop, True)
+        turns = turns[1:]

@@ -1,0 +1,56 @@
+"""Single line or a block: what kind of completion the cursor position asks for, and the
+stop rules that follow from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lsp_llm.engine.types import StopRules
+
+BLOCK_OPENERS = (":", "{", "=>", " do", " then")
+BRACKET_OPENERS = ("(", "[")
+"""Open a block only at the very end of a line; with an auto-closed bracket after the
+cursor the user is filling in arguments, on one line."""
+CLOSERS = set(")]}\"'`;, \t")
+
+
+@dataclass(frozen=True)
+class Shape:
+    multiline: bool
+    stop: StopRules
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def completion_shape(before: str, after: str, multiline: str = "auto") -> Shape:
+    """`multiline` is "auto", "always" or "never".
+
+    auto: text after the cursor on its line (other than closing brackets, quotes and
+    punctuation) means the rest of that line only; an empty line, or the end of a line
+    that opens a block, asks for a block.
+    """
+    line_before = before[before.rfind("\n") + 1 :]
+    nl = after.find("\n")
+    line_after = after if nl < 0 else after[:nl]
+    at_blank = not line_before.strip()
+    stripped = line_before.rstrip()
+    opens_block = stripped.endswith(BLOCK_OPENERS) or (
+        stripped.endswith(BRACKET_OPENERS) and not line_after.strip()
+    )
+    mid_line = any(ch not in CLOSERS for ch in line_after)
+    if multiline == "never":
+        block = False
+    elif multiline == "always":
+        block = True
+    else:
+        block = not mid_line and (at_blank or opens_block)
+    if not block:
+        return Shape(False, StopRules(single_line=True))
+    if at_blank:
+        # Stay in the cursor's block; at column 0 stop at the next top-level statement.
+        indent = max(len(line_before), 1)
+        return Shape(True, StopRules(block_indent=indent, stop_strings=("\n\n\n",)))
+    indent = _indent(line_before) + (1 if opens_block else 0)
+    return Shape(True, StopRules(block_indent=indent, stop_strings=("\n\n\n",)))

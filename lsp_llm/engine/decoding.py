@@ -1,0 +1,269 @@
+"""The decoding loop over the model's forward pass and KV cache.
+
+Written here rather than through `generate()` because the engine must check a cancel flag
+before every forward pass (draft passes included), apply stop rules on every accepted
+token of a speculative block, and keep the KV cache between requests (facts.md lists
+where `generate()` falls short). Greedy output is the same with and without speculation:
+each position of a verified block is chosen exactly as plain decoding would choose it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from lsp_llm.engine.detok import IncrementalDetokenizer
+from lsp_llm.engine.drafting import DraftLength, DraftModel, prompt_lookup
+from lsp_llm.engine.kvcache import PrefixCache
+from lsp_llm.engine.stopping import StopChecker
+from lsp_llm.engine.types import (
+    DecodeStats,
+    Done,
+    Event,
+    FinishReason,
+    GenerationRequest,
+    Sampling,
+    TextDelta,
+    Timings,
+    Usage,
+)
+
+PREFILL_CHUNK = 512
+"""Prompt tokens per forward pass while prefilling: the cancel granularity of a prefill."""
+
+
+class Cancelled(Exception):
+    pass
+
+
+def pick_tokens(
+    logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None, draft: list[int]
+) -> list[int]:
+    """Choose the token at each verified position: argmax, or a sample from the tempered,
+    top-p-filtered distribution. Sampling stops at the first position that disagrees with
+    the draft, since later positions are conditioned on a rejected token."""
+    if sampling.greedy:
+        return [int(t) for t in torch.argmax(logits, dim=-1).tolist()]
+    picked: list[int] = []
+    for i in range(logits.shape[0]):
+        probs = torch.softmax(logits[i].float() / sampling.temperature, dim=-1)
+        if sampling.top_p < 1.0:
+            sorted_p, order = torch.sort(probs, descending=True)
+            outside = torch.cumsum(sorted_p, dim=-1) - sorted_p > sampling.top_p
+            sorted_p[outside] = 0.0
+            probs = torch.zeros_like(probs).scatter_(0, order, sorted_p)
+        token = int(torch.multinomial(probs, 1, generator=generator))
+        picked.append(token)
+        if i >= len(draft) or token != draft[i]:
+            break
+    return picked
+
+
+def accepted_length(draft: list[int], picked: list[int]) -> int:
+    a = 0
+    while a < len(draft) and a < len(picked) and draft[a] == picked[a]:
+        a += 1
+    return a
+
+
+class _Run:
+    """The state of one request while it decodes."""
+
+    def __init__(
+        self,
+        decoder: Decoder,
+        req: GenerationRequest,
+        cancelled: threading.Event,
+        emit: Callable[[Event], None],
+        t_submit: float,
+    ) -> None:
+        self.req = req
+        self.cancelled = cancelled
+        self.emit = emit
+        self.t_submit = t_submit
+        self.t_start = time.perf_counter()
+        self.t_first: float | None = None
+        self.stats = DecodeStats()
+        self.tokens = list(req.prompt_ids)
+        self.generated = 0
+        self.detok = IncrementalDetokenizer(decoder.tokenizer)
+        self.checker = StopChecker(req.stop)
+        self.emitted = 0
+        self.final_text: str | None = None
+        self.reason: FinishReason = "stop"
+
+    def before_forward(self, draft: bool = False) -> None:
+        if self.cancelled.is_set():
+            raise Cancelled
+        if draft:
+            self.stats.draft_forwards += 1
+        else:
+            self.stats.target_forwards += 1
+
+    def after_forward(self) -> None:
+        if self.cancelled.is_set():
+            self.stats.forwards_after_cancel += 1
+
+    def accept(self, token: int) -> bool:
+        """Add one token; apply every stop rule; return True when the generation ends."""
+        if token in self.req.stop.stop_token_ids:
+            self.final_text = self.checker.finish(self.detok.text)
+            self.reason = "stop"
+            return True
+        self.tokens.append(token)
+        self.generated += 1
+        if self.detok.add(token):
+            verdict = self.checker.feed(self.detok.text)
+            if verdict.stop_at is not None:
+                self.final_text = self.detok.text[: verdict.stop_at]
+                self.reason = "stop"
+                return True
+        if self.generated >= self.req.max_new_tokens:
+            self.final_text = self.checker.finish(self.detok.text)
+            self.reason = "length"
+            return True
+        return False
+
+    def flush(self) -> None:
+        """Emit the text that is final so far."""
+        text = self.detok.text
+        upto = (
+            len(self.final_text)
+            if self.final_text is not None
+            else self.checker.feed(text).emit_upto
+        )
+        if self.final_text is not None:
+            text = self.final_text
+        if upto > self.emitted:
+            if self.t_first is None:
+                self.t_first = time.perf_counter()
+            self.emit(TextDelta(text[self.emitted : upto]))
+            self.emitted = upto
+
+    def done(self, reason: FinishReason) -> Done:
+        now = time.perf_counter()
+        text = self.final_text if self.final_text is not None else self.detok.text[: self.emitted]
+        busy = now - self.t_start
+        timings = Timings(
+            queue_ms=(self.t_start - self.t_submit) * 1000,
+            first_token_ms=None if self.t_first is None else (self.t_first - self.t_submit) * 1000,
+            total_ms=(now - self.t_submit) * 1000,
+            tokens_per_second=self.generated / busy if busy > 0 else 0.0,
+        )
+        usage = Usage(prompt_tokens=len(self.req.prompt_ids), completion_tokens=self.generated)
+        generated = tuple(self.tokens[len(self.req.prompt_ids) :])
+        return Done(
+            reason=reason,
+            text=text,
+            usage=usage,
+            timings=timings,
+            stats=self.stats,
+            token_ids=generated,
+        )
+
+
+class Decoder:
+    """Owns the target (and optional draft) model's caches; used from one thread only."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        draft_model: Any | None = None,
+        allow_draft_in_auto: bool = True,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.target = PrefixCache(model)
+        vocab = int(model.get_output_embeddings().weight.shape[0])
+        self.draft = DraftModel(draft_model, vocab) if draft_model is not None else None
+        self.allow_draft_in_auto = allow_draft_in_auto
+
+    def run(
+        self,
+        req: GenerationRequest,
+        cancelled: threading.Event,
+        emit: Callable[[Event], None],
+        t_submit: float | None = None,
+    ) -> Done:
+        run = _Run(
+            self, req, cancelled, emit, t_submit if t_submit is not None else time.perf_counter()
+        )
+        try:
+            with torch.inference_mode():
+                self._decode(run)
+        except Cancelled:
+            return run.done("cancelled")
+        run.flush()
+        return run.done(run.reason)
+
+    def _prefill(self, run: _Run) -> torch.Tensor:
+        prompt = run.tokens
+        kept = self.target.reuse(prompt)
+        run.stats.reused_prefix_tokens = kept
+        pos = kept
+        logits: torch.Tensor | None = None
+        while pos < len(prompt):
+            chunk = prompt[pos : pos + PREFILL_CHUNK]
+            run.before_forward()
+            logits = self.target.forward(chunk)
+            run.after_forward()
+            run.stats.tokens_fed += len(chunk)
+            pos += len(chunk)
+        assert logits is not None
+        return logits
+
+    def _propose(self, run: _Run, length: DraftLength) -> list[int]:
+        mode = run.req.speculation.mode
+        if mode == "off":
+            return []
+        k = length.value
+        if mode in ("promptLookup", "auto"):
+            proposal = prompt_lookup(run.tokens, k)
+            if proposal or mode == "promptLookup":
+                return proposal
+        if self.draft is None or (mode == "auto" and not self.allow_draft_in_auto):
+            return []
+        return self.draft.propose(run.tokens, k, lambda: run.before_forward(draft=True))
+
+    def _decode(self, run: _Run) -> None:
+        req = run.req
+        if not req.prompt_ids:
+            raise ValueError("empty prompt")
+        if req.max_new_tokens <= 0:
+            run.reason = "length"
+            run.final_text = ""
+            return
+        generator = None
+        if not req.sampling.greedy:
+            generator = torch.Generator(device=self.target.device)
+            generator.manual_seed(
+                req.sampling.seed if req.sampling.seed is not None else int(time.time_ns() % 2**63)
+            )
+        logits = self._prefill(run)
+        next_token = pick_tokens(logits, req.sampling, generator, [])[0]
+        length = DraftLength(req.speculation.num_tokens)
+        while True:
+            if run.accept(next_token):
+                return
+            run.flush()
+            draft = self._propose(run, length)
+            run.before_forward()
+            logits = self.target.forward([run.tokens[-1], *draft], keep_logits=len(draft) + 1)
+            run.after_forward()
+            run.stats.tokens_fed += len(draft) + 1
+            picked = pick_tokens(logits, req.sampling, generator, draft)
+            a = accepted_length(draft, picked)
+            # The cache now holds the drafted tokens too; keep only the accepted ones.
+            self.target.crop(len(run.tokens) + a)
+            run.stats.drafted_tokens += len(draft)
+            run.stats.accepted_draft_tokens += a
+            length.update(len(draft), a)
+            for token in draft[:a]:
+                if run.accept(token):
+                    return
+            next_token = picked[a]

@@ -1,0 +1,71 @@
+"""A model's KV cache together with the tokens it holds, reused across requests.
+
+`reuse(tokens)` crops the cache to the longest common prefix with the next prompt, so a
+request on a slightly edited document feeds only the tokens after the edit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from transformers import DynamicCache
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class PrefixCache:
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.cache: DynamicCache | None = None
+        self.tokens: list[int] = []
+        device = getattr(model, "device", None)
+        self.device = device if device is not None else torch.device("cpu")
+
+    def reuse(self, tokens: Sequence[int]) -> int:
+        """Keep the cached prefix shared with `tokens` (leaving at least one token to feed,
+        so the next forward yields logits); return how many tokens are kept."""
+        keep = min(common_prefix_length(self.tokens, tokens), len(tokens) - 1)
+        if self.cache is None or keep <= 0:
+            self.reset()
+            return 0
+        self.crop(keep)
+        return keep
+
+    def reset(self) -> None:
+        self.cache = DynamicCache(config=self.model.config)
+        self.tokens = []
+
+    def crop(self, length: int) -> None:
+        extra = len(self.tokens) - length
+        if extra > 0:
+            assert self.cache is not None
+            self.cache.crop(-extra)
+            del self.tokens[length:]
+
+    def forward(self, new_ids: Sequence[int], keep_logits: int = 1) -> torch.Tensor:
+        """Feed `new_ids` after the cached tokens; return logits of the last `keep_logits`
+        positions as a [keep_logits, vocab] tensor."""
+        if self.cache is None:
+            self.reset()
+        ids = torch.tensor([list(new_ids)], dtype=torch.long, device=self.device)
+        try:
+            out = self.model(
+                input_ids=ids,
+                past_key_values=self.cache,
+                use_cache=True,
+                logits_to_keep=keep_logits,
+            )
+        except BaseException:
+            self.cache = None  # a half-updated cache cannot be trusted
+            self.tokens = []
+            raise
+        self.tokens.extend(new_ids)
+        return out.logits[0, -keep_logits:]

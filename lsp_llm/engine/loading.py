@@ -1,0 +1,240 @@
+"""Model loading: a Hugging Face id or local folder, device/dtype/quantization choice, an
+optional draft model checked for tokenizer compatibility, progress through a callback.
+
+Every failure a user can cause (unknown or uncached model while offline, out of memory,
+an incompatible draft, bitsandbytes missing) becomes a `ModelLoadError` with a message
+meant for people, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lsp_llm.config import Settings
+from lsp_llm.engine.bundled import bundled_draft_dir, bundled_model_dir
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+
+
+class ModelLoadError(Exception):
+    """A model could not be loaded; the message says why and what to do."""
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    name: str
+    device: str
+    dtype: str
+    quantization: str
+    draft_model: Any | None = None
+    draft_name: str | None = None
+    is_moe: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+def resolve_device(requested: str) -> str:
+    if requested != "auto":
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelLoadError(f"device {requested!r} was asked for but CUDA is not available")
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(requested: str, device: str) -> torch.dtype:
+    if requested != "auto":
+        dtype: torch.dtype = getattr(torch, requested)
+        return dtype
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def choose_quantization(params: int, free_bytes: int, reserve_bytes: int) -> str:
+    """Widest precision that fits: decoding is bandwidth-bound and 4-bit costs speed, so
+    quantize only when 16-bit weights plus `reserve_bytes` (KV cache, activations) do not
+    fit in `free_bytes`."""
+    if params * 2 + reserve_bytes <= free_bytes:
+        return "none"
+    if params + reserve_bytes <= free_bytes:
+        return "8bit"
+    return "4bit"
+
+
+def resolve_quantization(requested: str, device: str, source: str, settings: Settings) -> str:
+    if requested != "auto":
+        return requested
+    if not device.startswith("cuda"):
+        return "none"
+    try:
+        params = _count_parameters(source, settings)
+        free, _total = torch.cuda.mem_get_info(torch.device(device))
+    except Exception:  # estimation is best effort; NF4 is the safe choice on CUDA
+        logger.debug("could not estimate model size", exc_info=True)
+        return "4bit"
+    return choose_quantization(params, int(free * 0.9), reserve_bytes=2 * 1024**3)
+
+
+def _count_parameters(source: str, settings: Settings) -> int:
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(source, trust_remote_code=settings.trust_remote_code)
+    with init_empty_weights():
+        empty = AutoModelForCausalLM.from_config(
+            config, trust_remote_code=settings.trust_remote_code
+        )
+    return sum(p.numel() for p in empty.parameters())
+
+
+def _quantization_config(quantization: str, dtype: torch.dtype) -> Any:
+    if quantization == "none":
+        return None
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelLoadError(
+            f"quantization {quantization!r} needs bitsandbytes, which is not installed: "
+            "pip install 'lsp-llm[quantization]' (or set quantization to \"none\")"
+        )
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    compute = torch.bfloat16 if dtype in (torch.bfloat16, torch.float32) else dtype
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=compute,
+        bnb_4bit_use_double_quant=True,
+    )
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _explain(exc: BaseException, what: str, source: str) -> str:
+    text = str(exc)
+    if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in text.lower():
+        return (
+            f'out of memory while loading {what} {source!r}: try quantization "4bit", '
+            'a smaller model, or device "cpu"'
+        )
+    if isinstance(exc, OSError | ValueError) and not Path(source).exists():
+        hint = (
+            "HF_HUB_OFFLINE is set, so nothing is downloaded"
+            if _offline()
+            else "the Hugging Face hub could not be reached or does not know it"
+        )
+        return (
+            f"{what} {source!r} is neither a local folder nor in the Hugging Face cache, "
+            f"and {hint}. Download it once with network access (it is cached), or set "
+            f"the setting to a local folder. Details: {text.splitlines()[0] if text else exc!r}"
+        )
+    if "safetensors" in text.lower():
+        return (
+            f"{what} {source!r} has no safetensors weights; only safetensors are loaded "
+            "unless you set allowPickleWeights to true (pickle files can run code)"
+        )
+    return f"could not load {what} {source!r}: {type(exc).__name__}: {text}"
+
+
+def _load_one(
+    source: str, settings: Settings, device: str, dtype: torch.dtype, quantization: str, what: str
+) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    qconfig = _quantization_config(quantization, dtype)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            source, trust_remote_code=settings.trust_remote_code
+        )
+        kwargs: dict[str, Any] = {
+            "dtype": dtype,
+            "trust_remote_code": settings.trust_remote_code,
+            "use_safetensors": None if settings.allow_pickle_weights else True,
+        }
+        if qconfig is not None:
+            kwargs["quantization_config"] = qconfig
+            kwargs["device_map"] = {"": device}
+        model: Any = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        if qconfig is None:
+            model.to(device)
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(_explain(exc, what, source)) from exc
+    model.eval()
+    if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def check_draft_compatible(target_tok: Any, draft_tok: Any, target: str, draft: str) -> None:
+    if target_tok.get_vocab() != draft_tok.get_vocab():
+        raise ModelLoadError(
+            f"draft model {draft!r} does not share the tokenizer of {target!r}, so its tokens "
+            "cannot be verified by the target; pick a smaller model of the same family "
+            "(e.g. Qwen2.5-Coder-0.5B for Qwen2.5-Coder-1.5B/3B), or unset draftModel"
+        )
+
+
+def _is_moe(config: Any) -> bool:
+    experts = [
+        getattr(config, n, None) for n in ("num_experts", "num_local_experts", "n_routed_experts")
+    ]
+    return any(isinstance(e, int) and e > 1 for e in experts)
+
+
+def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
+    """Load the configured model (and draft model); None model means the bundled pair."""
+    report = progress or (lambda fraction, message: None)
+    source = settings.model or str(bundled_model_dir())
+    draft_source = settings.draft_model
+    if settings.model is None and draft_source is None:
+        draft_source = str(bundled_draft_dir())
+    device = resolve_device(settings.device)
+    dtype = resolve_dtype(settings.dtype, device)
+    report(0.05, f"resolving {source}")
+    quantization = resolve_quantization(settings.quantization, device, source, settings)
+    report(
+        0.1,
+        f"loading {source} ({device}, {str(dtype).removeprefix('torch.')}, "
+        f"quantization {quantization})",
+    )
+    model, tokenizer = _load_one(source, settings, device, dtype, quantization, "model")
+    loaded = LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        name=settings.model or "bundled",
+        device=device,
+        dtype=str(dtype).removeprefix("torch."),
+        quantization=quantization,
+        is_moe=_is_moe(model.config),
+    )
+    if draft_source:
+        report(0.7, f"loading draft model {draft_source}")
+        try:
+            draft, draft_tok = _load_one(
+                draft_source, settings, device, dtype, quantization, "draft model"
+            )
+            check_draft_compatible(tokenizer, draft_tok, source, draft_source)
+        except ModelLoadError as exc:
+            # The target works without its draft: serve, and tell the user why it is slower.
+            logger.warning("%s", exc)
+            loaded.warnings.append(f"{exc} (continuing without a draft model)")
+        else:
+            loaded.draft_model = draft
+            loaded.draft_name = settings.draft_model or "bundled-draft"
+    report(1.0, "model ready")
+    return loaded

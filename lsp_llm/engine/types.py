@@ -1,0 +1,119 @@
+"""Contracts between the engine and its callers: requests, stop rules, stream events.
+
+Plain dataclasses with no torch, so `context` and `server` can build requests and read
+events without importing the model stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+SpeculationMode = Literal["auto", "off", "draft", "promptLookup"]
+FinishReason = Literal["stop", "length", "cancelled", "error"]
+
+
+@dataclass(frozen=True)
+class StopRules:
+    """When a generation ends, checked on every accepted token.
+
+    `single_line`: stop at the first newline (the newline is not emitted).
+    `block_indent`: in multi-line mode, stop before the first non-blank line whose
+    indentation is narrower than this many columns (leaving the cursor's block).
+    `first_line_open`: the first generated line continues the cursor's line, so the dedent
+    rule applies from the second line on.
+    """
+
+    stop_token_ids: frozenset[int] = frozenset()
+    stop_strings: tuple[str, ...] = ()
+    single_line: bool = False
+    block_indent: int | None = None
+    first_line_open: bool = True
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Greedy when `temperature` is 0; otherwise temperature and nucleus (top-p) sampling."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0
+
+
+@dataclass(frozen=True)
+class Speculation:
+    mode: SpeculationMode = "auto"
+    num_tokens: int = 5
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One generation. `group` names a superseding group: a newer request of the same
+    group (e.g. inline completion of one document) cancels the older ones."""
+
+    prompt_ids: tuple[int, ...]
+    max_new_tokens: int = 128
+    stop: StopRules = field(default_factory=StopRules)
+    sampling: Sampling = field(default_factory=Sampling)
+    speculation: Speculation = field(default_factory=Speculation)
+    group: str | None = None
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class Timings:
+    queue_ms: float = 0.0
+    first_token_ms: float | None = None
+    total_ms: float = 0.0
+    tokens_per_second: float = 0.0
+
+
+@dataclass
+class DecodeStats:
+    """What the decoding loop did: how the engine is measured and tested."""
+
+    target_forwards: int = 0
+    draft_forwards: int = 0
+    tokens_fed: int = 0
+    """Prompt and generated tokens fed to the target model (prefix reuse lowers it)."""
+    reused_prefix_tokens: int = 0
+    drafted_tokens: int = 0
+    accepted_draft_tokens: int = 0
+    forwards_after_cancel: int = 0
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.accepted_draft_tokens / self.drafted_tokens if self.drafted_tokens else 0.0
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    reason: FinishReason
+    text: str
+    usage: Usage
+    timings: Timings
+    stats: DecodeStats
+    token_ids: tuple[int, ...] = ()
+    """The accepted generated tokens (the stop token excluded)."""
+
+
+@dataclass(frozen=True)
+class GenerationError:
+    message: str
+
+
+Event = TextDelta | Done | GenerationError

@@ -1,0 +1,216 @@
+"""The one inference thread, and the asyncio face the server uses.
+
+Requests enter a queue; the thread runs them one at a time through the `Decoder` and
+hands each event to the request's sink. `EventStream` carries those events into an
+`asyncio.Queue` via `loop.call_soon_threadsafe`. A newer request of the same `group`
+supersedes (cancels) older queued or running ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from lsp_llm.engine.types import (
+    DecodeStats,
+    Done,
+    Event,
+    GenerationError,
+    GenerationRequest,
+    Timings,
+    Usage,
+)
+
+logger = logging.getLogger(__name__)
+
+Sink = Callable[[Event], None]
+
+
+class Job:
+    def __init__(self, request: GenerationRequest, sink: Sink) -> None:
+        self.request = request
+        self.sink = sink
+        self.cancelled = threading.Event()
+        self.t_submit = time.perf_counter()
+        self.t_cancel: float | None = None
+        self.finished = threading.Event()
+
+    def cancel(self) -> None:
+        if not self.cancelled.is_set():
+            self.t_cancel = time.perf_counter()
+            self.cancelled.set()
+
+
+class InferenceWorker:
+    """Runs `decoder.run` for each job on a single daemon thread."""
+
+    def __init__(self, decoder: Any, name: str = "lsp-llm-inference") -> None:
+        self.decoder = decoder
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._groups: dict[str, Job] = {}
+        self.busy = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, request: GenerationRequest, sink: Sink) -> Job:
+        job = Job(request, sink)
+        with self._lock:
+            if request.group is not None:
+                older = self._groups.get(request.group)
+                if older is not None:
+                    older.cancel()
+                self._groups[request.group] = job
+        self._queue.put(job)
+        return job
+
+    def close(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            for job in self._groups.values():
+                job.cancel()
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            self.busy.set()
+            try:
+                self._run(job)
+            finally:
+                self.busy.clear()
+                job.finished.set()
+                with self._lock:
+                    group = job.request.group
+                    if group is not None and self._groups.get(group) is job:
+                        del self._groups[group]
+
+    def _run(self, job: Job) -> None:
+        if job.cancelled.is_set():
+            self._deliver(job, _cancelled_before_start(job))
+            return
+        try:
+            done = self.decoder.run(
+                job.request, job.cancelled, lambda ev: self._deliver(job, ev), job.t_submit
+            )
+        except Exception as exc:  # a failing request must not take the thread down
+            logger.exception("generation failed")
+            self._deliver(job, GenerationError(_describe(exc)))
+            return
+        self._deliver(job, done)
+
+    def _deliver(self, job: Job, event: Event) -> None:
+        try:
+            job.sink(event)
+        except Exception:  # the reader went away (closed loop): stop generating for it
+            logger.debug("event sink failed; cancelling its request", exc_info=True)
+            job.cancel()
+
+
+def _cancelled_before_start(job: Job) -> Done:
+    now = time.perf_counter()
+    wait = (now - job.t_submit) * 1000
+    return Done(
+        "cancelled",
+        "",
+        Usage(len(job.request.prompt_ids), 0),
+        Timings(queue_ms=wait, total_ms=wait),
+        DecodeStats(),
+    )
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc)
+    if "out of memory" in text.lower():
+        return (
+            "the device ran out of memory during generation; try a smaller model, "
+            "quantization 4bit, or a smaller context (completion.contextTokens)"
+        )
+    return f"generation failed: {type(exc).__name__}: {text}"
+
+
+class EventStream:
+    """Async iterator over one request's events; `cancel()` stops its generation."""
+
+    def __init__(self, worker: InferenceWorker, request: GenerationRequest) -> None:
+        loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+
+        def sink(event: Event) -> None:
+            loop.call_soon_threadsafe(self._queue.put_nowait, event)
+
+        self.job = worker.submit(request, sink)
+
+    def cancel(self) -> None:
+        self.job.cancel()
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        try:
+            while True:
+                event = await self._queue.get()
+                yield event
+                if isinstance(event, Done | GenerationError):
+                    return
+        finally:
+            self.job.cancel()  # a reader that stops early stops the generation too
+
+    async def result(self) -> Done:
+        """Wait for the end, ignoring deltas; raise on error."""
+        async for event in self:
+            if isinstance(event, Done):
+                return event
+            if isinstance(event, GenerationError):
+                raise RuntimeError(event.message)
+        raise RuntimeError("stream ended without a result")
+
+
+class Engine:
+    """A loaded model behind one inference thread."""
+
+    def __init__(self, loaded: Any) -> None:
+        from lsp_llm.engine.decoding import Decoder
+
+        self.loaded = loaded
+        self.decoder = Decoder(
+            loaded.model,
+            loaded.tokenizer,
+            loaded.draft_model,
+            allow_draft_in_auto=not loaded.is_moe,
+        )
+        self.worker = InferenceWorker(self.decoder)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.loaded.tokenizer
+
+    def stream(self, request: GenerationRequest) -> EventStream:
+        return EventStream(self.worker, request)
+
+    def generate(
+        self, request: GenerationRequest, on_delta: Callable[[str], None] | None = None
+    ) -> Done:
+        """Blocking helper for scripts and benchmarks: run on the inference thread, wait."""
+        events: queue.Queue[Event] = queue.Queue()
+        self.worker.submit(request, events.put)
+        while True:
+            event = events.get()
+            if isinstance(event, Done):
+                return event
+            if isinstance(event, GenerationError):
+                raise RuntimeError(event.message)
+            if on_delta is not None:
+                on_delta(event.text)
+
+    def close(self) -> None:
+        self.worker.close()

@@ -1,0 +1,57 @@
+"""Tiny random-weight Qwen2 models for tests and quick experiments (seconds on a CPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def stdlib_sample(limit_bytes: int = 400_000) -> list[str]:
+    """Python source text from the running interpreter's standard library."""
+    import sysconfig
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    texts: list[str] = []
+    total = 0
+    for path in sorted(root.glob("*.py")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        texts.append(text)
+        total += len(text)
+        if total >= limit_bytes:
+            break
+    return texts
+
+
+def build_tiny_model(
+    folder: Path,
+    tokenizer: Any,
+    *,
+    hidden: int = 64,
+    layers: int = 2,
+    seed: int = 0,
+    init_range: float = 0.02,
+) -> Path:
+    """Save a random Qwen2 model with `tokenizer` into `folder` (safetensors)."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        initializer_range=init_range,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = Qwen2ForCausalLM(config).eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -1,0 +1,56 @@
+"""Shared fixtures: a tiny tokenizer and random-weight models built in seconds, offline."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never reach a model hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+
+
+@dataclass
+class TinyModels:
+    target: Path
+    draft: Path
+    """A smaller random model with the same tokenizer (rarely agrees with the target)."""
+    twin: Path
+    """A copy of the target used as draft: every draft token is accepted."""
+    other_tokenizer: Path
+    """A model whose tokenizer differs from the target's."""
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    from lsp_llm.train.tiny import build_tiny_model, stdlib_sample
+    from lsp_llm.train.tokenizer import train_tokenizer
+
+    root = tmp_path_factory.mktemp("tiny")
+    texts = stdlib_sample(300_000)
+    tok = train_tokenizer(texts, 1200)
+    target = build_tiny_model(root / "target", tok, hidden=64, layers=2, seed=0, init_range=0.1)
+    draft = build_tiny_model(root / "draft", tok, hidden=32, layers=1, seed=1, init_range=0.1)
+    twin = root / "twin"
+    shutil.copytree(target, twin)
+    other_tok = train_tokenizer(texts[:3], 600)
+    other = build_tiny_model(root / "other", other_tok, hidden=32, layers=1, seed=2)
+    return TinyModels(target, draft, twin, other)
+
+
+@pytest.fixture(scope="session")
+def loaded(tiny: TinyModels):
+    from lsp_llm.config import Settings
+    from lsp_llm.engine.loading import load
+
+    return load(Settings(model=str(tiny.target), draft_model=str(tiny.draft)))
+
+
+@pytest.fixture(scope="session")
+def twin_draft(tiny: TinyModels):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(tiny.twin).eval()

@@ -1,0 +1,15 @@
+"""Incremental detokenization never emits half a character."""
+
+from lsp_llm.engine.detok import IncrementalDetokenizer
+
+
+def test_multibyte_characters_arrive_whole(loaded):
+    tok = loaded.tokenizer
+    text = "naïve → 数据 🐍 ok"
+    ids = tok.encode(text, add_special_tokens=False)
+    detok = IncrementalDetokenizer(tok)
+    deltas = [detok.add(i) for i in ids]
+    assert "".join(deltas) == text
+    assert all("\ufffd" not in d for d in deltas)
+    # The snake is several byte tokens: at least one step must have held text back.
+    assert any(d == "" for d in deltas)

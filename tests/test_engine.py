@@ -1,0 +1,309 @@
+"""The decoding loop and the inference thread, on tiny random-weight models.
+
+Each test counts what the model actually did (forward passes, tokens fed) through
+forward hooks on the real model, not through the engine's own bookkeeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+import torch
+
+from lsp_llm.engine.decoding import Decoder
+from lsp_llm.engine.types import (
+    Done,
+    GenerationRequest,
+    Sampling,
+    Speculation,
+    StopRules,
+    TextDelta,
+)
+from lsp_llm.engine.worker import Engine
+
+
+class ForwardCounter:
+    """Counts forward passes and fed tokens of a model; can act at the n-th pass."""
+
+    def __init__(self, model, at: int | None = None, action=None):
+        self.calls = 0
+        self.tokens = 0
+        self.at, self.action = at, action
+        self.handle = model.register_forward_pre_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module, args, kwargs):
+        self.calls += 1
+        self.tokens += kwargs["input_ids"].shape[1]
+        if self.at is not None and self.calls == self.at:
+            self.action()
+
+    def remove(self):
+        self.handle.remove()
+
+
+def prompts(tokenizer, n: int) -> list[tuple[int, ...]]:
+    import sysconfig
+    from pathlib import Path
+
+    source = (Path(sysconfig.get_paths()["stdlib"]) / "textwrap.py").read_text()
+    lines = source.splitlines(keepends=True)
+    out = []
+    for i in range(n):
+        start = (i * 7) % (len(lines) - 40)
+        text = "".join(lines[start : start + 5 + i % 9])
+        out.append(tuple(tokenizer.encode(text, add_special_tokens=False)))
+    return out
+
+
+def run(decoder: Decoder, req: GenerationRequest, cancelled=None):
+    deltas: list[str] = []
+    done = decoder.run(
+        req,
+        cancelled or threading.Event(),
+        lambda ev: deltas.append(ev.text) if isinstance(ev, TextDelta) else None,
+    )
+    return done, deltas
+
+
+def test_greedy_text_identical_across_speculation_modes(loaded, twin_draft):
+    with_draft = Decoder(loaded.model, loaded.tokenizer, loaded.draft_model)
+    with_twin = Decoder(loaded.model, loaded.tokenizer, twin_draft)
+    accepted = {"promptLookup": 0, "draft": 0, "twin": 0}
+    for ids in prompts(loaded.tokenizer, 24):
+        plain, _ = run(with_draft, GenerationRequest(ids, 40, speculation=Speculation("off")))
+        for name, dec, mode in [
+            ("promptLookup", with_draft, "promptLookup"),
+            ("draft", with_draft, "draft"),
+            ("auto", with_draft, "auto"),
+            ("twin", with_twin, "draft"),
+        ]:
+            done, deltas = run(dec, GenerationRequest(ids, 40, speculation=Speculation(mode, 4)))
+            assert done.text == plain.text, (name, ids)
+            assert "".join(deltas) == done.text
+            assert done.usage.completion_tokens == plain.usage.completion_tokens
+            if name in accepted:
+                accepted[name] += done.stats.accepted_draft_tokens
+    # The comparison is meaningful only if drafts were actually accepted.
+    assert all(v > 0 for v in accepted.values()), accepted
+    assert accepted["twin"] > accepted["draft"]
+
+
+def test_speculation_takes_fewer_target_passes(loaded, twin_draft):
+    dec = Decoder(loaded.model, loaded.tokenizer, twin_draft)
+    ids = prompts(loaded.tokenizer, 1)[0]
+    plain, _ = run(dec, GenerationRequest(ids, 48, speculation=Speculation("off")))
+    fast, _ = run(dec, GenerationRequest(ids, 48, speculation=Speculation("draft", 6)))
+    assert fast.text == plain.text
+    assert fast.stats.target_forwards * 2 < plain.stats.target_forwards
+
+
+@pytest.mark.parametrize("mode", ["off", "promptLookup", "draft"])
+def test_cancel_stops_before_next_target_pass(loaded, twin_draft, mode):
+    dec = Decoder(loaded.model, loaded.tokenizer, twin_draft)
+    cancelled = threading.Event()
+    counter = ForwardCounter(loaded.model, at=3, action=cancelled.set)
+    try:
+        done, _ = run(
+            dec,
+            GenerationRequest(prompts(loaded.tokenizer, 1)[0], 200, speculation=Speculation(mode)),
+            cancelled,
+        )
+    finally:
+        counter.remove()
+    assert done.reason == "cancelled"
+    assert counter.calls == 3  # the pass in flight finished; no pass started after it
+    assert done.stats.forwards_after_cancel == 1
+
+
+def test_cancel_stops_draft_passes_too(loaded, twin_draft):
+    dec = Decoder(loaded.model, loaded.tokenizer, twin_draft)
+    cancelled = threading.Event()
+    draft_counter = ForwardCounter(twin_draft, at=4, action=cancelled.set)
+    target_counter = ForwardCounter(loaded.model)
+    try:
+        done, _ = run(
+            dec,
+            GenerationRequest(
+                prompts(loaded.tokenizer, 1)[0], 200, speculation=Speculation("draft", 8)
+            ),
+            cancelled,
+        )
+    finally:
+        draft_counter.remove()
+        target_counter.remove()
+    assert done.reason == "cancelled"
+    assert draft_counter.calls == 4
+    assert target_counter.calls == 1  # only the prefill: the draft block never got verified
+
+
+def test_prefix_reuse_feeds_only_new_tokens(loaded):
+    dec = Decoder(loaded.model, loaded.tokenizer, None)
+    base = [t for ids in prompts(loaded.tokenizer, 30) for t in ids][:700]
+    edited = base[:650] + base[10:40]  # an edit near the end of a long prompt
+    run(dec, GenerationRequest(tuple(base), 5, speculation=Speculation("off")))
+    counter = ForwardCounter(loaded.model)
+    try:
+        second, _ = run(dec, GenerationRequest(tuple(edited), 5, speculation=Speculation("off")))
+    finally:
+        counter.remove()
+    assert second.stats.reused_prefix_tokens == 650
+    prefill_fed = counter.tokens - (second.stats.target_forwards - 1)  # one token per decode step
+    assert prefill_fed == len(edited) - 650
+    # And the output is the same as from a cold cache.
+    cold = Decoder(loaded.model, loaded.tokenizer, None)
+    fresh, _ = run(cold, GenerationRequest(tuple(edited), 5, speculation=Speculation("off")))
+    assert fresh.text == second.text and fresh.stats.reused_prefix_tokens == 0
+
+
+def first_new_substring(text: str, pos: int) -> str | None:
+    """The shortest substring starting at `pos` that does not occur earlier."""
+    for end in range(pos + 1, len(text) + 1):
+        if text.find(text[pos:end]) == pos:
+            return text[pos:end]
+    return None
+
+
+def test_no_text_past_stop_point_even_when_block_overshoots(loaded, twin_draft):
+    dec = Decoder(loaded.model, loaded.tokenizer, twin_draft)
+    checked = 0
+    for ids in prompts(loaded.tokenizer, 12):
+        plain, _ = run(dec, GenerationRequest(ids, 40, speculation=Speculation("off")))
+        text = plain.text
+        if len(text) < 12:
+            continue
+        stop = first_new_substring(text, len(text) // 2)
+        if stop is None:
+            continue
+        expected = text[: text.find(stop)]
+        req = GenerationRequest(
+            ids, 40, stop=StopRules(stop_strings=(stop,)), speculation=Speculation("draft", 8)
+        )
+        done, deltas = run(dec, req)
+        assert done.text == expected
+        assert "".join(deltas) == expected
+        assert done.stats.accepted_draft_tokens > 0
+        checked += 1
+    assert checked >= 5
+
+
+def test_single_line_and_eos_rules(loaded, twin_draft):
+    dec = Decoder(loaded.model, loaded.tokenizer, twin_draft)
+    ids = prompts(loaded.tokenizer, 3)[2]
+    plain, _ = run(dec, GenerationRequest(ids, 60, speculation=Speculation("off")))
+    one, deltas = run(
+        dec,
+        GenerationRequest(
+            ids, 60, stop=StopRules(single_line=True), speculation=Speculation("draft")
+        ),
+    )
+    assert one.text == plain.text.split("\n")[0]
+    assert "\n" not in "".join(deltas)
+    # Make a later generated token an end token: generation stops right before it.
+    gen = plain.token_ids
+    k = next(i for i in range(1, len(gen)) if gen[i] not in gen[:i])
+    eos, _ = run(
+        dec,
+        GenerationRequest(
+            ids,
+            60,
+            stop=StopRules(stop_token_ids=frozenset({gen[k]})),
+            speculation=Speculation("draft"),
+        ),
+    )
+    assert eos.token_ids == gen[:k] and eos.reason == "stop"
+
+
+def test_max_new_tokens(loaded):
+    dec = Decoder(loaded.model, loaded.tokenizer, None)
+    done, _ = run(dec, GenerationRequest(prompts(loaded.tokenizer, 1)[0], 7))
+    assert done.reason == "length" and done.usage.completion_tokens == 7
+
+
+def test_sampling_is_seeded_and_exact_with_speculation(loaded, twin_draft):
+    dec = Decoder(loaded.model, loaded.tokenizer, twin_draft)
+    ids = prompts(loaded.tokenizer, 2)[1]
+    sampling = Sampling(temperature=0.8, top_p=0.9, seed=123)
+    a, _ = run(dec, GenerationRequest(ids, 30, sampling=sampling, speculation=Speculation("off")))
+    b, _ = run(dec, GenerationRequest(ids, 30, sampling=sampling, speculation=Speculation("off")))
+    c, _ = run(
+        dec,
+        GenerationRequest(
+            ids, 30, sampling=Sampling(0.8, 0.9, 124), speculation=Speculation("off")
+        ),
+    )
+    assert a.text == b.text and a.text != c.text
+    # A sample agrees with a greedy draft only where the distribution is peaked.
+    spec, _ = run(
+        dec,
+        GenerationRequest(
+            ids, 30, sampling=Sampling(0.05, 1.0, 7), speculation=Speculation("draft")
+        ),
+    )
+    assert spec.usage.completion_tokens == 30 and spec.stats.accepted_draft_tokens > 0
+
+
+async def test_async_stream_cancel_and_supersede(loaded):
+    engine = Engine(loaded)
+    try:
+        ids = prompts(loaded.tokenizer, 1)[0]
+        stream = engine.stream(GenerationRequest(ids, 20))
+        events = [ev async for ev in stream]
+        assert isinstance(events[-1], Done) and events[-1].reason == "length"
+        assert "".join(e.text for e in events[:-1]) == events[-1].text
+
+        long_req = GenerationRequest(ids, 100_000, group="doc")
+        first = engine.stream(long_req)
+        second = engine.stream(GenerationRequest(ids, 5, group="doc"))
+        first_done = await asyncio.wait_for(first.result(), 30)
+        second_done = await asyncio.wait_for(second.result(), 30)
+        assert first_done.reason == "cancelled"
+        assert second_done.reason == "length"
+
+        third = engine.stream(GenerationRequest(ids, 100_000))
+        async for ev in third:
+            if isinstance(ev, TextDelta):
+                third.cancel()
+            if isinstance(ev, Done):
+                assert ev.reason == "cancelled"
+        assert third.job.finished.wait(10)
+    finally:
+        engine.close()
+    assert not engine.worker.alive
+
+
+async def test_bad_request_is_an_error_event_and_worker_survives(loaded):
+    engine = Engine(loaded)
+    try:
+        with pytest.raises(RuntimeError, match="empty prompt"):
+            await engine.stream(GenerationRequest((), 5)).result()
+        ids = prompts(loaded.tokenizer, 1)[0]
+        done = await engine.stream(GenerationRequest(ids, 3)).result()
+        assert done.usage.completion_tokens == 3
+    finally:
+        engine.close()
+
+
+def test_deltas_never_split_characters(loaded):
+    dec = Decoder(loaded.model, loaded.tokenizer, None)
+    # Force generation of a multi-byte character by sampling from a prompt full of them.
+    ids = tuple(
+        loaded.tokenizer.encode("数据 🐍 数据 🐍 数据 🐍 数据 🐍", add_special_tokens=False)
+    )
+    for seed in range(5):
+        done, deltas = run(
+            dec,
+            GenerationRequest(
+                ids, 30, sampling=Sampling(1.0, 1.0, seed), speculation=Speculation("promptLookup")
+            ),
+        )
+        # Streaming piecewise gives exactly what decoding all tokens at once gives
+        # (random bytes can be invalid UTF-8; a held incomplete tail is dropped at the end).
+        whole = loaded.tokenizer.decode(list(done.token_ids), skip_special_tokens=True)
+        assert "".join(deltas) == done.text
+        assert whole.startswith(done.text) and not whole[len(done.text) :].strip("\ufffd")
+
+
+def test_inference_mode_leaves_no_grad_state(loaded):
+    assert torch.is_grad_enabled()

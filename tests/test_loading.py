@@ -1,0 +1,101 @@
+"""Model loading: clear errors for what users get wrong, and quantized loading on the CPU."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from lsp_llm.config import Settings
+from lsp_llm.engine.loading import ModelLoadError, choose_quantization, load
+from lsp_llm.engine.types import GenerationRequest, Speculation
+from lsp_llm.engine.worker import Engine
+
+
+def test_unknown_model_offline_names_model_and_offline_mode():
+    with pytest.raises(ModelLoadError) as err:
+        load(Settings(model="nobody/no-such-model-xyz"))
+    message = str(err.value)
+    assert "nobody/no-such-model-xyz" in message
+    assert "HF_HUB_OFFLINE" in message
+    assert "Traceback" not in message
+
+
+def test_incompatible_draft_is_reported_and_target_still_serves(tiny):
+    progress: list[tuple[float, str]] = []
+    loaded = load(
+        Settings(model=str(tiny.target), draft_model=str(tiny.other_tokenizer)),
+        lambda f, m: progress.append((f, m)),
+    )
+    assert loaded.draft_model is None
+    assert any("does not share the tokenizer" in w for w in loaded.warnings)
+    fractions = [f for f, _ in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+def test_missing_draft_is_a_warning(tiny):
+    loaded = load(Settings(model=str(tiny.target), draft_model="nobody/missing-draft"))
+    assert loaded.draft_model is None
+    assert any("nobody/missing-draft" in w for w in loaded.warnings)
+
+
+def test_pickle_weights_refused_unless_opted_in(tiny, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny.target)
+    model.config.save_pretrained(tmp_path)
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    AutoTokenizer.from_pretrained(tiny.target).save_pretrained(tmp_path)
+    assert not list(tmp_path.glob("*.safetensors"))
+    with pytest.raises(ModelLoadError, match="allowPickleWeights"):
+        load(Settings(model=str(tmp_path)))
+    assert load(Settings(model=str(tmp_path), allow_pickle_weights=True)).model is not None
+
+
+def test_missing_bitsandbytes_is_explained(tiny, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "bitsandbytes" else real(name, *a),
+    )
+    with pytest.raises(ModelLoadError, match="needs bitsandbytes"):
+        load(Settings(model=str(tiny.target), quantization="4bit"))
+
+
+def test_cuda_requested_without_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ModelLoadError, match="CUDA is not available"):
+        load(Settings(model="anything", device="cuda"))
+
+
+@pytest.mark.parametrize("quantization", ["4bit", "8bit"])
+def test_bitsandbytes_quantized_load_generates_on_cpu(tiny, quantization):
+    loaded = load(
+        Settings(model=str(tiny.target), draft_model=str(tiny.draft), quantization=quantization)
+    )
+    assert loaded.quantization == quantization
+    kinds = {type(m).__name__ for m in loaded.model.modules()}
+    assert ("Linear4bit" if quantization == "4bit" else "Linear8bitLt") in kinds
+    engine = Engine(loaded)
+    try:
+        ids = tuple(loaded.tokenizer.encode("def add(a, b):\n", add_special_tokens=False))
+        done = engine.generate(GenerationRequest(ids, 8, speculation=Speculation("draft")))
+    finally:
+        engine.close()
+    assert done.usage.completion_tokens == 8
+
+
+def test_auto_quantization_takes_widest_precision_that_fits():
+    gib = 1024**3
+    assert choose_quantization(1_500_000_000, 20 * gib, 2 * gib) == "none"
+    assert choose_quantization(7_000_000_000, 12 * gib, 2 * gib) == "8bit"
+    assert choose_quantization(7_000_000_000, 8 * gib, 2 * gib) == "4bit"
+
+
+def test_cpu_defaults(tiny):
+    loaded = load(Settings(model=str(tiny.target)))
+    assert (loaded.device, loaded.dtype, loaded.quantization) == ("cpu", "float32", "none")
+    assert loaded.tokenizer.pad_token_id is not None
