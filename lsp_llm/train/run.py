@@ -1,0 +1,216 @@
+"""Train the bundled target and draft models from scratch, on the CPU or a CUDA GPU.
+
+    python -m lsp_llm.train --minutes 55 --out build/bundled-train --install
+
+Seeded and deterministic up to floating-point scheduling. One loop trains both: the target
+on next-token loss over packed sequences, the draft on the same batch with next-token loss
+plus distillation from the target's logits (agreement is what makes drafts accepted).
+Prints progress and throughput; `--install` copies the result into lsp_llm/models/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from lsp_llm.engine.bundled import bundled_draft_dir, bundled_model_dir
+from lsp_llm.train.data import HELD_OUT, Example, examples, load_sources
+
+logger = logging.getLogger(__name__)
+
+TARGET = {"hidden_size": 256, "num_hidden_layers": 4, "intermediate_size": 704,
+          "num_attention_heads": 4, "num_key_value_heads": 2}
+DRAFT = {"hidden_size": 96, "num_hidden_layers": 1, "intermediate_size": 256,
+         "num_attention_heads": 2, "num_key_value_heads": 1}
+
+
+def make_model(tokenizer: Any, shape: dict[str, int], seq_len: int) -> Any:
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(vocab_size=len(tokenizer), max_position_embeddings=max(4096, seq_len),
+                         tie_word_embeddings=True, rope_theta=10000.0, bos_token_id=None,
+                         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+                         pad_token_id=tokenizer.pad_token_id, **shape)
+    return Qwen2ForCausalLM(config)
+
+
+def encode_example(tokenizer: Any, ex: Example) -> tuple[list[int], list[bool]]:
+    ids: list[int] = []
+    mask: list[bool] = []
+    for text, counted in ex.parts:
+        if text in ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|endoftext|>",
+                    "<|im_start|>", "<|im_end|>"):
+            piece = [tokenizer.convert_tokens_to_ids(text)]
+        else:
+            piece = tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
+        ids += piece
+        mask += [counted] * len(piece)
+    if ex.kind == "code":
+        end = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+        ids.append(end)
+        mask.append(True)
+    return ids, mask
+
+
+def packed_batches(tokenizer: Any, stream: Iterator[Example], batch: int, seq_len: int
+                   ) -> Iterator[tuple[list[list[int]], list[list[bool]]]]:
+    """Rows of exactly seq_len + 1 tokens cut from concatenated examples."""
+    ids: list[int] = []
+    mask: list[bool] = []
+    while True:
+        rows: list[list[int]] = []
+        masks: list[list[bool]] = []
+        while len(rows) < batch:
+            while len(ids) < seq_len + 1:
+                new_ids, new_mask = encode_example(tokenizer, next(stream))
+                ids += new_ids
+                mask += new_mask
+            rows.append(ids[: seq_len + 1])
+            masks.append(mask[: seq_len + 1])
+            ids, mask = ids[seq_len:], mask[seq_len:]
+        yield rows, masks
+
+
+def lr_at(step: int, progress: float, peak: float, warmup: int) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def save(model: Any, tokenizer: Any, folder: Path, info: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    (folder / "training.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+    import torch.nn.functional as F
+
+    from lsp_llm.train.tokenizer import train_tokenizer
+
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
+    t0 = time.perf_counter()
+    sources = load_sources(held_out=False)
+    print(f"training slice: {len(sources)} files, {sum(len(s.text) for s in sources) / 1e6:.1f} MB;"
+          f" held out: {', '.join(HELD_OUT)}", flush=True)
+    tokenizer = train_tokenizer((s.text for s in sources), args.vocab)
+    print(f"tokenizer: {len(tokenizer)} tokens in {time.perf_counter() - t0:.0f}s", flush=True)
+    target = make_model(tokenizer, TARGET, args.seq_len).to(device)
+    draft = make_model(tokenizer, DRAFT, args.seq_len).to(device)
+    n_target = sum(p.numel() for p in target.parameters())
+    n_draft = sum(p.numel() for p in draft.parameters())
+    print(f"target {n_target / 1e6:.2f}M params, draft {n_draft / 1e6:.2f}M params "
+          f"({n_target / n_draft:.1f}x smaller), device {device}", flush=True)
+    opt_t = torch.optim.AdamW(target.parameters(), lr=args.lr, weight_decay=0.1, betas=(0.9, 0.95))
+    opt_d = torch.optim.AdamW(draft.parameters(), lr=args.lr, weight_decay=0.1, betas=(0.9, 0.95))
+    batches = packed_batches(tokenizer, examples(sources, args.seed), args.batch, args.seq_len)
+    budget = args.minutes * 60
+    start = time.perf_counter()
+    step = 0
+    tokens = 0
+    last_report = start
+    history: list[dict[str, float]] = []
+    while True:
+        elapsed = time.perf_counter() - start
+        if elapsed >= budget or (args.max_steps and step >= args.max_steps):
+            break
+        rows, masks = next(batches)
+        batch = torch.tensor(rows, device=device)
+        inputs, targets = batch[:, :-1], batch[:, 1:].clone()
+        targets[~torch.tensor(masks, device=device)[:, 1:]] = -100
+        lr = lr_at(step, elapsed / budget, args.lr, args.warmup)
+        for opt in (opt_t, opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            t_logits = target(input_ids=inputs).logits.float()
+            t_loss = F.cross_entropy(t_logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+            d_logits = draft(input_ids=inputs).logits.float()
+        counted = targets.flatten() != -100
+        d_ce = F.cross_entropy(d_logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        teacher = F.softmax(t_logits.detach().flatten(0, 1)[counted], dim=-1)
+        student = F.log_softmax(d_logits.flatten(0, 1)[counted], dim=-1)
+        d_kl = F.kl_div(student, teacher, reduction="batchmean")
+        d_loss = 0.5 * d_ce + 0.5 * d_kl
+        for opt, loss, model in ((opt_t, t_loss, target), (opt_d, d_loss, draft)):
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+        step += 1
+        tokens += inputs.numel()
+        now = time.perf_counter()
+        if now - last_report >= args.report_seconds:
+            last_report = now
+            rate = tokens / (now - start)
+            row = {"step": step, "minutes": (now - start) / 60, "tokens": tokens,
+                   "tokens_per_s": rate, "target_loss": t_loss.item(), "draft_ce": d_ce.item(),
+                   "draft_kl": d_kl.item(), "lr": lr}
+            history.append(row)
+            print(f"step {step:6d}  {row['minutes']:5.1f} min  {tokens / 1e6:6.2f}M tok  "
+                  f"{rate:6.0f} tok/s  target loss {row['target_loss']:.3f}  draft ce "
+                  f"{row['draft_ce']:.3f} kl {row['draft_kl']:.3f}  lr {lr:.2e}", flush=True)
+        if args.checkpoint_minutes and step % 50 == 0 and (now - start) > 0 and \
+                int((now - start) / 60 / args.checkpoint_minutes) > len(list(args.out.glob("ckpt-*"))):
+            save(target.cpu(), tokenizer, args.out / f"ckpt-{step}", {"step": step})
+            target.to(device)
+    info = {"seed": args.seed, "steps": step, "tokens": tokens, "minutes": (time.perf_counter() - start) / 60,
+            "device": device, "target_params": n_target, "draft_params": n_draft,
+            "vocab": len(tokenizer), "seq_len": args.seq_len, "batch": args.batch,
+            "held_out": list(HELD_OUT), "python": sys.version.split()[0], "history": history,
+            "command": " ".join(sys.argv)}
+    save(target.cpu().eval(), tokenizer, args.out / "bundled", info)
+    save(draft.cpu().eval(), tokenizer, args.out / "bundled-draft", info)
+    print(f"done: {step} steps, {tokens / 1e6:.2f}M tokens in {info['minutes']:.1f} min; "
+          f"saved to {args.out}", flush=True)
+    return info
+
+
+def install(out: Path) -> None:
+    for name, dest in (("bundled", bundled_model_dir()), ("bundled-draft", bundled_draft_dir())):
+        card = dest / "README.md"
+        kept = card.read_text() if card.exists() else None
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(out / name, dest)
+        if kept is not None:
+            card.write_text(kept)
+        print(f"installed {out / name} -> {dest}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lsp_llm.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("build/bundled-train"))
+    parser.add_argument("--minutes", type=float, default=55.0, help="training time budget")
+    parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps")
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--vocab", type=int, default=8192)
+    parser.add_argument("--seq-len", type=int, default=384)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--report-seconds", type=float, default=30.0)
+    parser.add_argument("--checkpoint-minutes", type=float, default=15.0)
+    parser.add_argument("--cpu", action="store_true", help="train on the CPU even with CUDA")
+    parser.add_argument("--install", action="store_true",
+                        help="copy the trained pair into lsp_llm/models/")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    train(args)
+    if args.install:
+        install(args.out)
+    return 0
