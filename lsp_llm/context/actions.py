@@ -1,0 +1,184 @@
+"""Model-backed code actions as plain logic: find the function at the cursor, build the
+prompt for an action, and turn the model's text into a text replacement.
+
+Actions: add a docstring, fill in a stub's body (both fill-in-the-middle when the model
+has FIM tokens, chat otherwise), rewrite a selection by an instruction (chat).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from lsp_llm.context.budget import take_head, take_tail
+from lsp_llm.context.prompts import Prompt, TokenizerInfo
+from lsp_llm.engine.types import StopRules
+
+ActionKind = Literal["docstring", "fillBody", "rewrite"]
+STUB_BODY = re.compile(r"^\s*(pass|\.\.\.|raise NotImplementedError(\(.*\))?)\s*(#.*)?$")
+
+
+@dataclass(frozen=True)
+class FunctionSpan:
+    start: int
+    """Offset of the `def` line's first character (decorators excluded)."""
+    body_start: int
+    """Offset of the first body line's first character."""
+    end: int
+    """Offset just past the function's last character (before its final newline)."""
+    body_indent: str
+    has_docstring: bool
+    is_stub: bool
+
+
+@dataclass(frozen=True)
+class Replacement:
+    start: int
+    end: int
+    text: str
+
+
+def _offsets(text: str) -> list[int]:
+    starts = [0]
+    for line in text.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    return starts
+
+
+def find_function(text: str, offset: int) -> FunctionSpan | None:
+    """The innermost Python function containing `offset` (its header or body)."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    starts = _offsets(text)
+    lines = text.splitlines(keepends=True)
+    best: FunctionSpan | None = None
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.end_lineno is None:
+            continue
+        first = node.body[0]
+        start = starts[node.lineno - 1]
+        end = starts[node.end_lineno - 1] + len(lines[node.end_lineno - 1].rstrip("\r\n"))
+        if not start <= offset <= end or first.lineno == node.lineno:
+            continue  # a one-line `def f(): pass` has no body lines to work with
+        body_line = lines[first.lineno - 1]
+        body_indent = body_line[: len(body_line) - len(body_line.lstrip())]
+        has_doc = ast.get_docstring(node) is not None
+        statements = node.body[1:] if has_doc else node.body
+        body_text = "".join(lines[s.lineno - 1] for s in statements)
+        is_stub = len(statements) <= 1 and all(STUB_BODY.match(ln) for ln in body_text.splitlines())
+        span = FunctionSpan(
+            start, starts[first.lineno - 1] + len(body_indent), end, body_indent, has_doc, is_stub
+        )
+        if best is None or span.start >= best.start:
+            best = span
+    return best
+
+
+def _fim(info: TokenizerInfo, before: str, after: str, budget: int, stop: StopRules) -> Prompt:
+    assert info.fim is not None
+    pre, suf, mid = info.fim
+    prefix = take_tail(info.tokenizer, before, budget * 3 // 4)
+    suffix = take_head(info.tokenizer, after, budget // 4)
+    ids = [pre, *info.encode(prefix), suf, *info.encode(suffix), mid]
+    return Prompt(
+        tuple(ids), "fim", replace(stop, stop_token_ids=info.end_ids), True, prefix, suffix
+    )
+
+
+def docstring_prompt(info: TokenizerInfo, text: str, fn: FunctionSpan, budget: int) -> Prompt:
+    """FIM: the model writes the text between the opening and closing quotes."""
+    if info.fim is None:
+        return chat_action_prompt(
+            info, "Add a docstring to this function.", text[fn.start : fn.end], budget
+        )
+    before = text[: fn.body_start] + '"""'
+    after = '"""\n' + fn.body_indent + text[fn.body_start :]
+    return _fim(info, before, after, budget, StopRules(stop_strings=('"""',)))
+
+
+def fill_body_prompt(info: TokenizerInfo, text: str, fn: FunctionSpan, budget: int) -> Prompt:
+    """FIM: the model writes the body in place of the stub statement(s)."""
+    if info.fim is None:
+        return chat_action_prompt(
+            info, "Implement the body of this function.", text[fn.start : fn.end], budget
+        )
+    body_from = _stub_start(text, fn)
+    stop = StopRules(block_indent=len(fn.body_indent), stop_strings=("\n\n\n",))
+    return _fim(info, text[:body_from], text[fn.end :], budget, stop)
+
+
+def _stub_start(text: str, fn: FunctionSpan) -> int:
+    """Where the stub statements begin (after a docstring, if any)."""
+    if not fn.has_docstring:
+        return fn.body_start
+    segment = text[fn.body_start : fn.end]
+    matches = list(re.finditer(r"^[ \t]*(pass|\.\.\.|raise NotImplementedError)", segment, re.M))
+    if not matches:
+        return fn.body_start
+    match = matches[-1]
+    return fn.body_start + match.start() + len(match.group(0)) - len(match.group(0).lstrip())
+
+
+def chat_action_prompt(
+    info: TokenizerInfo, instruction: str, code: str, budget: int, language: str = "python"
+) -> Prompt:
+    snippet = take_head(info.tokenizer, code, budget * 2 // 3)
+    user = (
+        f"{instruction}\n\n```{language}\n{snippet}\n```\n\n"
+        "Reply with only the resulting code in one fenced code block."
+    )
+    system = "You edit code exactly as asked and keep everything else unchanged."
+    ids = info.template([{"role": "system", "content": system}, {"role": "user", "content": user}])
+    return Prompt(tuple(ids), "chat", StopRules(stop_token_ids=info.end_ids), True)
+
+
+def extract_code(reply: str) -> str:
+    """The first fenced code block of a chat reply, or the reply itself."""
+    match = re.search(r"```[^\n`]*\n(.*?)(?:```|$)", reply, re.S)
+    return (match.group(1) if match else reply).rstrip("\n")
+
+
+def _indent_lines(text: str, indent: str) -> str:
+    return "\n".join(indent + ln if ln.strip() else "" for ln in text.split("\n"))
+
+
+def docstring_edit(text: str, fn: FunctionSpan, reply: str, fim: bool) -> Replacement | None:
+    if not fim:
+        return Replacement(fn.start, fn.end, extract_code(reply))
+    doc = reply.strip().replace('"""', "'''")
+    if not doc:
+        return None
+    lines = [ln.strip() for ln in doc.split("\n")]
+    ind = fn.body_indent
+    if len(lines) == 1:
+        block = f'{ind}"""{lines[0]}"""\n'
+    else:
+        rest = "\n".join(ind + ln if ln else "" for ln in lines[1:])
+        block = f'{ind}"""{lines[0]}\n{rest}\n{ind}"""\n'
+    line_start = fn.body_start - len(fn.body_indent)
+    return Replacement(line_start, line_start, block)
+
+
+def fill_body_edit(text: str, fn: FunctionSpan, reply: str, fim: bool) -> Replacement | None:
+    if not fim:
+        return Replacement(fn.start, fn.end, extract_code(reply))
+    body = "\n".join(ln.rstrip() for ln in reply.rstrip().split("\n"))
+    if not body.strip():
+        return None
+    return Replacement(_stub_start(text, fn), fn.end, body.lstrip(" \t"))
+
+
+def rewrite_edit(start: int, end: int, selected: str, reply: str) -> Replacement | None:
+    code = extract_code(reply)
+    if not code.strip():
+        return None
+    indent = selected[: len(selected) - len(selected.lstrip(" \t"))]
+    if indent and not code.startswith(indent):
+        code = _indent_lines(code, indent)
+    if selected.endswith("\n") and not code.endswith("\n"):
+        code += "\n"
+    return Replacement(start, end, code)
