@@ -1,0 +1,153 @@
+"""The `lsp-llm` command: `serve` (the language server, stdio by default, `--tcp` for a
+shared daemon), and one-shot `complete` / `chat` that go through a real server session."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lsp_llm import __version__
+
+
+def _setup_logging(level: str, log_file: str | None) -> None:
+    handler: logging.Handler = (
+        logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    )  # never stdout
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler], force=True)
+    if level != "debug":
+        logging.getLogger("pygls").setLevel(logging.WARNING)  # it logs every message at INFO
+
+
+def _parse_tcp(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    try:
+        return host or "127.0.0.1", int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected HOST:PORT or PORT") from None
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    settings: dict[str, Any] = json.loads(args.settings) if args.settings else {}
+    if args.model:
+        settings["model"] = args.model
+    if args.draft_model:
+        settings["draftModel"] = args.draft_model
+    return settings
+
+
+def _print_timings(label: str, timings: dict[str, Any], extra: str = "") -> None:
+    parts = [f"{k}={v}" for k, v in timings.items() if v is not None]
+    print(f"[{label}] {' '.join(parts)}{extra}", file=sys.stderr)
+
+
+async def _complete(args: argparse.Namespace) -> int:
+    from lsp_llm.client import ServerSession
+
+    file, line, col = args.location.rsplit(":", 2)
+    path = Path(file)
+    text = path.read_text(encoding="utf-8")
+    session = ServerSession(_settings(args))
+    await session.start()
+    try:
+        uri = session.open(path, text)
+        t0 = time.perf_counter()
+        result = await session.inline(uri, int(line) - 1, int(col) - 1)
+        ms = (time.perf_counter() - t0) * 1000
+    finally:
+        await session.close()
+    items = result.items if result is not None else []
+    print(items[0].insert_text if items else "", flush=True)
+    _print_timings(
+        "complete",
+        {"latencyMs": round(ms, 1), "loadS": round(session.load_seconds or 0, 2)},
+        "" if items else " (no suggestion)",
+    )
+    return 0
+
+
+async def _chat(args: argparse.Namespace) -> int:
+    from lsp_llm.client import ServerSession
+
+    session = ServerSession(_settings(args))
+    await session.start()
+    t0 = time.perf_counter()
+    first: list[float] = []
+
+    def on_delta(text: str) -> None:
+        if not first:
+            first.append((time.perf_counter() - t0) * 1000)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    try:
+        context = None
+        if args.file:
+            path = Path(args.file)
+            uri = session.open(path, path.read_text(encoding="utf-8"))
+            context = {"uri": uri}
+        result = await session.chat([{"role": "user", "content": args.question}], on_delta, context)
+    finally:
+        await session.close()
+    print(flush=True)
+    timings = (
+        result.timings._asdict() if hasattr(result.timings, "_asdict") else dict(result.timings)
+    )
+    _print_timings(
+        "chat",
+        {
+            **timings,
+            "clientFirstDeltaMs": round(first[0], 1) if first else None,
+            "finishReason": result.finishReason,
+        },
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lsp-llm", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"lsp-llm {__version__}")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    parser.add_argument("--log-file", help="log here instead of stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the language server (stdio unless --tcp)")
+    serve.add_argument(
+        "--tcp",
+        type=_parse_tcp,
+        metavar="[HOST:]PORT",
+        help="listen on TCP instead of stdio (host defaults to 127.0.0.1)",
+    )
+    for name, helptext in (
+        ("complete", "print the inline completion at FILE:LINE:COL (1-based)"),
+        ("chat", "stream a chat answer to QUESTION"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        if name == "complete":
+            p.add_argument("location", metavar="FILE:LINE:COL")
+        else:
+            p.add_argument("question")
+            p.add_argument("--file", help="attach this file as code context")
+        p.add_argument("--model", help="model id or folder (default: the bundled model)")
+        p.add_argument("--draft-model", help="draft model id or folder")
+        p.add_argument("--settings", help="more settings as a JSON object (camelCase)")
+    args = parser.parse_args(argv)
+    _setup_logging(args.log_level, args.log_file)
+    if args.command == "serve":
+        from lsp_llm.server.main import serve as run
+
+        return run(args.tcp)
+    logging.getLogger().setLevel(logging.WARNING)
+    runner = _complete if args.command == "complete" else _chat
+    try:
+        return asyncio.run(runner(args))
+    except (RuntimeError, OSError, ValueError) as exc:
+        print(f"lsp-llm: {exc}", file=sys.stderr)
+        return 1

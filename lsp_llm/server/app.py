@@ -1,0 +1,165 @@
+"""`LspLlmServer`: the pygls server subclass holding all server state (settings, the model
+host, progress and status reporting) and the small helpers handlers share."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.workspace import TextDocument
+
+from lsp_llm import __version__
+from lsp_llm.config import Settings, parse_settings
+from lsp_llm.context.positions import PositionError, line_starts, to_offset, to_position
+from lsp_llm.server.host import ModelHost, ModelUnavailable, Status
+from lsp_llm.server.protocol import LspLlmProtocol
+
+logger = logging.getLogger(__name__)
+
+STATUS = "lspLlm/status"
+CONFIG_SECTION = "lspLlm"
+
+
+class RequestFailed(JsonRpcException):
+    """LSP's RequestFailed (-32803): the request was valid but could not be served."""
+
+    code = -32803
+
+
+class LspLlmServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__(
+            "lsp-llm",
+            __version__,
+            protocol_cls=LspLlmProtocol,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+        )
+        self.settings = Settings()
+        self.host = ModelHost(self.send_status, self._report_progress)
+        self._progress_token: str | None = None
+        self._active = 0
+
+    # -- settings ----------------------------------------------------------------------
+    def apply_settings(self, data: Any, source: str) -> Settings:
+        """Parse `data` over the current settings; tell the user about invalid fields."""
+        new, errors = parse_settings(data, self.settings)
+        if errors:
+            text = f"lsp-llm: invalid settings in {source} (kept previous values): " + "; ".join(
+                errors
+            )
+            logger.warning("%s", text)
+            self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, text))
+            self.window_log_message(types.LogMessageParams(types.MessageType.Warning, text))
+        self.settings = new
+        return new
+
+    async def pull_configuration(self) -> Any:
+        caps = self.client_capabilities.workspace
+        if caps is None or not caps.configuration:
+            return None
+        try:
+            result = await self.workspace_configuration_async(
+                types.ConfigurationParams(items=[types.ConfigurationItem(section=CONFIG_SECTION)])
+            )
+        except Exception:
+            logger.debug("workspace/configuration failed", exc_info=True)
+            return None
+        value = result[0] if result else None
+        return value if isinstance(value, dict) and value else None
+
+    # -- status and progress -----------------------------------------------------------
+    def send_status(self, status: Status) -> None:
+        if status.state == "error":
+            self.window_show_message(
+                types.ShowMessageParams(types.MessageType.Error, f"lsp-llm: {status.message}")
+            )
+        elif status.state == "ready" and status.message:
+            self.window_show_message(
+                types.ShowMessageParams(types.MessageType.Warning, f"lsp-llm: {status.message}")
+            )
+        if status.state in ("ready", "error"):
+            self._end_progress(status.message if status.state == "error" else "model ready")
+        self.protocol.notify(STATUS, status.to_wire())
+
+    async def begin_progress(self) -> None:
+        window = self.client_capabilities.window
+        if window is None or not window.work_done_progress:
+            return
+        token = f"lsp-llm-load-{uuid.uuid4().hex[:8]}"
+        try:
+            await self.work_done_progress.create_async(token)
+        except Exception:
+            logger.debug("work done progress refused", exc_info=True)
+            return
+        self._progress_token = token
+        self.work_done_progress.begin(
+            token,
+            types.WorkDoneProgressBegin(
+                title="lsp-llm", message="loading model", percentage=0, cancellable=False
+            ),
+        )
+
+    def _report_progress(self, fraction: float, message: str) -> None:
+        if self._progress_token is not None:
+            self.work_done_progress.report(
+                self._progress_token,
+                types.WorkDoneProgressReport(message=message, percentage=int(fraction * 100)),
+            )
+
+    def _end_progress(self, message: str | None) -> None:
+        if self._progress_token is not None:
+            self.work_done_progress.end(
+                self._progress_token, types.WorkDoneProgressEnd(message=message)
+            )
+            self._progress_token = None
+
+    async def reload(self) -> None:
+        await self.begin_progress()
+        self.host.start(self.settings)
+
+    # -- what handlers share -------------------------------------------------------------
+    async def engine(self) -> Any:
+        try:
+            return await self.host.ready()
+        except ModelUnavailable as exc:
+            raise RequestFailed(f"lsp-llm: the model is not available: {exc}") from exc
+
+    def busy(self, delta: int) -> None:
+        """Count running generations; report busy/ready on the transitions."""
+        before = self._active
+        self._active = max(0, self._active + delta)
+        status = self.host.status
+        if status.state in ("ready", "busy") and (before == 0) != (self._active == 0):
+            status.state = "busy" if self._active else "ready"
+            self.protocol.notify(STATUS, status.to_wire())
+
+    def document(self, uri: str) -> TextDocument:
+        doc = self.workspace.text_documents.get(uri)
+        if doc is None:
+            raise JsonRpcInvalidParams(f"unknown document {uri}: send textDocument/didOpen first")
+        return doc
+
+    @property
+    def encoding(self) -> str:
+        enc = getattr(self.workspace, "position_encoding", None) or types.PositionEncodingKind.Utf16
+        return str(getattr(enc, "value", enc))
+
+    def offset(
+        self, doc: TextDocument, position: types.Position, starts: list[int] | None = None
+    ) -> int:
+        try:
+            return to_offset(doc.source, position.line, position.character, self.encoding, starts)
+        except PositionError as exc:
+            raise JsonRpcInvalidParams(f"{doc.uri}: {exc}") from exc
+
+    def position(self, text: str, offset: int, starts: list[int] | None = None) -> types.Position:
+        line, character = to_position(text, offset, self.encoding, starts)
+        return types.Position(line=line, character=character)
+
+    def range(self, text: str, start: int, end: int) -> types.Range:
+        starts = line_starts(text)
+        return types.Range(self.position(text, start, starts), self.position(text, end, starts))

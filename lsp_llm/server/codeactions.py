@@ -1,0 +1,200 @@
+"""Model-backed code actions for every editor: add a docstring, fill in a stub's body,
+rewrite the selection by an instruction. `textDocument/codeAction` only offers them (no
+model work); the model runs in `codeAction/resolve`, or in `workspace/executeCommand` for
+clients without resolve support, which then gets the edit through `workspace/applyEdit`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+
+from lsp_llm.context import actions
+from lsp_llm.context.prompts import Prompt
+from lsp_llm.engine.types import GenerationRequest, Speculation
+from lsp_llm.server.app import LspLlmServer, RequestFailed
+from lsp_llm.server.chat import plain
+
+logger = logging.getLogger(__name__)
+
+APPLY = "lspLlm.applyAction"
+REWRITE = "lspLlm.rewriteSelection"
+KIND = types.CodeActionKind.RefactorRewrite
+TITLES = {
+    "docstring": "lsp-llm: Add docstring",
+    "fillBody": "lsp-llm: Fill in function body",
+    "rewrite": "lsp-llm: Rewrite selection…",
+}
+
+
+def _resolves(ls: LspLlmServer) -> bool:
+    doc = ls.client_capabilities.text_document
+    support = doc.code_action.resolve_support if doc and doc.code_action else None
+    return bool(support and "edit" in support.properties)
+
+
+def offered(ls: LspLlmServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    doc = ls.document(params.text_document.uri)
+    text = doc.source
+    start = ls.offset(doc, params.range.start)
+    end = ls.offset(doc, params.range.end)
+    data = {"uri": doc.uri, "version": doc.version, "start": start, "end": end}
+    found: list[types.CodeAction] = []
+    fn = actions.find_function(text, start)
+    kinds = []
+    if fn is not None and not fn.has_docstring:
+        kinds.append("docstring")
+    if fn is not None and fn.is_stub:
+        kinds.append("fillBody")
+    for kind in kinds:
+        action = types.CodeAction(title=TITLES[kind], kind=KIND, data={**data, "action": kind})
+        if not _resolves(ls):
+            action.command = types.Command(
+                title=TITLES[kind], command=APPLY, arguments=[action.data]
+            )
+        found.append(action)
+    if end > start:
+        # The instruction comes from the client (it prompts the user): an extra argument.
+        found.append(
+            types.CodeAction(
+                title=TITLES["rewrite"],
+                kind=KIND,
+                command=types.Command(
+                    title=TITLES["rewrite"], command=REWRITE, arguments=[doc.uri, params.range]
+                ),
+            )
+        )
+    only = params.context.only
+    if only:
+        found = [a for a in found if any(str(a.kind).startswith(str(k)) for k in only)]
+    return found
+
+
+async def _generate(ls: LspLlmServer, prompt: Prompt, max_new_tokens: int) -> str:
+    engine = await ls.engine()
+    request = GenerationRequest(
+        prompt.token_ids,
+        max_new_tokens=max_new_tokens,
+        stop=prompt.stop,
+        speculation=Speculation(ls.settings.speculation.mode, ls.settings.speculation.num_tokens),
+    )
+    ls.busy(+1)
+    try:
+        done = await engine.stream(request).result()
+    except RuntimeError as exc:
+        raise RequestFailed(f"lsp-llm: {exc}") from exc
+    finally:
+        ls.busy(-1)
+    return done.text
+
+
+def _workspace_edit(
+    ls: LspLlmServer, doc: Any, text: str, rep: actions.Replacement
+) -> types.WorkspaceEdit:
+    edit = types.TextEdit(range=ls.range(text, rep.start, rep.end), new_text=rep.text)
+    caps = ls.client_capabilities.workspace
+    if caps and caps.workspace_edit and caps.workspace_edit.document_changes:
+        ident = types.OptionalVersionedTextDocumentIdentifier(uri=doc.uri, version=doc.version)
+        return types.WorkspaceEdit(
+            document_changes=[types.TextDocumentEdit(text_document=ident, edits=[edit])]
+        )
+    return types.WorkspaceEdit(changes={doc.uri: [edit]})
+
+
+async def compute_edit(ls: LspLlmServer, data: Any) -> types.WorkspaceEdit:
+    data = plain(data)
+    if not isinstance(data, dict) or data.get("action") not in ("docstring", "fillBody"):
+        raise JsonRpcInvalidParams("lsp-llm: code action data is missing or not ours")
+    doc = ls.document(str(data["uri"]))
+    if data.get("version") is not None and doc.version != data["version"]:
+        raise RequestFailed(
+            "lsp-llm: the document changed since the action was offered; ask for code actions again"
+        )
+    text = doc.source
+    fn = actions.find_function(text, int(data["start"]))
+    if fn is None:
+        raise RequestFailed("lsp-llm: no Python function at the cursor")
+    await ls.engine()
+    info = ls.host.info
+    budget = ls.settings.completion.context_tokens
+    fim = info.fim is not None
+    if data["action"] == "docstring":
+        reply = await _generate(ls, actions.docstring_prompt(info, text, fn, budget), 160)
+        rep = actions.docstring_edit(text, fn, reply, fim)
+    else:
+        reply = await _generate(
+            ls, actions.fill_body_prompt(info, text, fn, budget), ls.settings.chat.max_new_tokens
+        )
+        rep = actions.fill_body_edit(text, fn, reply, fim)
+    if rep is None:
+        raise RequestFailed("lsp-llm: the model produced nothing usable for this action")
+    return _workspace_edit(ls, doc, text, rep)
+
+
+async def rewrite_edit(ls: LspLlmServer, args: list[Any]) -> types.WorkspaceEdit:
+    args = plain(args)
+    if len(args) < 3 or not isinstance(args[2], str) or not args[2].strip():
+        raise JsonRpcInvalidParams(
+            f"{REWRITE} takes [uri, range, instruction]; the client "
+            "must ask the user for the instruction"
+        )
+    uri, rng, instruction = args[0], args[1], args[2]
+    doc = ls.document(str(uri))
+    try:
+        start_pos = types.Position(int(rng["start"]["line"]), int(rng["start"]["character"]))
+        end_pos = types.Position(int(rng["end"]["line"]), int(rng["end"]["character"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise JsonRpcInvalidParams(f"{REWRITE}: the second argument must be a range") from exc
+    text = doc.source
+    start, end = sorted((ls.offset(doc, start_pos), ls.offset(doc, end_pos)))
+    await ls.engine()
+    selected = text[start:end]
+    from lsp_llm.server.completion import language_of
+
+    prompt = actions.chat_action_prompt(
+        ls.host.info, instruction, selected, ls.settings.chat.context_tokens, language_of(doc)
+    )
+    reply = await _generate(ls, prompt, ls.settings.chat.max_new_tokens)
+    rep = actions.rewrite_edit(start, end, selected, reply)
+    if rep is None:
+        raise RequestFailed("lsp-llm: the model produced no code for this rewrite")
+    return _workspace_edit(ls, doc, text, rep)
+
+
+def register(server: LspLlmServer) -> None:
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(code_action_kinds=[KIND], resolve_provider=True),
+    )
+    async def code_action(
+        ls: LspLlmServer, params: types.CodeActionParams
+    ) -> list[types.CodeAction]:
+        return offered(ls, params)
+
+    @server.feature(types.CODE_ACTION_RESOLVE)
+    async def resolve(ls: LspLlmServer, action: types.CodeAction) -> types.CodeAction:
+        action.edit = await compute_edit(ls, action.data)
+        return action
+
+    async def apply(ls: LspLlmServer, edit: types.WorkspaceEdit, label: str) -> dict[str, Any]:
+        result = await ls.workspace_apply_edit_async(
+            types.ApplyWorkspaceEditParams(edit=edit, label=label)
+        )
+        return {"applied": bool(result and result.applied)}
+
+    @server.command(APPLY)
+    async def apply_action(ls: LspLlmServer, *args: Any) -> dict[str, Any]:
+        data = args[0] if args else None
+        if isinstance(data, list | tuple) and data:
+            data = data[0]
+        edit = await compute_edit(ls, data)
+        return await apply(ls, edit, "lsp-llm")
+
+    @server.command(REWRITE)
+    async def rewrite(ls: LspLlmServer, *args: Any) -> dict[str, Any]:
+        if len(args) == 1 and isinstance(args[0], list | tuple):
+            args = tuple(args[0])
+        edit = await rewrite_edit(ls, list(args))
+        return await apply(ls, edit, "lsp-llm: rewrite selection")

@@ -1,0 +1,118 @@
+"""Inline completion (ghost text) and classic completion: one suggestion from the model,
+cleaned by `context.postprocess`, shaped for each protocol method."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from lsprotocol import types
+
+from lsp_llm.context.postprocess import Suggestion, clean_suggestion
+from lsp_llm.context.prompts import EditorContext, completion_prompt
+from lsp_llm.engine.types import GenerationRequest, Speculation
+from lsp_llm.server.app import LspLlmServer, RequestFailed
+
+logger = logging.getLogger(__name__)
+
+WORD_TAIL = re.compile(r"[A-Za-z0-9_]*$")
+BINARY_WINDOW = 4096
+
+
+@dataclass
+class Placed:
+    text: str
+    offset: int
+    suggestion: Suggestion
+
+
+def language_of(doc: Any) -> str:
+    if doc.language_id:
+        return str(doc.language_id)
+    name = doc.uri.rsplit("/", 1)[-1]
+    return name.rsplit(".", 1)[-1] if "." in name else "text"
+
+
+async def suggest(ls: LspLlmServer, uri: str, position: types.Position) -> Placed | None:
+    doc = ls.document(uri)
+    text = doc.source
+    offset = ls.offset(doc, position)
+    window = text[max(0, offset - BINARY_WINDOW) : offset + BINARY_WINDOW]
+    if "\x00" in window:
+        return None  # binary content: nothing sensible to suggest
+    engine = await ls.engine()
+    settings = ls.settings
+    ctx = EditorContext(text, offset, language_of(doc), doc.path)
+    prompt = completion_prompt(
+        ls.host.info,
+        ctx,
+        context_tokens=settings.completion.context_tokens,
+        multiline=settings.completion.multiline,
+    )
+    request = GenerationRequest(
+        prompt.token_ids,
+        max_new_tokens=settings.completion.max_new_tokens,
+        stop=prompt.stop,
+        speculation=Speculation(settings.speculation.mode, settings.speculation.num_tokens),
+        group=f"complete:{uri}",
+    )
+    ls.busy(+1)
+    try:
+        done = await engine.stream(request).result()
+    except RuntimeError as exc:
+        raise RequestFailed(f"lsp-llm: {exc}") from exc
+    finally:
+        ls.busy(-1)
+    logger.debug(
+        "completion %s: %r (%s, %.0f ms)", uri, done.text, done.reason, done.timings.total_ms
+    )
+    if done.reason == "cancelled":
+        return None  # superseded by a newer request for this document
+    cleaned = clean_suggestion(done.text, ctx.before, ctx.after, prompt.multiline)
+    return Placed(text, offset, cleaned) if cleaned is not None else None
+
+
+def register(server: LspLlmServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(
+        ls: LspLlmServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList:
+        placed = await suggest(ls, params.text_document.uri, params.position)
+        if placed is None:
+            return types.InlineCompletionList(items=[])
+        sug = placed.suggestion
+        rng = ls.range(placed.text, placed.offset, placed.offset + sug.replace_chars)
+        return types.InlineCompletionList(
+            items=[types.InlineCompletionItem(insert_text=sug.text, range=rng)]
+        )
+
+    @server.feature(
+        types.TEXT_DOCUMENT_COMPLETION,
+        types.CompletionOptions(trigger_characters=[".", "(", " ", "\n"]),
+    )
+    async def completion(ls: LspLlmServer, params: types.CompletionParams) -> types.CompletionList:
+        placed = await suggest(ls, params.text_document.uri, params.position)
+        if placed is None:
+            return types.CompletionList(is_incomplete=True, items=[])
+        sug = placed.suggestion
+        # Start the edit at the word being typed, so clients that replace the word
+        # (Neovim's omnifunc, Emacs) keep what the user already typed.
+        word = WORD_TAIL.search(placed.text[: placed.offset])
+        start = placed.offset - (len(word.group(0)) if word else 0)
+        new_text = placed.text[start : placed.offset] + sug.text
+        rng = ls.range(placed.text, start, placed.offset + sug.replace_chars)
+        first_line = new_text.split("\n", 1)[0].strip() or new_text.strip().split("\n", 1)[0]
+        label = first_line + (" …" if "\n" in sug.text else "")
+        item = types.CompletionItem(
+            label=label,
+            kind=types.CompletionItemKind.Text,
+            detail="lsp-llm",
+            filter_text=new_text.split("\n", 1)[0],
+            sort_text="0",
+            insert_text_format=types.InsertTextFormat.PlainText,
+            text_edit=types.TextEdit(range=rng, new_text=new_text),
+            documentation=types.MarkupContent(types.MarkupKind.Markdown, f"```\n{new_text}\n```"),
+        )
+        return types.CompletionList(is_incomplete=True, items=[item])

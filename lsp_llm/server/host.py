@@ -1,0 +1,151 @@
+"""The model's lifetime on the server side: load in a background thread after
+`initialized`, report progress and `lspLlm/status`, reload when the model settings
+change, and let requests wait until the engine is ready."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lsp_llm.config import Settings
+
+logger = logging.getLogger(__name__)
+
+MODEL_FIELDS = (
+    "model",
+    "draft_model",
+    "quantization",
+    "device",
+    "dtype",
+    "trust_remote_code",
+    "allow_pickle_weights",
+)
+
+
+class ModelUnavailable(Exception):
+    """The model failed to load; the message says why."""
+
+
+@dataclass
+class Status:
+    state: str  # loading | ready | busy | error
+    model: str | None = None
+    draft_model: str | None = None
+    device: str | None = None
+    quantization: str | None = None
+    message: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "model": self.model,
+            "draftModel": self.draft_model,
+            "device": self.device,
+            "quantization": self.quantization,
+            "message": self.message,
+        }
+
+
+def model_settings_changed(old: Settings, new: Settings) -> bool:
+    return any(getattr(old, f) != getattr(new, f) for f in MODEL_FIELDS)
+
+
+class ModelHost:
+    """Owns the engine. `on_status` and `on_progress(fraction, message)` are called on the
+    event loop."""
+
+    def __init__(
+        self, on_status: Callable[[Status], None], on_progress: Callable[[float, str], None]
+    ) -> None:
+        self.on_status = on_status
+        self.on_progress = on_progress
+        self.engine: Any | None = None
+        self.info: Any = None
+        """`context.prompts.TokenizerInfo` of the loaded model."""
+        self.warnings: list[str] = []
+        self._ready: asyncio.Future[Any] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.status = Status("loading")
+
+    def set_status(self, status: Status) -> None:
+        self.status = status
+        self.on_status(status)
+
+    def start(self, settings: Settings) -> asyncio.Task[None]:
+        """(Re)load the model for `settings` in the background."""
+        loop = asyncio.get_running_loop()
+        previous = self._ready
+        self._ready = loop.create_future()
+        if previous is not None and not previous.done():
+            previous.cancel()
+        self._task = loop.create_task(self._load(settings, self._ready))
+        return self._task
+
+    async def ready(self) -> Any:
+        if self._ready is None:
+            raise ModelUnavailable("the model is not loaded: the client has not sent initialized")
+        return await asyncio.shield(self._ready)
+
+    async def _load(self, settings: Settings, ready: asyncio.Future[Any]) -> None:
+        loop = asyncio.get_running_loop()
+        name = settings.model or "bundled"
+        self.set_status(
+            Status("loading", model=name, draft_model=settings.draft_model, message="loading model")
+        )
+
+        def progress(fraction: float, message: str) -> None:
+            loop.call_soon_threadsafe(self.on_progress, fraction, message)
+
+        def work() -> tuple[Any, Any]:
+            from lsp_llm.context.prompts import TokenizerInfo
+            from lsp_llm.engine.loading import load
+            from lsp_llm.engine.worker import Engine
+
+            engine = Engine(load(settings, progress))
+            return engine, TokenizerInfo(engine.tokenizer)
+
+        old = self.engine
+        self.engine = None
+        if old is not None:
+            await asyncio.to_thread(old.close)
+        try:
+            engine, info = await asyncio.to_thread(work)
+        except Exception as exc:
+            from lsp_llm.engine.loading import ModelLoadError
+
+            message = (
+                str(exc)
+                if isinstance(exc, ModelLoadError)
+                else (f"could not load the model: {type(exc).__name__}: {exc}")
+            )
+            logger.error("%s", message)
+            if not ready.done():
+                ready.set_exception(ModelUnavailable(message))
+                ready.exception()  # retrieved: waiting requests get it, no loop warning
+            self.set_status(Status("error", model=name, message=message))
+            return
+        if ready.cancelled():  # a newer load superseded this one
+            await asyncio.to_thread(engine.close)
+            return
+        self.engine, self.info = engine, info
+        loaded = engine.loaded
+        self.warnings = list(loaded.warnings)
+        ready.set_result(engine)
+        self.set_status(
+            Status(
+                "ready",
+                model=loaded.name,
+                draft_model=loaded.draft_name,
+                device=loaded.device,
+                quantization=loaded.quantization,
+                message="; ".join(loaded.warnings) or None,
+            )
+        )
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None

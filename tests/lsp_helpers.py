@@ -1,0 +1,125 @@
+"""A pytest-lsp client that also records our protocol: `lspLlm/status` notifications,
+chat deltas sent as `$/progress` partial results, and `workspace/applyEdit` requests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections import defaultdict
+from typing import Any
+
+from lsprotocol import types
+from pygls.protocol import default_converter
+from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import client as lsp_client
+
+SERVER = [sys.executable, "-m", "lsp_llm", "serve"]
+
+
+def server_env() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def plain(value: Any) -> Any:
+    if hasattr(value, "_asdict"):
+        return {k: plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.statuses: list[dict[str, Any]] = []
+        self.partials: dict[str, list[str]] = defaultdict(list)
+        self.applied: list[types.WorkspaceEdit] = []
+        self.changed = asyncio.Event()
+
+    async def wait_status(self, state: str, after: int = 0, timeout: float = 120) -> dict:
+        async def wait() -> dict:
+            while True:
+                for status in self.statuses[after:]:
+                    if status["state"] == state:
+                        return status
+                self.changed.clear()
+                await self.changed.wait()
+
+        return await asyncio.wait_for(wait(), timeout)
+
+
+def make_client() -> LanguageClient:
+    client = LanguageClient(converter_factory=default_converter)
+    rec = Recorder()
+    client.rec = rec  # type: ignore[attr-defined]
+    for method in (
+        types.WORKSPACE_CONFIGURATION,
+        types.WINDOW_WORK_DONE_PROGRESS_CREATE,
+        types.WINDOW_LOG_MESSAGE,
+        types.WINDOW_SHOW_MESSAGE,
+    ):
+        client.feature(method)(_default(method))
+
+    @client.feature(types.PROGRESS)
+    def progress(ls: LanguageClient, params: types.ProgressParams) -> None:
+        value = params.value
+        if isinstance(value, dict) and "delta" in value:
+            rec.partials[str(params.token)].append(value["delta"])
+            rec.changed.set()
+            return
+        lsp_client.progress(ls, params)
+
+    @client.feature("lspLlm/status")
+    def status(ls: LanguageClient, params: Any) -> None:
+        rec.statuses.append(plain(params))
+        rec.changed.set()
+
+    @client.feature(types.WORKSPACE_APPLY_EDIT)
+    def apply(
+        ls: LanguageClient, params: types.ApplyWorkspaceEditParams
+    ) -> types.ApplyWorkspaceEditResult:
+        rec.applied.append(params.edit)
+        return types.ApplyWorkspaceEditResult(applied=True)
+
+    return client
+
+
+def _default(method: str) -> Any:
+    return {
+        types.WORKSPACE_CONFIGURATION: lsp_client.configuration,
+        types.WINDOW_WORK_DONE_PROGRESS_CREATE: lsp_client.create_work_done_progress,
+        types.WINDOW_LOG_MESSAGE: lsp_client.log_message,
+        types.WINDOW_SHOW_MESSAGE: lsp_client.show_message,
+    }[method]
+
+
+CONFIG = ClientServerConfig(
+    server_command=SERVER, client_factory=make_client, server_env=server_env()
+)
+
+
+def open_doc(client: LanguageClient, uri: str, text: str, language: str = "python") -> None:
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
+        )
+    )
+
+
+def inline_params(uri: str, line: int, character: int) -> types.InlineCompletionParams:
+    return types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri),
+        position=types.Position(line, character),
+        context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic),
+    )
+
+
+async def raw_request(client: LanguageClient, method: str, params: Any) -> Any:
+    """Send a request exactly as given (no typing by the client), await its response."""
+    from concurrent.futures import Future
+
+    msg_id = f"raw-{id(params)}"
+    future: Future[Any] = Future()
+    client.protocol._request_futures[msg_id] = future
+    client.protocol._send_data({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
+    return await asyncio.wrap_future(future)

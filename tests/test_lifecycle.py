@@ -1,0 +1,194 @@
+"""Server lifecycle over real processes: before initialize, failed loads, reloads on model
+change, a client that vanishes mid-stream, clean shutdown/exit, and `--tcp`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import time
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import LanguageClient, client_capabilities
+
+from tests.lsp_helpers import CONFIG, SERVER, server_env
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+def frame(message: dict) -> bytes:
+    body = json.dumps(message).encode()
+    return f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+async def read_message(reader: asyncio.StreamReader) -> dict:
+    length = 0
+    while True:
+        line = await reader.readline()
+        if not line:
+            raise EOFError("server closed its output")
+        if line in (b"\r\n", b"\n"):
+            break
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return json.loads(await reader.readexactly(length))
+
+
+async def read_until(reader: asyncio.StreamReader, predicate, timeout: float = 120) -> dict:
+    async def loop() -> dict:
+        while True:
+            message = await read_message(reader)
+            if predicate(message):
+                return message
+
+    return await asyncio.wait_for(loop(), timeout)
+
+
+async def start_raw(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *SERVER,
+        *args,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=server_env(),
+    )
+
+
+async def test_request_before_initialize_is_refused():
+    proc = await start_raw()
+    proc.stdin.write(
+        frame(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "lspLlm/chat",
+                "params": {"messages": [{"role": "user", "content": "hi"}]},
+            }
+        )
+    )
+    await proc.stdin.drain()
+    reply = await read_until(proc.stdout, lambda m: m.get("id") == 1, 60)
+    assert reply["error"]["code"] == -32002  # ServerNotInitialized
+    proc.stdin.close()
+    assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+async def test_client_vanishing_mid_stream_ends_server_cleanly(tiny):
+    proc = await start_raw()
+    settings = {"model": str(tiny.target), "chat": {"maxNewTokens": 100000}}
+    proc.stdin.write(
+        frame(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "processId": None,
+                    "rootUri": None,
+                    "capabilities": {},
+                    "initializationOptions": settings,
+                },
+            }
+        )
+    )
+    proc.stdin.write(frame({"jsonrpc": "2.0", "method": "initialized", "params": {}}))
+    proc.stdin.write(
+        frame(
+            {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "lspLlm/chat",
+                "params": {
+                    "messages": [{"role": "user", "content": "go on forever"}],
+                    "partialResultToken": "t",
+                },
+            }
+        )
+    )
+    await proc.stdin.drain()
+    await read_until(
+        proc.stdout, lambda m: m.get("method") == "$/progress" and m["params"]["token"] == "t"
+    )
+    proc.stdin.close()  # the editor is gone, mid-stream
+    proc.stdout.feed_eof()
+    assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+@pytest_lsp.fixture(config=CONFIG, scope="module")
+async def broken(lsp_client: LanguageClient):
+    await lsp_client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities("visual-studio-code"),
+            initialization_options={"model": "nobody/not-a-model"},
+        )
+    )
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_failed_load_is_reported_and_requests_get_clear_error(broken: LanguageClient):
+    status = await broken.rec.wait_status("error")
+    assert "nobody/not-a-model" in status["message"] and "HF_HUB_OFFLINE" in status["message"]
+    assert any(m.type == types.MessageType.Error for m in broken.messages)
+    with pytest.raises(Exception, match="not available"):
+        await broken.protocol.send_request_async(
+            "lspLlm/chat", {"messages": [{"role": "user", "content": "hi"}]}
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_tcp_daemon_on_loopback(tiny):
+    port = free_port()
+    proc = subprocess.Popen(
+        [*SERVER, "--tcp", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=server_env(),
+    )
+    try:
+        for _ in range(600):
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the TCP server did not listen")
+        with sock:
+            sock.sendall(
+                frame(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": 1,
+                        "method": "initialize",
+                        "params": {
+                            "processId": None,
+                            "rootUri": None,
+                            "capabilities": {},
+                            "initializationOptions": {"model": str(tiny.target)},
+                        },
+                    }
+                )
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(1)
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            body = b""
+            while len(body) < length:
+                body += sock.recv(length - len(body))
+        reply = json.loads(body)
+        assert "inlineCompletionProvider" in reply["result"]["capabilities"]
+    finally:
+        proc.kill()
+        proc.wait(30)

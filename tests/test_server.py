@@ -1,0 +1,295 @@
+"""End to end over stdio: the real server in a subprocess, driven by pytest-lsp with the
+recorded capabilities of VS Code and Neovim, on a tiny random model built by a fixture.
+
+Suggestions are checked against the engine run directly on the same prompt, so the
+protocol layer is shown to deliver exactly what the engine and post-processing produce.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pytest_lsp import LanguageClient, client_capabilities
+
+from lsp_llm.context.postprocess import clean_suggestion
+from lsp_llm.context.prompts import EditorContext, TokenizerInfo, completion_prompt
+from lsp_llm.engine.decoding import Decoder
+from lsp_llm.engine.types import GenerationRequest
+from tests.lsp_helpers import CONFIG, inline_params, open_doc, raw_request
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+SOURCE = """import math
+
+
+def area(radius):
+    pass
+
+
+def circumference(r):
+    return 2 * math.pi * r
+
+
+def scale(values, factor):
+    result = []
+    for v in values:
+        result.append(v * factor)
+    return result
+"""
+URI = "file:///work/demo/geometry.py"
+
+
+def settings_for(tiny, **extra):
+    return {
+        "model": str(tiny.target),
+        "draftModel": str(tiny.draft),
+        "completion": {"maxNewTokens": 24, "contextTokens": 512},
+        "chat": {"maxNewTokens": 24, "temperature": 0},
+        **extra,
+    }
+
+
+@pytest_lsp.fixture(config=CONFIG, params=["visual-studio-code", "neovim"], scope="module")
+async def client(request, lsp_client: LanguageClient, tiny):
+    params = types.InitializeParams(
+        capabilities=client_capabilities(request.param),
+        initialization_options=settings_for(
+            tiny, completion={"maxNewTokens": 24, "contextTokens": 512, "bogusKey": 1}
+        ),
+    )
+    result = await lsp_client.initialize_session(params)
+    lsp_client.init_result = result
+    lsp_client.client_name = request.param
+    await lsp_client.rec.wait_status("ready")
+    open_doc(lsp_client, URI, SOURCE)
+    yield
+    await lsp_client.shutdown_session()
+
+
+def expected_suggestion(loaded, text: str, offset: int, max_new: int = 24):
+    info = TokenizerInfo(loaded.tokenizer)
+    ctx = EditorContext(text, offset, "python", "/work/demo/geometry.py")
+    prompt = completion_prompt(info, ctx, context_tokens=512)
+    done = Decoder(loaded.model, loaded.tokenizer, None).run(
+        GenerationRequest(prompt.token_ids, max_new, prompt.stop), asyncio.Event(), lambda e: None
+    )
+    return clean_suggestion(done.text, ctx.before, ctx.after, prompt.multiline)
+
+
+def offset_of(line: int, character: int, text: str = SOURCE) -> int:
+    return sum(len(x) + 1 for x in text.split("\n")[:line]) + character
+
+
+async def test_capabilities_and_invalid_setting_reported(client: LanguageClient):
+    caps = client.init_result.capabilities
+    assert caps.inline_completion_provider is not None
+    assert caps.completion_provider is not None
+    assert caps.code_action_provider.resolve_provider is True
+    assert set(caps.execute_command_provider.commands) >= {
+        "lspLlm.applyAction",
+        "lspLlm.rewriteSelection",
+    }
+    assert any("completion.bogusKey" in m.message for m in client.messages)
+    ready = next(s for s in client.rec.statuses if s["state"] == "ready")
+    assert ready["device"] == "cpu" and ready["draftModel"]
+    assert client.rec.statuses[0]["state"] == "loading"
+
+
+async def test_load_progress_for_clients_that_support_it(client: LanguageClient):
+    if client.client_name != "visual-studio-code":
+        pytest.skip("the recorded Neovim capabilities do not include work done progress")
+    reports = [r for rs in client.progress_reports.values() for r in rs]
+    kinds = [type(r).__name__ for r in reports]
+    assert kinds[0] == "WorkDoneProgressBegin" and kinds[-1] == "WorkDoneProgressEnd"
+    percentages = [r.percentage for r in reports if getattr(r, "percentage", None) is not None]
+    assert percentages == sorted(percentages) and percentages[-1] == 100
+
+
+async def test_inline_completion_matches_engine(client: LanguageClient, loaded):
+    line, col = 8, len("    return 2 * ")
+    result = await client.text_document_inline_completion_async(inline_params(URI, line, col))
+    expected = expected_suggestion(loaded, SOURCE, offset_of(line, col))
+    assert expected is not None, "fixture model should suggest something here"
+    assert len(result.items) == 1
+    item = result.items[0]
+    assert item.insert_text == expected.text
+    assert item.range.start == types.Position(line, col)
+    assert item.range.end == types.Position(line, col + expected.replace_chars)
+
+
+async def test_completion_item_carries_same_suggestion(client: LanguageClient, loaded):
+    line, col = 8, len("    return 2 * ma")
+    result = await client.text_document_completion_async(
+        types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(URI), position=types.Position(line, col)
+        )
+    )
+    expected = expected_suggestion(loaded, SOURCE, offset_of(line, col))
+    assert result.is_incomplete is True
+    item = result.items[0]
+    assert item.text_edit.new_text == "ma" + expected.text
+    assert item.text_edit.range.start == types.Position(line, len("    return 2 * "))
+    assert item.label.startswith(("ma" + expected.text).split("\n")[0].strip()[:10])
+
+
+async def test_chat_streams_deltas_that_add_up(client: LanguageClient):
+    token = f"chat-{client.client_name}"
+    result = await client.protocol.send_request_async(
+        "lspLlm/chat",
+        {
+            "messages": [{"role": "user", "content": "What does scale do?"}],
+            "context": {
+                "uri": URI,
+                "range": {
+                    "start": {"line": 11, "character": 0},
+                    "end": {"line": 16, "character": 0},
+                },
+            },
+            "partialResultToken": token,
+        },
+    )
+    deltas = client.rec.partials[token]
+    assert len(deltas) >= 2
+    assert "".join(deltas) == result.content
+    assert result.finishReason in ("stop", "length")
+    assert result.usage.completionTokens > 0 and result.usage.promptTokens > 20
+    assert result.timings.firstTokenMs is not None and result.timings.totalMs > 0
+
+
+async def test_chat_rejects_bad_messages(client: LanguageClient):
+    for bad in (
+        {"messages": []},
+        {"messages": [{"role": "wizard", "content": "x"}]},
+        {"messages": [{"role": "user", "content": 3}]},
+        {"nothing": 1},
+    ):
+        with pytest.raises(JsonRpcInvalidParams):
+            await client.protocol.send_request_async("lspLlm/chat", bad)
+
+
+async def test_invalid_live_setting_keeps_old_value(client: LanguageClient):
+    before = len(client.messages)
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"lspLlm": {"chat": {"maxNewTokens": -5}}})
+    )
+    result = await client.protocol.send_request_async(
+        "lspLlm/chat", {"messages": [{"role": "user", "content": "hello"}]}
+    )
+    assert any("chat.maxNewTokens" in m.message for m in client.messages[before:])
+    assert 0 < result.usage.completionTokens <= 24
+
+
+async def test_bad_positions_and_documents_are_clear_errors(client: LanguageClient):
+    cases = [inline_params("file:///nowhere.py", 0, 0), inline_params(URI, 500, 0)]
+    for params in cases:
+        with pytest.raises(JsonRpcInvalidParams):
+            await client.text_document_inline_completion_async(params)
+    emoji_uri = "file:///work/demo/emoji.py"
+    open_doc(client, emoji_uri, "s = '🐍'\n")
+    with pytest.raises(JsonRpcInvalidParams, match="inside a character"):
+        await client.text_document_inline_completion_async(inline_params(emoji_uri, 0, 6))
+    # Past the end of a line means the end of the line (LSP), not an error.
+    ok = await client.text_document_inline_completion_async(inline_params(emoji_uri, 0, 99))
+    encoding = client.init_result.capabilities.position_encoding or "utf-16"
+    end = {"utf-8": 10, "utf-16": 8, "utf-32": 7}[str(getattr(encoding, "value", encoding))]
+    assert all(item.range.start == types.Position(0, end) for item in ok.items)
+
+
+async def test_malformed_params_get_invalid_params(client: LanguageClient):
+    with pytest.raises(JsonRpcInvalidParams):
+        await raw_request(
+            client,
+            types.TEXT_DOCUMENT_INLINE_COMPLETION,
+            {"textDocument": {"uri": URI}, "position": "here"},
+        )
+
+
+async def test_huge_and_binary_documents(client: LanguageClient):
+    big_uri = "file:///work/demo/big.py"
+    big = "".join(f"value_{i} = {i} * 2\n" for i in range(260_000))  # ~5 MB
+    assert len(big) > 5_000_000
+    open_doc(client, big_uri, big + "total = ")
+    result = await asyncio.wait_for(
+        client.text_document_inline_completion_async(
+            inline_params(big_uri, 260_000, len("total = "))
+        ),
+        120,
+    )
+    assert all(item.range.start == types.Position(260_000, 8) for item in result.items)
+    bin_uri = "file:///work/demo/blob.bin"
+    open_doc(client, bin_uri, "\x00\x01\x02binary\x00" * 100, "plaintext")
+    result = await client.text_document_inline_completion_async(inline_params(bin_uri, 0, 5))
+    assert len(result.items) == 0
+
+
+async def test_code_actions_offer_and_resolve(client: LanguageClient):
+    params = types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(URI),
+        range=types.Range(types.Position(4, 4), types.Position(4, 4)),
+        context=types.CodeActionContext(diagnostics=[]),
+    )
+    actions = await client.text_document_code_action_async(params)
+    titles = [a.title for a in actions]
+    assert "lsp-llm: Add docstring" in titles and "lsp-llm: Fill in function body" in titles
+    docstring = next(a for a in actions if a.title == "lsp-llm: Add docstring")
+    resolved = await client.code_action_resolve_async(docstring)
+    edits = _edits(resolved.edit)
+    assert len(edits) == 1
+    assert edits[0].range.start == types.Position(4, 0) == edits[0].range.end
+    assert edits[0].new_text.startswith('    """') and edits[0].new_text.endswith('"""\n')
+
+
+async def test_commands_apply_edits(client: LanguageClient):
+    before = len(client.rec.applied)
+    data = {
+        "uri": URI,
+        "version": 1,
+        "start": offset_of(4, 4),
+        "end": offset_of(4, 4),
+        "action": "fillBody",
+    }
+    result = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="lspLlm.applyAction", arguments=[data])
+    )
+    assert result["applied"] is True
+    fill = _edits(client.rec.applied[before])[0]
+    assert fill.range.start == types.Position(4, 4) and fill.range.end == types.Position(4, 8)
+    rng = {"start": {"line": 12, "character": 0}, "end": {"line": 16, "character": 0}}
+    result = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(
+            command="lspLlm.rewriteSelection", arguments=[URI, rng, "use a list comprehension"]
+        )
+    )
+    assert result["applied"] is True
+    rewrite = _edits(client.rec.applied[before + 1])[0]
+    assert rewrite.range.start.line == 12 and rewrite.range.end.line == 16
+    with pytest.raises(JsonRpcInvalidParams, match="instruction"):
+        await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="lspLlm.rewriteSelection", arguments=[URI, rng])
+        )
+
+
+def _edits(edit: types.WorkspaceEdit) -> list[types.TextEdit]:
+    if edit.document_changes:
+        return [e for change in edit.document_changes for e in change.edits]
+    return [e for edits in edit.changes.values() for e in edits]
+
+
+async def test_rewrite_action_carries_uri_and_range(client: LanguageClient):
+    # Read on the raw wire: pygls's client converter mis-reads a CodeAction that carries
+    # a command as a bare Command (editors tell them apart by the type of `command`).
+    selection = {"start": {"line": 12, "character": 0}, "end": {"line": 16, "character": 0}}
+    actions = await raw_request(
+        client,
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        {"textDocument": {"uri": URI}, "range": selection, "context": {"diagnostics": []}},
+    )
+    rewrite = next(a for a in actions if a["title"] == "lsp-llm: Rewrite selection…")
+    assert rewrite["kind"] == "refactor.rewrite"
+    assert rewrite["command"]["command"] == "lspLlm.rewriteSelection"
+    uri, rng = rewrite["command"]["arguments"]
+    assert uri == URI and rng["start"]["line"] == 12 and rng["end"]["line"] == 16
