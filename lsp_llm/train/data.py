@@ -113,8 +113,14 @@ class Example:
     """(text or special token, counted in the loss) in order; specials are exact names."""
 
 
-SPECIAL = {"<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|endoftext|>",
-           "<|im_start|>", "<|im_end|>"}
+SPECIAL = {
+    "<|fim_prefix|>",
+    "<|fim_suffix|>",
+    "<|fim_middle|>",
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+}
 
 
 def _window(text: str, rng: random.Random, max_chars: int) -> str:
@@ -161,8 +167,9 @@ def _middle_span(window: str, rng: random.Random) -> tuple[int, int] | None:
     if not line.rstrip().endswith(":"):
         return None
     j = i + 1
-    while j < len(lines) and (not lines[j].strip() or
-                              len(lines[j]) - len(lines[j].lstrip()) > indent):
+    while j < len(lines) and (
+        not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip()) > indent
+    ):
         j += 1
     if j == i + 1:
         return None
@@ -177,36 +184,72 @@ def fim_example(text: str, rng: random.Random, max_chars: int) -> Example | None
     if span is None or span[1] <= span[0]:
         return None
     a, b = span
-    return Example("fim", [("<|fim_prefix|>", True), (window[:a], True), ("<|fim_suffix|>", True),
-                           (window[b:], True), ("<|fim_middle|>", True), (window[a:b], True),
-                           ("<|endoftext|>", True)])
+    return Example(
+        "fim",
+        [
+            ("<|fim_prefix|>", True),
+            (window[:a], True),
+            ("<|fim_suffix|>", True),
+            (window[b:], True),
+            ("<|fim_middle|>", True),
+            (window[a:b], True),
+            ("<|endoftext|>", True),
+        ],
+    )
 
 
 def _chat(user: str, answer: str) -> list[tuple[str, bool]]:
-    return [("<|im_start|>", False), (f"system\n{DEFAULT_SYSTEM_PROMPT}", False),
-            ("<|im_end|>", False), ("\n", False), ("<|im_start|>", False),
-            (f"user\n{user}", False), ("<|im_end|>", False), ("\n", False),
-            ("<|im_start|>", False), ("assistant\n", False), (answer, True),
-            ("<|im_end|>", True)]
+    return [
+        ("<|im_start|>", False),
+        (f"system\n{DEFAULT_SYSTEM_PROMPT}", False),
+        ("<|im_end|>", False),
+        ("\n", False),
+        ("<|im_start|>", False),
+        (f"user\n{user}", False),
+        ("<|im_end|>", False),
+        ("\n", False),
+        ("<|im_start|>", False),
+        ("assistant\n", False),
+        (answer, True),
+        ("<|im_end|>", True),
+    ]
 
 
 def chat_example(fn: Function, rng: random.Random) -> Example:
     kind = rng.random()
     if kind < 0.4:
         what = fn.summary[0].lower() + fn.summary[1:]
-        user = rng.choice(["Write a Python function that", "Write a function that",
-                           "Implement a function that"]) + f" {what.rstrip('.')}."
+        user = (
+            rng.choice(
+                [
+                    "Write a Python function that",
+                    "Write a function that",
+                    "Implement a function that",
+                ]
+            )
+            + f" {what.rstrip('.')}."
+        )
         return Example("chat", _chat(user, f"```python\n{fn.source}```"))
     if kind < 0.75:
-        user = rng.choice(["What does this function do?", "Explain this function.",
-                           "What does this code do?"])
+        user = rng.choice(
+            ["What does this function do?", "Explain this function.", "What does this code do?"]
+        )
         return Example("chat", _chat(f"```python\n{fn.without_docstring}```\n\n{user}", fn.summary))
-    return Example("chat", _chat(f"Add a docstring to this function.\n\n```python\n"
-                                 f"{fn.without_docstring}```", f"```python\n{fn.source}```"))
+    return Example(
+        "chat",
+        _chat(
+            f"Add a docstring to this function.\n\n```python\n{fn.without_docstring}```",
+            f"```python\n{fn.source}```",
+        ),
+    )
 
 
-def examples(sources: list[SourceFile], seed: int, max_chars: int = 1600,
-             mix: tuple[float, float] = (0.3, 0.5)) -> Iterator[Example]:
+def examples(
+    sources: list[SourceFile],
+    seed: int,
+    max_chars: int = 1600,
+    mix: tuple[float, float] = (0.3, 0.5),
+) -> Iterator[Example]:
     """An endless, seeded stream: plain code, FIM and chat in the proportions of `mix`
     (plain, fim; the rest is chat)."""
     rng = random.Random(seed)

@@ -27,19 +27,34 @@ from lsp_llm.train.data import HELD_OUT, Example, examples, load_sources
 
 logger = logging.getLogger(__name__)
 
-TARGET = {"hidden_size": 256, "num_hidden_layers": 4, "intermediate_size": 704,
-          "num_attention_heads": 4, "num_key_value_heads": 2}
-DRAFT = {"hidden_size": 96, "num_hidden_layers": 1, "intermediate_size": 256,
-         "num_attention_heads": 2, "num_key_value_heads": 1}
+TARGET: dict[str, Any] = {
+    "hidden_size": 256,
+    "num_hidden_layers": 4,
+    "intermediate_size": 704,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+}
+DRAFT: dict[str, Any] = {
+    "hidden_size": 96,
+    "num_hidden_layers": 1,
+    "intermediate_size": 256,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+}
 
 
-def make_model(tokenizer: Any, shape: dict[str, int], seq_len: int) -> Any:
+def make_model(tokenizer: Any, shape: dict[str, Any], seq_len: int) -> Any:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    config = Qwen2Config(vocab_size=len(tokenizer), max_position_embeddings=max(4096, seq_len),
-                         tie_word_embeddings=True, rope_theta=10000.0, bos_token_id=None,
-                         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-                         pad_token_id=tokenizer.pad_token_id, **shape)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=max(4096, seq_len),
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tokenizer.pad_token_id,
+        **shape,
+    )
     return Qwen2ForCausalLM(config)
 
 
@@ -47,8 +62,14 @@ def encode_example(tokenizer: Any, ex: Example) -> tuple[list[int], list[bool]]:
     ids: list[int] = []
     mask: list[bool] = []
     for text, counted in ex.parts:
-        if text in ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|endoftext|>",
-                    "<|im_start|>", "<|im_end|>"):
+        if text in (
+            "<|fim_prefix|>",
+            "<|fim_suffix|>",
+            "<|fim_middle|>",
+            "<|endoftext|>",
+            "<|im_start|>",
+            "<|im_end|>",
+        ):
             piece = [tokenizer.convert_tokens_to_ids(text)]
         else:
             piece = tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
@@ -61,8 +82,9 @@ def encode_example(tokenizer: Any, ex: Example) -> tuple[list[int], list[bool]]:
     return ids, mask
 
 
-def packed_batches(tokenizer: Any, stream: Iterator[Example], batch: int, seq_len: int
-                   ) -> Iterator[tuple[list[list[int]], list[list[bool]]]]:
+def packed_batches(
+    tokenizer: Any, stream: Iterator[Example], batch: int, seq_len: int
+) -> Iterator[tuple[list[list[int]], list[list[bool]]]]:
     """Rows of exactly seq_len + 1 tokens cut from concatenated examples."""
     ids: list[int] = []
     mask: list[bool] = []
@@ -104,16 +126,22 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
     t0 = time.perf_counter()
     sources = load_sources(held_out=False)
-    print(f"training slice: {len(sources)} files, {sum(len(s.text) for s in sources) / 1e6:.1f} MB;"
-          f" held out: {', '.join(HELD_OUT)}", flush=True)
+    print(
+        f"training slice: {len(sources)} files, {sum(len(s.text) for s in sources) / 1e6:.1f} MB;"
+        f" held out: {', '.join(HELD_OUT)}",
+        flush=True,
+    )
     tokenizer = train_tokenizer((s.text for s in sources), args.vocab)
     print(f"tokenizer: {len(tokenizer)} tokens in {time.perf_counter() - t0:.0f}s", flush=True)
     target = make_model(tokenizer, TARGET, args.seq_len).to(device)
     draft = make_model(tokenizer, DRAFT, args.seq_len).to(device)
     n_target = sum(p.numel() for p in target.parameters())
     n_draft = sum(p.numel() for p in draft.parameters())
-    print(f"target {n_target / 1e6:.2f}M params, draft {n_draft / 1e6:.2f}M params "
-          f"({n_target / n_draft:.1f}x smaller), device {device}", flush=True)
+    print(
+        f"target {n_target / 1e6:.2f}M params, draft {n_draft / 1e6:.2f}M params "
+        f"({n_target / n_draft:.1f}x smaller), device {device}",
+        flush=True,
+    )
     opt_t = torch.optim.AdamW(target.parameters(), lr=args.lr, weight_decay=0.1, betas=(0.9, 0.95))
     opt_d = torch.optim.AdamW(draft.parameters(), lr=args.lr, weight_decay=0.1, betas=(0.9, 0.95))
     batches = packed_batches(tokenizer, examples(sources, args.seed), args.batch, args.seq_len)
@@ -156,26 +184,55 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         if now - last_report >= args.report_seconds:
             last_report = now
             rate = tokens / (now - start)
-            row = {"step": step, "minutes": (now - start) / 60, "tokens": tokens,
-                   "tokens_per_s": rate, "target_loss": t_loss.item(), "draft_ce": d_ce.item(),
-                   "draft_kl": d_kl.item(), "lr": lr}
+            row = {
+                "step": step,
+                "minutes": (now - start) / 60,
+                "tokens": tokens,
+                "tokens_per_s": rate,
+                "target_loss": t_loss.item(),
+                "draft_ce": d_ce.item(),
+                "draft_kl": d_kl.item(),
+                "lr": lr,
+            }
             history.append(row)
-            print(f"step {step:6d}  {row['minutes']:5.1f} min  {tokens / 1e6:6.2f}M tok  "
-                  f"{rate:6.0f} tok/s  target loss {row['target_loss']:.3f}  draft ce "
-                  f"{row['draft_ce']:.3f} kl {row['draft_kl']:.3f}  lr {lr:.2e}", flush=True)
-        if args.checkpoint_minutes and step % 50 == 0 and (now - start) > 0 and \
-                int((now - start) / 60 / args.checkpoint_minutes) > len(list(args.out.glob("ckpt-*"))):
+            print(
+                f"step {step:6d}  {row['minutes']:5.1f} min  {tokens / 1e6:6.2f}M tok  "
+                f"{rate:6.0f} tok/s  target loss {row['target_loss']:.3f}  draft ce "
+                f"{row['draft_ce']:.3f} kl {row['draft_kl']:.3f}  lr {lr:.2e}",
+                flush=True,
+            )
+        if (
+            args.checkpoint_minutes
+            and step % 50 == 0
+            and (now - start) > 0
+            and int((now - start) / 60 / args.checkpoint_minutes)
+            > len(list(args.out.glob("ckpt-*")))
+        ):
             save(target.cpu(), tokenizer, args.out / f"ckpt-{step}", {"step": step})
             target.to(device)
-    info = {"seed": args.seed, "steps": step, "tokens": tokens, "minutes": (time.perf_counter() - start) / 60,
-            "device": device, "target_params": n_target, "draft_params": n_draft,
-            "vocab": len(tokenizer), "seq_len": args.seq_len, "batch": args.batch,
-            "held_out": list(HELD_OUT), "python": sys.version.split()[0], "history": history,
-            "command": " ".join(sys.argv)}
+    info = {
+        "seed": args.seed,
+        "steps": step,
+        "tokens": tokens,
+        "minutes": (time.perf_counter() - start) / 60,
+        "device": device,
+        "target_params": n_target,
+        "draft_params": n_draft,
+        "vocab": len(tokenizer),
+        "seq_len": args.seq_len,
+        "batch": args.batch,
+        "held_out": list(HELD_OUT),
+        "python": sys.version.split()[0],
+        "history": history,
+        "command": " ".join(sys.argv),
+    }
     save(target.cpu().eval(), tokenizer, args.out / "bundled", info)
     save(draft.cpu().eval(), tokenizer, args.out / "bundled-draft", info)
-    print(f"done: {step} steps, {tokens / 1e6:.2f}M tokens in {info['minutes']:.1f} min; "
-          f"saved to {args.out}", flush=True)
+    print(
+        f"done: {step} steps, {tokens / 1e6:.2f}M tokens in {info['minutes']:.1f} min; "
+        f"saved to {args.out}",
+        flush=True,
+    )
     return info
 
 
@@ -192,8 +249,11 @@ def install(out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lsp_llm.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m lsp_llm.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", type=Path, default=Path("build/bundled-train"))
     parser.add_argument("--minutes", type=float, default=55.0, help="training time budget")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps")
@@ -206,8 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-seconds", type=float, default=30.0)
     parser.add_argument("--checkpoint-minutes", type=float, default=15.0)
     parser.add_argument("--cpu", action="store_true", help="train on the CPU even with CUDA")
-    parser.add_argument("--install", action="store_true",
-                        help="copy the trained pair into lsp_llm/models/")
+    parser.add_argument(
+        "--install", action="store_true", help="copy the trained pair into lsp_llm/models/"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     train(args)
