@@ -1,0 +1,54 @@
+"""A real editor: headless Neovim's built-in LSP client gets a completion from lsp-llm
+and applies a resolved code action (tests/editors/neovim_client.lua)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.lsp_helpers import SERVER
+from tests.test_server import SOURCE
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("nvim") is None and not os.environ.get("CI"),
+    reason="Neovim is not installed (apt-get install neovim)",
+)
+
+
+def test_neovim_completion_and_code_action(tiny, tmp_path: Path):
+    path = tmp_path / "geometry.py"
+    path.write_text(SOURCE)
+    out = tmp_path / "out.json"
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "LSP_LLM_CMD": json.dumps(SERVER),
+        "LSP_LLM_FILE": str(path),
+        "LSP_LLM_OUT": str(out),
+        "LSP_LLM_SETTINGS": json.dumps(
+            {
+                "model": str(tiny.target),
+                "completion": {"maxNewTokens": 24},
+                "chat": {"maxNewTokens": 24},
+            }
+        ),
+    }
+    script = Path(__file__).parent / "editors" / "neovim_client.lua"
+    proc = subprocess.run(
+        ["nvim", "--headless", "--clean", "-n", "-c", f"luafile {script}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    result = json.loads(out.read_text())
+    assert proc.returncode == 0, (result, proc.stderr[-2000:])
+    assert result["status"] == "ready"
+    assert result["completion"].strip() and result["omnifunc_items"] == 1
+    assert "lsp-llm: Add docstring" in result["actions"]
+    assert result["line5"].startswith('    """')  # the docstring line Neovim inserted
