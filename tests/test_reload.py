@@ -39,6 +39,7 @@ async def test_model_change_reloads_and_other_changes_do_not(reloading: Language
     )
     assert reply.usage.completionTokens <= 4
     assert all(s["state"] in ("busy", "ready") for s in client.rec.statuses[mark:])
+    mark = len(client.rec.statuses)
     client.workspace_did_change_configuration(
         types.DidChangeConfigurationParams(settings={"lspLlm": {"model": str(tiny.twin)}})
     )

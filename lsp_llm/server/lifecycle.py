@@ -30,11 +30,13 @@ def register(server: LspLlmServer) -> None:
     async def did_change_configuration(
         ls: LspLlmServer, params: types.DidChangeConfigurationParams
     ) -> None:
-        data = await ls.pull_configuration()
-        if data is None:
-            raw = params.settings
-            data = raw.get(CONFIG_SECTION, raw) if isinstance(raw, dict) else None
-        if data is None:
+        # Settings pushed in the notification apply before anything else is handled, so a
+        # request sent right after it sees them; only an empty push makes us pull.
+        raw = params.settings
+        data = raw.get(CONFIG_SECTION, raw) if isinstance(raw, dict) else None
+        if not data:
+            data = await ls.pull_configuration()
+        if not data:
             return
         old = ls.settings
         new = ls.apply_settings(data, "didChangeConfiguration")
