@@ -128,6 +128,17 @@ class LspLlmServer(LanguageServer):
         except ModelUnavailable as exc:
             raise RequestFailed(f"lsp-llm: the model is not available: {exc}") from exc
 
+    async def generate(self, engine: Any, request: Any) -> Any:
+        """Run one generation to its end (a `Done`), counted as busy; errors become
+        RequestFailed. Cancelling the calling task cancels the generation."""
+        self.busy(+1)
+        try:
+            return await engine.stream(request).result()
+        except RuntimeError as exc:
+            raise RequestFailed(f"lsp-llm: {exc}") from exc
+        finally:
+            self.busy(-1)
+
     def busy(self, delta: int) -> None:
         """Count running generations; report busy/ready on the transitions."""
         before = self._active

@@ -80,13 +80,7 @@ async def _generate(ls: LspLlmServer, prompt: Prompt, max_new_tokens: int) -> st
         stop=prompt.stop,
         speculation=Speculation(ls.settings.speculation.mode, ls.settings.speculation.num_tokens),
     )
-    ls.busy(+1)
-    try:
-        done = await engine.stream(request).result()
-    except RuntimeError as exc:
-        raise RequestFailed(f"lsp-llm: {exc}") from exc
-    finally:
-        ls.busy(-1)
+    done = await ls.generate(engine, request)
     return done.text
 
 

@@ -13,7 +13,7 @@ from lsprotocol import types
 from lsp_llm.context.postprocess import Suggestion, clean_suggestion
 from lsp_llm.context.prompts import EditorContext, completion_prompt
 from lsp_llm.engine.types import GenerationRequest, Speculation
-from lsp_llm.server.app import LspLlmServer, RequestFailed
+from lsp_llm.server.app import LspLlmServer
 
 logger = logging.getLogger(__name__)
 
@@ -58,13 +58,7 @@ async def suggest(ls: LspLlmServer, uri: str, position: types.Position) -> Place
         speculation=Speculation(settings.speculation.mode, settings.speculation.num_tokens),
         group=f"complete:{uri}",
     )
-    ls.busy(+1)
-    try:
-        done = await engine.stream(request).result()
-    except RuntimeError as exc:
-        raise RequestFailed(f"lsp-llm: {exc}") from exc
-    finally:
-        ls.busy(-1)
+    done = await ls.generate(engine, request)
     logger.debug(
         "completion %s: %r (%s, %.0f ms)", uri, done.text, done.reason, done.timings.total_ms
     )
