@@ -93,6 +93,8 @@ class _Run:
         self.detok = IncrementalDetokenizer(decoder.tokenizer)
         self.checker = StopChecker(req.stop)
         self.emitted = 0
+        self.safe_upto = 0
+        """How much of the text the stop checker last said is final."""
         self.final_text: str | None = None
         self.reason: FinishReason = "stop"
 
@@ -118,6 +120,7 @@ class _Run:
         self.generated += 1
         if self.detok.add(token):
             verdict = self.checker.feed(self.detok.text)
+            self.safe_upto = verdict.emit_upto
             if verdict.stop_at is not None:
                 self.final_text = self.detok.text[: verdict.stop_at]
                 self.reason = "stop"
@@ -130,14 +133,8 @@ class _Run:
 
     def flush(self) -> None:
         """Emit the text that is final so far."""
-        text = self.detok.text
-        upto = (
-            len(self.final_text)
-            if self.final_text is not None
-            else self.checker.feed(text).emit_upto
-        )
-        if self.final_text is not None:
-            text = self.final_text
+        text = self.final_text if self.final_text is not None else self.detok.text
+        upto = len(text) if self.final_text is not None else self.safe_upto
         if upto > self.emitted:
             if self.t_first is None:
                 self.t_first = time.perf_counter()

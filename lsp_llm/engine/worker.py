@@ -37,13 +37,10 @@ class Job:
         self.sink = sink
         self.cancelled = threading.Event()
         self.t_submit = time.perf_counter()
-        self.t_cancel: float | None = None
         self.finished = threading.Event()
 
     def cancel(self) -> None:
-        if not self.cancelled.is_set():
-            self.t_cancel = time.perf_counter()
-            self.cancelled.set()
+        self.cancelled.set()
 
 
 class InferenceWorker:
@@ -54,7 +51,6 @@ class InferenceWorker:
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._lock = threading.Lock()
         self._groups: dict[str, Job] = {}
-        self.busy = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -85,11 +81,9 @@ class InferenceWorker:
             job = self._queue.get()
             if job is None:
                 return
-            self.busy.set()
             try:
                 self._run(job)
             finally:
-                self.busy.clear()
                 job.finished.set()
                 with self._lock:
                     group = job.request.group

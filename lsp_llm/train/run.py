@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lsp_llm.engine.bundled import bundled_draft_dir, bundled_model_dir
-from lsp_llm.train.data import HELD_OUT, Example, examples, load_sources
+from lsp_llm.train.data import HELD_OUT, SPECIAL, Example, examples, load_sources
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +62,7 @@ def encode_example(tokenizer: Any, ex: Example) -> tuple[list[int], list[bool]]:
     ids: list[int] = []
     mask: list[bool] = []
     for text, counted in ex.parts:
-        if text in (
-            "<|fim_prefix|>",
-            "<|fim_suffix|>",
-            "<|fim_middle|>",
-            "<|endoftext|>",
-            "<|im_start|>",
-            "<|im_end|>",
-        ):
+        if text in SPECIAL:
             piece = [tokenizer.convert_tokens_to_ids(text)]
         else:
             piece = tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
