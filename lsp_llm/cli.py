@@ -1,5 +1,6 @@
 """The `lsp-llm` command: `serve` (the language server, stdio by default, `--tcp` for a
-shared daemon), and one-shot `complete` / `chat` that go through a real server session."""
+shared daemon), one-shot `complete` / `chat` that go through a real server session, and
+`eval` (held-out completion quality and speculation figures)."""
 
 from __future__ import annotations
 
@@ -138,8 +139,26 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--model", help="model id or folder (default: the bundled model)")
         p.add_argument("--draft-model", help="draft model id or folder")
         p.add_argument("--settings", help="more settings as a JSON object (camelCase)")
+    ev = sub.add_parser(
+        "eval",
+        help="score completions on held-out stdlib code against baselines; measure speculation",
+    )
+    ev.add_argument("--model", help="model id or folder (default: the bundled model)")
+    ev.add_argument("--draft-model", help="draft model id or folder")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--per-kind", type=int, default=60, help="holes of each kind")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--max-new-tokens", type=int, default=96)
+    ev.add_argument("--num-tokens", type=int, default=6, help="speculation length")
+    ev.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    ev.add_argument("--json", help="also write the report here")
     args = parser.parse_args(argv)
     _setup_logging(args.log_level, args.log_file)
+    if args.command == "eval":
+        from lsp_llm.evaluation.run import main as run_eval
+
+        logging.getLogger().setLevel(logging.WARNING)
+        return run_eval(args)
     if args.command == "serve":
         from lsp_llm.server.main import serve as run
 

@@ -210,6 +210,7 @@ class Decoder:
             logits = self.target.forward(chunk)
             run.after_forward()
             run.stats.tokens_fed += len(chunk)
+            run.stats.prefill_forwards += 1
             pos += len(chunk)
         assert logits is not None
         return logits

@@ -82,6 +82,8 @@ class DecodeStats:
     """What the decoding loop did: how the engine is measured and tested."""
 
     target_forwards: int = 0
+    prefill_forwards: int = 0
+    """Of `target_forwards`, those that fed the prompt (the last one yields the first token)."""
     draft_forwards: int = 0
     tokens_fed: int = 0
     """Prompt and generated tokens fed to the target model (prefix reuse lowers it)."""

@@ -10,9 +10,9 @@ from typing import Any
 
 from lsprotocol import types
 
-from lsp_llm.context.postprocess import Suggestion, clean_suggestion
-from lsp_llm.context.prompts import EditorContext, completion_prompt
-from lsp_llm.engine.types import GenerationRequest, Speculation
+from lsp_llm.context.completion import plan_completion
+from lsp_llm.context.postprocess import Suggestion
+from lsp_llm.context.prompts import EditorContext
 from lsp_llm.server.app import LspLlmServer
 
 logger = logging.getLogger(__name__)
@@ -43,28 +43,15 @@ async def suggest(ls: LspLlmServer, uri: str, position: types.Position) -> Place
     if "\x00" in window:
         return None  # binary content: nothing sensible to suggest
     engine = await ls.engine()
-    settings = ls.settings
     ctx = EditorContext(text, offset, language_of(doc), doc.path)
-    prompt = completion_prompt(
-        ls.host.info,
-        ctx,
-        context_tokens=settings.completion.context_tokens,
-        multiline=settings.completion.multiline,
-    )
-    request = GenerationRequest(
-        prompt.token_ids,
-        max_new_tokens=settings.completion.max_new_tokens,
-        stop=prompt.stop,
-        speculation=Speculation(settings.speculation.mode, settings.speculation.num_tokens),
-        group=f"complete:{uri}",
-    )
-    done = await ls.generate(engine, request)
+    plan = plan_completion(ls.host.info, ctx, ls.settings, group=f"complete:{uri}")
+    done = await ls.generate(engine, plan.request)
     logger.debug(
         "completion %s: %r (%s, %.0f ms)", uri, done.text, done.reason, done.timings.total_ms
     )
     if done.reason == "cancelled":
         return None  # superseded by a newer request for this document
-    cleaned = clean_suggestion(done.text, ctx.before, ctx.after, prompt.multiline)
+    cleaned = plan.suggestion(done.text)
     return Placed(text, offset, cleaned) if cleaned is not None else None
 
 

@@ -1,0 +1,35 @@
+"""How a predicted middle is scored against the removed one."""
+
+from __future__ import annotations
+
+
+def first_line(text: str) -> str:
+    return text.split("\n", 1)[0].strip()
+
+
+def exact_line(predicted: str, expected: str) -> bool:
+    """Next-line exact match: the first lines agree, ignoring surrounding whitespace."""
+    return first_line(predicted) == first_line(expected)
+
+
+def normalize(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip("\n").split("\n")).rstrip()
+
+
+def levenshtein(a: str, b: str) -> int:
+    if len(a) < len(b):
+        a, b = b, a
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def edit_similarity(predicted: str, expected: str) -> float:
+    """1 - Levenshtein distance / the longer length: 1.0 is identical, 0.0 nothing shared."""
+    a, b = normalize(predicted), normalize(expected)
+    longest = max(len(a), len(b))
+    return 1.0 if longest == 0 else 1.0 - levenshtein(a, b) / longest

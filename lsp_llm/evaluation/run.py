@@ -1,0 +1,260 @@
+"""Run the evaluation: the model (through the same completion path as the server) and the
+baselines on held-out holes, then speculative decoding in every mode; print Markdown
+tables and optionally write JSON.
+
+    lsp-llm eval [--model DIR --draft-model DIR] [--per-kind 60] [--json report.json]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lsp_llm.config import CompletionSettings, Settings, SpeculationSettings
+from lsp_llm.context.completion import CompletionPlan, plan_completion
+from lsp_llm.context.prompts import CodeContext, EditorContext, TokenizerInfo, chat_prompt
+from lsp_llm.engine.types import Done, GenerationRequest, SpeculationMode
+from lsp_llm.evaluation.holes import KINDS, Hole, punch_holes
+from lsp_llm.evaluation.metrics import edit_similarity, exact_line, first_line
+from lsp_llm.evaluation.ngram import NGramModel
+
+MODES: tuple[SpeculationMode, ...] = ("off", "draft", "promptLookup", "auto")
+SAMPLE_FUNCTION = "def add(a, b):\n    return a + b\n"
+
+
+@dataclass
+class Tally:
+    exact: dict[str, list[bool]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    similarity: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
+
+    def add(self, hole: Hole, predicted: str) -> None:
+        scored = predicted if hole.kind == "body" else first_line(predicted)
+        self.exact[hole.kind].append(exact_line(predicted, hole.expected))
+        self.similarity[hole.kind].append(edit_similarity(scored, hole.expected))
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for kind in (*KINDS, "all"):
+            kinds = KINDS if kind == "all" else (kind,)
+            ex = [e for k in kinds for e in self.exact[k]]
+            sim = [s for k in kinds for s in self.similarity[k]]
+            n = len(ex)
+            out[kind] = {
+                "n": n,
+                "exact": sum(ex) / n if n else 0.0,
+                "similarity": sum(sim) / n if n else 0.0,
+            }
+        return out
+
+
+@dataclass
+class ModeStats:
+    completion_tokens: int = 0
+    decode_forwards: int = 0
+    drafted: int = 0
+    accepted: int = 0
+    draft_forwards: int = 0
+    busy_s: float = 0.0
+    identical: int = 0
+    cases: int = 0
+
+    def add(self, done: Done, same_as_greedy: bool) -> None:
+        s = done.stats
+        self.completion_tokens += done.usage.completion_tokens
+        # the last prefill pass yields the first token, so it counts as a decode pass
+        self.decode_forwards += s.target_forwards - s.prefill_forwards + 1
+        self.drafted += s.drafted_tokens
+        self.accepted += s.accepted_draft_tokens
+        self.draft_forwards += s.draft_forwards
+        self.busy_s += (done.timings.total_ms - done.timings.queue_ms) / 1000
+        self.identical += same_as_greedy
+        self.cases += 1
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "tokens_per_target_forward": self.completion_tokens / max(1, self.decode_forwards),
+            "acceptance_rate": self.accepted / self.drafted if self.drafted else 0.0,
+            "tokens_per_s": self.completion_tokens / self.busy_s if self.busy_s else 0.0,
+            "identical": self.identical / max(1, self.cases),
+            "completion_tokens": self.completion_tokens,
+        }
+
+
+def previous_line(hole: Hole) -> str:
+    """Baseline: repeat the previous non-blank line (from the cursor's column mid-line)."""
+    before = hole.text[: hole.offset]
+    start = before.rfind("\n") + 1
+    lines = [ln for ln in before[:start].split("\n") if ln.strip()]
+    if not lines:
+        return ""
+    prev = lines[-1]
+    return prev[hole.offset - start :] if hole.kind == "midline" else prev.strip()
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def evaluate(
+    engine: Any,
+    settings: Settings,
+    training_texts: list[str],
+    holes: list[Hole],
+    modes: tuple[SpeculationMode, ...] = MODES,
+    progress: Callable[[str], None] = _progress,
+) -> dict[str, Any]:
+    info = TokenizerInfo(engine.tokenizer)
+    plans: list[CompletionPlan] = [
+        plan_completion(info, EditorContext(h.text, h.offset, "python", h.path), settings)
+        for h in holes
+    ]
+    t0 = time.perf_counter()
+    ngram = NGramModel(len(engine.tokenizer)).fit(info.encode(t) for t in training_texts)
+    progress(f"n-gram baseline fitted in {time.perf_counter() - t0:.0f}s")
+
+    tallies = {"model": Tally(), "empty": Tally(), "previous line": Tally(), "n-gram": Tally()}
+    for hole, plan in zip(holes, plans, strict=True):
+        tallies["empty"].add(hole, "")
+        tallies["previous line"].add(hole, previous_line(hole))
+        raw = ngram.complete(
+            engine.tokenizer,
+            info.encode(plan.prompt.prefix),
+            plan.request.stop,
+            plan.request.max_new_tokens,
+        )
+        sug = plan.suggestion(raw)
+        tallies["n-gram"].add(hole, sug.text if sug else "")
+
+    greedy: list[tuple[int, ...]] = []
+    speculation: dict[str, ModeStats] = {}
+    examples: list[dict[str, str]] = []
+    for mode in modes:
+        stats = speculation.setdefault(mode, ModeStats())
+        t0 = time.perf_counter()
+        for i, (hole, plan) in enumerate(zip(holes, plans, strict=True)):
+            request = _with_mode(plan.request, mode)
+            done = engine.generate(request)
+            if i >= len(greedy):
+                greedy.append(done.token_ids)
+                sug = plan.suggestion(done.text)
+                predicted = sug.text if sug else ""
+                tallies["model"].add(hole, predicted)
+                if len(examples) < 3 * len(KINDS) and i % max(1, len(holes) // 9) == 0:
+                    examples.append(
+                        {"kind": hole.kind, "expected": hole.expected, "predicted": predicted}
+                    )
+            stats.add(done, done.token_ids == greedy[i])
+        progress(f"mode {mode}: {len(holes)} completions in {time.perf_counter() - t0:.0f}s")
+
+    return {
+        "cases": {k: sum(h.kind == k for h in holes) for k in KINDS},
+        "scores": {name: t.summary() for name, t in tallies.items()},
+        "speculation": {m: s.summary() for m, s in speculation.items()},
+        "examples": examples,
+        "samples": samples(engine, info, settings),
+    }
+
+
+def _with_mode(request: GenerationRequest, mode: SpeculationMode) -> GenerationRequest:
+    from dataclasses import replace
+
+    return replace(request, speculation=replace(request.speculation, mode=mode))
+
+
+def samples(engine: Any, info: TokenizerInfo, settings: Settings) -> dict[str, str]:
+    """The two readable-output checks of the model card, greedy."""
+    text = "def is_prime(n):\n    "
+    plan = plan_completion(info, EditorContext(text, len(text), "python"), settings)
+    sug = plan.suggestion(engine.generate(plan.request).text)
+    prompt = chat_prompt(
+        info,
+        [{"role": "user", "content": "What does this function do?"}],
+        system_prompt=settings.chat.system_prompt,
+        context_tokens=settings.chat.context_tokens,
+        code=CodeContext(SAMPLE_FUNCTION, language="python"),
+    )
+    answer = engine.generate(
+        GenerationRequest(prompt.token_ids, max_new_tokens=96, stop=prompt.stop)
+    ).text
+    return {
+        "completion_prompt": text,
+        "completion": sug.text if sug else "",
+        "chat_code": SAMPLE_FUNCTION,
+        "chat_question": "What does this function do?",
+        "chat_answer": answer,
+    }
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        "| predictor | " + " | ".join(f"{k} exact | {k} sim" for k in (*KINDS, "all")) + " |",
+        "|---|" + "---:|---:|" * (len(KINDS) + 1),
+    ]
+    for name, by_kind in report["scores"].items():
+        cells = []
+        for kind in (*KINDS, "all"):
+            s = by_kind[kind]
+            cells += [f"{100 * s['exact']:.1f}%", f"{s['similarity']:.3f}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| speculation | tokens / target forward | draft acceptance | tok/s | same as greedy |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for mode, s in report["speculation"].items():
+        lines.append(
+            f"| {mode} | {s['tokens_per_target_forward']:.2f} | {100 * s['acceptance_rate']:.1f}%"
+            f" | {s['tokens_per_s']:.1f} | {100 * s['identical']:.0f}% |"
+        )
+    return "\n".join(lines)
+
+
+def main(args: Any) -> int:
+    import torch
+
+    from lsp_llm.engine.loading import load
+    from lsp_llm.engine.worker import Engine
+    from lsp_llm.train.data import HELD_OUT, load_sources
+
+    torch.set_num_threads(args.threads) if args.threads else None
+    settings = Settings(
+        model=args.model,
+        draft_model=args.draft_model,
+        device=args.device,
+        completion=CompletionSettings(max_new_tokens=args.max_new_tokens),
+        speculation=SpeculationSettings(num_tokens=args.num_tokens),
+    )
+    held_out = load_sources(held_out=True)
+    if not held_out:
+        print("lsp-llm eval: no held-out sources found in this Python's stdlib", file=sys.stderr)
+        return 1
+    holes = punch_holes([(s.path, s.text) for s in held_out], args.per_kind, args.seed)
+    _progress(
+        f"{len(holes)} holes from {len(held_out)} held-out files ({', '.join(HELD_OUT)}), "
+        f"seed {args.seed}"
+    )
+    loaded = load(settings)
+    if args.draft_model is None and loaded.draft_model is None:
+        _progress("no draft model: the draft and auto modes draft nothing")
+    engine = Engine(loaded)
+    try:
+        report = evaluate(engine, settings, [s.text for s in load_sources(held_out=False)], holes)
+    finally:
+        engine.close()
+    report["model"] = loaded.name
+    report["draft_model"] = loaded.draft_name
+    report["seed"] = args.seed
+    report["threads"] = torch.get_num_threads()
+    print(markdown(report))
+    s = report["samples"]
+    print(f"\ncompletion of {s['completion_prompt']!r}: {s['completion']!r}")
+    print(f"chat over {s['chat_code']!r}, {s['chat_question']!r}: {s['chat_answer']!r}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2)
+            f.write("\n")
+    return 0

@@ -1,0 +1,100 @@
+"""The evaluation: holes that put the file back together, metrics with known values, the
+n-gram baseline, and a whole `evaluate` run on the tiny model."""
+
+from __future__ import annotations
+
+from lsp_llm.config import CompletionSettings, Settings
+from lsp_llm.engine.types import StopRules
+from lsp_llm.evaluation.holes import KINDS, punch_holes
+from lsp_llm.evaluation.metrics import edit_similarity, exact_line, levenshtein
+from lsp_llm.evaluation.ngram import NGramModel
+from lsp_llm.evaluation.run import evaluate, markdown, previous_line
+
+SOURCE = '''\
+import math
+
+
+def area(r):
+    """Area of a circle."""
+    value = math.pi * r ** 2
+    return round(value, 2)
+
+
+class Box:
+    def volume(self, w, h, d):
+        total = w * h * d
+        if total < 0:
+            raise ValueError("negative")
+        return total
+'''
+
+
+def test_holes_put_back_give_the_original_file() -> None:
+    holes = punch_holes([("shapes.py", SOURCE)], per_kind=50, seed=1)
+    assert {h.kind for h in holes} == set(KINDS)
+    for h in holes:
+        assert h.text[: h.offset] + h.expected + h.text[h.offset :] == SOURCE
+        assert h.expected.strip()
+        assert "Area of a circle" not in h.expected  # docstrings stay as the user wrote them
+    body = [h.expected for h in holes if h.kind == "body"]
+    assert "value = math.pi * r ** 2\n    return round(value, 2)" in body
+    mid = [h for h in holes if h.kind == "midline"]
+    assert all(h.text[h.offset - 1] in " (.,[=:" for h in mid)
+
+
+def test_hole_sampling_is_deterministic() -> None:
+    a = punch_holes([("shapes.py", SOURCE)], per_kind=2, seed=7)
+    b = punch_holes([("shapes.py", SOURCE)], per_kind=2, seed=7)
+    assert a == b and len(a) == 6
+
+
+def test_metrics() -> None:
+    assert levenshtein("kitten", "sitting") == 3
+    assert edit_similarity("abc", "abc") == 1.0
+    assert edit_similarity("abc", "xyz") == 0.0
+    assert edit_similarity("return x  \n", "return x") == 1.0
+    assert exact_line("  return x\n  y = 2", "return x")
+    assert not exact_line("return y", "return x")
+
+
+def test_previous_line_baseline() -> None:
+    holes = punch_holes([("shapes.py", SOURCE)], per_kind=50, seed=1)
+    line = next(h for h in holes if h.kind == "line" and h.expected.startswith("return round"))
+    assert previous_line(line) == "value = math.pi * r ** 2"
+
+
+def test_ngram_continues_what_it_counted(tiny) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny.target)
+    text = "for item in items:\n    print(item)\n"
+    ids = list(tok.encode(text * 5, add_special_tokens=False))
+    model = NGramModel(len(tok)).fit([ids])
+    prompt = list(tok.encode(text * 2 + "for item in", add_special_tokens=False))
+    line = model.complete(tok, prompt, StopRules(single_line=True), max_new_tokens=20)
+    assert line == " items:"
+    unseen = next(t for t in range(len(tok)) if t not in ids)
+    assert model.next_token([unseen]) is None  # nothing counted after it: the baseline stops
+
+
+def test_evaluate_reports_every_predictor_and_mode(loaded) -> None:
+    from lsp_llm.engine.worker import Engine
+
+    engine = Engine(loaded)
+    try:
+        holes = punch_holes([("shapes.py", SOURCE)], per_kind=2, seed=3)
+        settings = Settings(completion=CompletionSettings(max_new_tokens=8))
+        report = evaluate(
+            engine, settings, [SOURCE], holes, modes=("off", "draft"), progress=lambda _: None
+        )
+    finally:
+        engine.close()
+    assert set(report["scores"]) == {"model", "empty", "previous line", "n-gram"}
+    assert report["scores"]["empty"]["all"] == {"n": 6, "exact": 0.0, "similarity": 0.0}
+    for mode in ("off", "draft"):
+        s = report["speculation"][mode]
+        assert s["identical"] == 1.0  # greedy text is the same in every mode
+        assert s["tokens_per_target_forward"] > 0
+    assert report["speculation"]["off"]["tokens_per_target_forward"] <= 1.0
+    table = markdown(report)
+    assert "| n-gram |" in table and "| draft |" in table
