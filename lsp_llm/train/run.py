@@ -1,6 +1,6 @@
 """Train the bundled target and draft models from scratch, on the CPU or a CUDA GPU.
 
-    python -m lsp_llm.train --minutes 55 --out build/bundled-train --install
+    python -m lsp_llm.train --minutes 85 --out build/bundled-train --install
 
 Seeded and deterministic up to floating-point scheduling. One loop trains both: the target
 on next-token loss over packed sequences, the draft on the same batch with next-token loss
@@ -165,7 +165,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         teacher = F.softmax(t_logits.detach().flatten(0, 1)[counted], dim=-1)
         student = F.log_softmax(d_logits.flatten(0, 1)[counted], dim=-1)
         d_kl = F.kl_div(student, teacher, reduction="batchmean")
-        d_loss = 0.5 * d_ce + 0.5 * d_kl
+        d_loss = (1 - args.distill) * d_ce + args.distill * d_kl
         for opt, loss, model in ((opt_t, t_loss, target), (opt_d, d_loss, draft)):
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", type=Path, default=Path("build/bundled-train"))
-    parser.add_argument("--minutes", type=float, default=55.0, help="training time budget")
+    parser.add_argument("--minutes", type=float, default=85.0, help="training time budget")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--vocab", type=int, default=8192)
@@ -256,6 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument(
+        "--distill",
+        type=float,
+        default=0.7,
+        help="weight of the draft's distillation loss (KL to the target); the rest is next-token",
+    )
     parser.add_argument("--report-seconds", type=float, default=30.0)
     parser.add_argument("--checkpoint-minutes", type=float, default=15.0)
     parser.add_argument("--cpu", action="store_true", help="train on the CPU even with CUDA")
