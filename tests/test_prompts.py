@@ -72,6 +72,20 @@ def test_completion_prompt_respects_context_budget(info):
     assert len(prompt.token_ids) <= 300 + 10
 
 
+def test_prompts_stay_inside_the_models_context_window(loaded):
+    from lsp_llm.config import Settings
+    from lsp_llm.context.completion import plan_completion
+
+    small = TokenizerInfo(loaded.tokenizer, context_window=384)
+    assert small.budget(1536, 96) == 288  # the prompt plus the new tokens fit
+    assert small.budget(3072, 512) == 192  # at most half the window is kept for the reply
+    assert small.budget(100, 96) == 100
+    assert TokenizerInfo(loaded.tokenizer).budget(1536, 96) == 1536  # window unknown
+    big = "\n".join(f"x{i} = {i}" for i in range(20000))
+    plan = plan_completion(small, EditorContext(big + "\ny = ", len(big) + 5), Settings())
+    assert len(plan.request.prompt_ids) + plan.request.max_new_tokens <= 384 + 10
+
+
 @pytest.mark.parametrize(
     ("before", "after", "multiline", "expected_block", "indent"),
     [

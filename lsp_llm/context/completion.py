@@ -36,7 +36,9 @@ def plan_completion(
     prompt = completion_prompt(
         info,
         ctx,
-        context_tokens=settings.completion.context_tokens,
+        context_tokens=info.budget(
+            settings.completion.context_tokens, settings.completion.max_new_tokens
+        ),
         multiline=settings.completion.multiline,
     )
     request = GenerationRequest(

@@ -71,8 +71,10 @@ class Prompt:
 class TokenizerInfo:
     """What the prompt builders need to know about a tokenizer, looked up once."""
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, context_window: int | None = None) -> None:
         self.tokenizer = tokenizer
+        self.context_window = context_window
+        """Positions the model was built for (None: unknown); prompts are kept inside it."""
         vocab = tokenizer.get_vocab()
         self.fim: tuple[int, int, int] | None = None
         for names in FIM_NAMINGS:
@@ -84,6 +86,14 @@ class TokenizerInfo:
             ends.add(int(tokenizer.eos_token_id))
         self.end_ids = frozenset(ends)
         self.has_template = bool(getattr(tokenizer, "chat_template", None))
+
+    def budget(self, requested: int, reserve: int) -> int:
+        """`requested` prompt tokens, cut so that the prompt plus `reserve` new tokens fit the
+        model's context window (at most half the window is reserved)."""
+        if self.context_window is None:
+            return requested
+        room = self.context_window - min(reserve, self.context_window // 2)
+        return max(16, min(requested, room))
 
     def encode(self, text: str) -> list[int]:
         if not text:

@@ -43,6 +43,12 @@ class LoadedModel:
     is_moe: bool = False
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def context_window(self) -> int | None:
+        """The target's `max_position_embeddings`, when its config says."""
+        value = getattr(self.model.config, "max_position_embeddings", None)
+        return int(value) if isinstance(value, int) and value > 0 else None
+
 
 def resolve_device(requested: str) -> str:
     if requested != "auto":

@@ -107,7 +107,7 @@ def evaluate(
     modes: tuple[SpeculationMode, ...] = MODES,
     progress: Callable[[str], None] = _progress,
 ) -> dict[str, Any]:
-    info = TokenizerInfo(engine.tokenizer)
+    info = TokenizerInfo(engine.tokenizer, engine.loaded.context_window)
     plans: list[CompletionPlan] = [
         plan_completion(info, EditorContext(h.text, h.offset, "python", h.path), settings)
         for h in holes

@@ -95,7 +95,7 @@ def register(server: LspLlmServer) -> None:
             ls.host.info,
             messages,
             system_prompt=s.system_prompt,
-            context_tokens=s.context_tokens,
+            context_tokens=ls.host.info.budget(s.context_tokens, s.max_new_tokens),
             code=code,
         )
         request = GenerationRequest(

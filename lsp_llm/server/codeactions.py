@@ -72,6 +72,10 @@ def offered(ls: LspLlmServer, params: types.CodeActionParams) -> list[types.Code
     return found
 
 
+ACTION_NEW_TOKENS = 160
+"""New tokens for a docstring; also what the action's prompt budget leaves room for."""
+
+
 async def _generate(ls: LspLlmServer, prompt: Prompt, max_new_tokens: int) -> str:
     engine = await ls.engine()
     request = GenerationRequest(
@@ -112,10 +116,11 @@ async def compute_edit(ls: LspLlmServer, data: Any) -> types.WorkspaceEdit:
         raise RequestFailed("lsp-llm: no Python function at the cursor")
     await ls.engine()
     info = ls.host.info
-    budget = ls.settings.completion.context_tokens
+    budget = info.budget(ls.settings.completion.context_tokens, ACTION_NEW_TOKENS)
     fim = info.fim is not None
     if data["action"] == "docstring":
-        reply = await _generate(ls, actions.docstring_prompt(info, text, fn, budget), 160)
+        prompt = actions.docstring_prompt(info, text, fn, budget)
+        reply = await _generate(ls, prompt, ACTION_NEW_TOKENS)
         rep = actions.docstring_edit(text, fn, reply, fim)
     else:
         reply = await _generate(
@@ -148,7 +153,11 @@ async def rewrite_edit(ls: LspLlmServer, args: list[Any]) -> types.WorkspaceEdit
     from lsp_llm.server.completion import language_of
 
     prompt = actions.chat_action_prompt(
-        ls.host.info, instruction, selected, ls.settings.chat.context_tokens, language_of(doc)
+        ls.host.info,
+        instruction,
+        selected,
+        ls.host.info.budget(ls.settings.chat.context_tokens, ls.settings.chat.max_new_tokens),
+        language_of(doc),
     )
     reply = await _generate(ls, prompt, ls.settings.chat.max_new_tokens)
     rep = actions.rewrite_edit(start, end, selected, reply)

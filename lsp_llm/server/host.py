@@ -105,7 +105,7 @@ class ModelHost:
             from lsp_llm.engine.worker import Engine
 
             engine = Engine(load(settings, progress))
-            return engine, TokenizerInfo(engine.tokenizer)
+            return engine, TokenizerInfo(engine.tokenizer, engine.loaded.context_window)
 
         old = self.engine
         self.engine = None

@@ -48,7 +48,7 @@ def make_model(tokenizer: Any, shape: dict[str, Any], seq_len: int) -> Any:
 
     config = Qwen2Config(
         vocab_size=len(tokenizer),
-        max_position_embeddings=max(4096, seq_len),
+        max_position_embeddings=seq_len,  # what it is trained on; prompts are kept inside
         tie_word_embeddings=True,
         bos_token_id=None,
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
