@@ -8,6 +8,7 @@ has FIM tokens, chat otherwise), rewrite a selection by an instruction (chat).
 from __future__ import annotations
 
 import ast
+import bisect
 import re
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -47,14 +48,33 @@ def _offsets(text: str) -> list[int]:
     return starts
 
 
-def find_function(text: str, offset: int) -> FunctionSpan | None:
-    """The innermost Python function containing `offset` (its header or body)."""
+def _parse_around(text: str, lines: list[str], line: int) -> ast.Module | None:
+    """The whole file's tree; while the file does not parse (mid-edit elsewhere), the tree
+    of the top-level statement around `line`, with its line numbers kept."""
     try:
-        tree = ast.parse(text)
+        return ast.parse(text)
+    except (SyntaxError, ValueError):
+        pass
+    tops = [
+        i for i, ln in enumerate(lines) if ln[:1].strip() and ln[0] not in "#)]}" and ln.strip()
+    ]
+    first = max((i for i in tops if i <= line), default=0)
+    while first > 0 and first - 1 in tops and lines[first - 1].startswith("@"):
+        first -= 1
+    end = min((i for i in tops if i > line), default=len(lines))
+    try:
+        return ast.parse("\n" * first + "".join(lines[first:end]))
     except (SyntaxError, ValueError):
         return None
+
+
+def find_function(text: str, offset: int) -> FunctionSpan | None:
+    """The innermost Python function containing `offset` (its header or body)."""
     starts = _offsets(text)
     lines = text.splitlines(keepends=True)
+    tree = _parse_around(text, lines, bisect.bisect_right(starts, offset) - 1)
+    if tree is None:
+        return None
     best: FunctionSpan | None = None
     for node in ast.walk(tree):
         if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.end_lineno is None:

@@ -1,0 +1,33 @@
+"""Finding the function a code action works on, also while the file is mid-edit."""
+
+from __future__ import annotations
+
+from lsp_llm.context.actions import find_function
+
+SOURCE = """\
+import math
+
+
+@staticmethod
+def area(radius):
+    pass
+
+
+def circumference(r):
+    return 2 * math.pi * r
+"""
+
+
+def test_finds_the_stub_at_the_cursor() -> None:
+    fn = find_function(SOURCE, SOURCE.index("pass"))
+    assert fn is not None and fn.is_stub and not fn.has_docstring
+    assert SOURCE[fn.body_start :].startswith("pass")
+
+
+def test_a_syntax_error_elsewhere_does_not_hide_the_function() -> None:
+    broken = SOURCE.replace("return 2 * math.pi * r", "return 2 * if i == 1:")
+    fn = find_function(broken, broken.index("pass"))
+    assert fn is not None and fn.is_stub
+    assert broken[fn.start : fn.end].endswith("pass")
+    assert find_function(broken, broken.index("if i == 1")) is None  # the broken one itself
+    assert find_function(SOURCE, 0) is None  # not inside a function

@@ -1,0 +1,58 @@
+"""A real editor: Emacs's eglot (batch mode) gets a completion from lsp-llm through
+completion-at-point and runs the "Add docstring" code action the way eglot runs a chosen
+action (eglot 1.9 has no codeAction/resolve: the server's command path is what it uses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.lsp_helpers import SERVER
+from tests.test_server import SOURCE
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("emacs") is None and not os.environ.get("CI"),
+    reason="Emacs is not installed (apt-get install emacs-nox elpa-eglot)",
+)
+
+
+def test_eglot_completion_and_code_action(tiny, tmp_path: Path):
+    path = tmp_path / "geometry.py"
+    path.write_text(SOURCE)
+    out = tmp_path / "out.json"
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "LSP_LLM_CMD": json.dumps(SERVER),
+        "LSP_LLM_FILE": str(path),
+        "LSP_LLM_OUT": str(out),
+        "LSP_LLM_SETTINGS": json.dumps(
+            {
+                "model": str(tiny.target),
+                "completion": {"maxNewTokens": 24},
+                "chat": {"maxNewTokens": 24},
+            }
+        ),
+    }
+    script = Path(__file__).parent / "editors" / "eglot_client.el"
+    proc = subprocess.run(
+        # -q, not -Q: Debian's site start-up puts the packaged eglot on the load path
+        ["emacs", "--batch", "-q", "-l", str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.exists(), proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert proc.returncode == 0, (result, proc.stderr[-3000:])
+    assert result["status"] == "ready"
+    assert result["line9_before"] == "    return 2 * "
+    assert len(result["line9"]) > len("    return 2 * ")  # eglot inserted the suggestion
+    assert "lsp-llm: Add docstring" in result["actions"]
+    assert result["line5"].startswith('    """')  # the docstring line eglot inserted
