@@ -4,9 +4,11 @@ chat deltas sent as `$/progress` partial results, and `workspace/applyEdit` requ
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
@@ -19,6 +21,20 @@ SERVER = [sys.executable, "-m", "lsp_llm", "serve"]
 
 def server_env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def editor_env(model: Path, file: Path, out: Path) -> dict[str, str]:
+    """The environment of the real-editor drivers in tests/editors/: the server command,
+    the file to open, where to write their JSON result, settings for `model`."""
+    short = {"maxNewTokens": 24}
+    settings = {"model": str(model), "completion": short, "chat": short}
+    return {
+        **server_env(),
+        "LSP_LLM_CMD": json.dumps(SERVER),
+        "LSP_LLM_FILE": str(file),
+        "LSP_LLM_OUT": str(out),
+        "LSP_LLM_SETTINGS": json.dumps(settings),
+    }
 
 
 def plain(value: Any) -> Any:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lsp_helpers import SERVER
+from tests.lsp_helpers import editor_env
 from tests.test_server import SOURCE
 
 pytestmark = pytest.mark.skipif(
@@ -25,20 +25,7 @@ def test_eglot_completion_and_code_action(tiny, tmp_path: Path):
     path = tmp_path / "geometry.py"
     path.write_text(SOURCE)
     out = tmp_path / "out.json"
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "LSP_LLM_CMD": json.dumps(SERVER),
-        "LSP_LLM_FILE": str(path),
-        "LSP_LLM_OUT": str(out),
-        "LSP_LLM_SETTINGS": json.dumps(
-            {
-                "model": str(tiny.target),
-                "completion": {"maxNewTokens": 24},
-                "chat": {"maxNewTokens": 24},
-            }
-        ),
-    }
+    env = editor_env(tiny.target, path, out)
     script = Path(__file__).parent / "editors" / "eglot_client.el"
     proc = subprocess.run(
         # -q, not -Q: Debian's site start-up puts the packaged eglot on the load path

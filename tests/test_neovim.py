@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lsp_helpers import SERVER
+from tests.lsp_helpers import editor_env
 from tests.test_server import SOURCE
 
 pytestmark = pytest.mark.skipif(
@@ -24,20 +24,7 @@ def test_neovim_completion_and_code_action(tiny, tmp_path: Path):
     path = tmp_path / "geometry.py"
     path.write_text(SOURCE)
     out = tmp_path / "out.json"
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "LSP_LLM_CMD": json.dumps(SERVER),
-        "LSP_LLM_FILE": str(path),
-        "LSP_LLM_OUT": str(out),
-        "LSP_LLM_SETTINGS": json.dumps(
-            {
-                "model": str(tiny.target),
-                "completion": {"maxNewTokens": 24},
-                "chat": {"maxNewTokens": 24},
-            }
-        ),
-    }
+    env = editor_env(tiny.target, path, out)
     script = Path(__file__).parent / "editors" / "neovim_client.lua"
     proc = subprocess.run(
         ["nvim", "--headless", "--clean", "-n", "-c", f"luafile {script}"],

@@ -55,9 +55,7 @@ def _parse_around(text: str, lines: list[str], line: int) -> ast.Module | None:
         return ast.parse(text)
     except (SyntaxError, ValueError):
         pass
-    tops = [
-        i for i, ln in enumerate(lines) if ln[:1].strip() and ln[0] not in "#)]}" and ln.strip()
-    ]
+    tops = [i for i, ln in enumerate(lines) if ln[:1].strip() and ln[0] not in "#)]}"]
     first = max((i for i in tops if i <= line), default=0)
     while first > 0 and first - 1 in tops and lines[first - 1].startswith("@"):
         first -= 1

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from lsp_llm.engine.detok import IncrementalDetokenizer
 from lsp_llm.engine.stopping import StopChecker
 from lsp_llm.engine.types import StopRules
 
@@ -60,16 +61,15 @@ class NGramModel:
     ) -> str:
         """Greedy continuation of `prompt_ids`, cut where the model's stop rules cut."""
         checker = StopChecker(stop)
+        detok = IncrementalDetokenizer(tokenizer)
         context = list(prompt_ids)
-        generated: list[int] = []
         for _ in range(max_new_tokens):
             token = self.next_token(context)
             if token is None or token in stop.stop_token_ids:
                 break
             context.append(token)
-            generated.append(token)
-            text = tokenizer.decode(generated)
-            verdict = checker.feed(text)
+            detok.add(token)
+            verdict = checker.feed(detok.text)
             if verdict.stop_at is not None:
-                return text[: verdict.stop_at]
-        return checker.finish(tokenizer.decode(generated)) if generated else ""
+                return detok.text[: verdict.stop_at]
+        return checker.finish(detok.text)

@@ -11,7 +11,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lsp_llm.config import CompletionSettings, Settings, SpeculationSettings
@@ -129,21 +129,23 @@ def evaluate(
         sug = plan.suggestion(raw)
         tallies["n-gram"].add(hole, sug.text if sug else "")
 
+    # The first mode's output is the reference: greedy text is the same in every mode, so
+    # it is scored once and the other modes are checked against it.
     greedy: list[tuple[int, ...]] = []
     speculation: dict[str, ModeStats] = {}
     examples: list[dict[str, str]] = []
+    every = max(1, len(holes) // (3 * len(KINDS)))
     for mode in modes:
-        stats = speculation.setdefault(mode, ModeStats())
+        stats = speculation[mode] = ModeStats()
         t0 = time.perf_counter()
         for i, (hole, plan) in enumerate(zip(holes, plans, strict=True)):
-            request = _with_mode(plan.request, mode)
-            done = engine.generate(request)
-            if i >= len(greedy):
+            done = engine.generate(_with_mode(plan.request, mode))
+            if mode == modes[0]:
                 greedy.append(done.token_ids)
                 sug = plan.suggestion(done.text)
                 predicted = sug.text if sug else ""
                 tallies["model"].add(hole, predicted)
-                if len(examples) < 3 * len(KINDS) and i % max(1, len(holes) // 9) == 0:
+                if i % every == 0:
                     examples.append(
                         {"kind": hole.kind, "expected": hole.expected, "predicted": predicted}
                     )
@@ -160,8 +162,6 @@ def evaluate(
 
 
 def _with_mode(request: GenerationRequest, mode: SpeculationMode) -> GenerationRequest:
-    from dataclasses import replace
-
     return replace(request, speculation=replace(request.speculation, mode=mode))
 
 
@@ -220,7 +220,8 @@ def main(args: Any) -> int:
     from lsp_llm.engine.worker import Engine
     from lsp_llm.train.data import HELD_OUT, load_sources
 
-    torch.set_num_threads(args.threads) if args.threads else None
+    if args.threads:
+        torch.set_num_threads(args.threads)
     settings = Settings(
         model=args.model,
         draft_model=args.draft_model,
