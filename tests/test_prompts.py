@@ -58,6 +58,34 @@ def test_budget_cuts_whole_lines_and_keeps_cursor_line(info):
     assert count_tokens(info.tokenizer, head) <= 60 + 5
 
 
+def test_aligned_tail_starts_on_a_multiple_of_align_lines(info):
+    lines = [f"value_{i} = compute({i}, 'x' * {i})" for i in range(400)]
+    text = "\n".join(lines) + "\nresult = comp"
+    tail = take_tail(info.tokenizer, text, 1000, align=8)
+    assert tail.endswith("result = comp")
+    assert lines.index(tail.split("\n")[0]) % 8 == 0
+    assert len(tail) >= len(take_tail(info.tokenizer, text, 1000)) * 3 // 4
+
+
+def test_completion_window_stays_put_after_a_one_line_edit(info):
+    """Typing a new line above the cursor must not move the window's start; otherwise the
+    next request shares nothing with the cached one and re-reads the whole prompt."""
+    lines = [f"    total += weights[{i}] * values[{i}]" for i in range(2000)]
+    before = "def dot(weights, values):\n" + "\n".join(lines[:1500]) + "\n    "
+    after = "\n" + "\n".join(lines[1500:]) + "\n"
+    first = completion_prompt(info, EditorContext(before + after, len(before)), context_tokens=300)
+    edited = before[:-4] + "    total = total\n    "
+    second = completion_prompt(
+        info, EditorContext(edited + after, len(edited)), context_tokens=300
+    )
+    shared = 0
+    for a, b in zip(first.token_ids, second.token_ids, strict=False):
+        if a != b:
+            break
+        shared += 1
+    assert shared >= len(first.token_ids) // 2
+
+
 def test_one_huge_line_is_cut_by_whole_characters(info):
     line = "数据🐍" * 5000
     tail = take_tail(info.tokenizer, line, 50)

@@ -31,9 +31,15 @@ def _fit_chars(tokenizer: Encodes, text: str, budget: int, keep_end: bool) -> st
     return text[-lo:] if keep_end and lo else text[:lo]
 
 
-def take_tail(tokenizer: Encodes, text: str, budget: int) -> str:
+def take_tail(tokenizer: Encodes, text: str, budget: int, align: int = 1) -> str:
     """The end of `text` within `budget` tokens: the partial last line first (cut by
-    characters only if it alone is too long), then whole earlier lines."""
+    characters only if it alone is too long), then whole earlier lines.
+
+    With `align` > 1 the kept part starts on a line number that is a multiple of a power of
+    two up to `align` and at most a quarter of the kept lines (so at most a quarter of the
+    window is given up): the start then stays put while the user types or edits near the
+    end, so the next prompt shares its beginning with this one and the engine's KV cache
+    is reused instead of re-reading the whole window."""
     lines = text.split("\n")
     last = lines.pop()
     used = count_tokens(tokenizer, last)
@@ -46,6 +52,12 @@ def take_tail(tokenizer: Encodes, text: str, budget: int) -> str:
             break
         kept.append(line)
         used += cost
+    start = len(lines) + 1 - len(kept)
+    step = 1
+    while step * 2 <= min(align, len(kept) // 4):
+        step *= 2
+    if step > 1 and start > 0:
+        del kept[len(kept) - (-start) % step :]
     return "\n".join(reversed(kept))
 
 

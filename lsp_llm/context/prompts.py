@@ -34,6 +34,9 @@ END_TOKENS = (
     "</s>",
 )
 CURSOR = "<CURSOR>"
+PREFIX_ALIGN_LINES = 8
+"""A completion prompt's window starts on a multiple of this many lines, so that it stays
+put while the user types and the next request reuses the cached prefix."""
 COMPLETION_SYSTEM = (
     "You complete code. Reply with only the code that replaces <CURSOR>, without fences or "
     "explanation."
@@ -116,7 +119,7 @@ def completion_prompt(
     """The prompt for an inline completion at the cursor, within `context_tokens`."""
     shape = completion_shape(ctx.before, ctx.after, multiline)
     prefix_budget = context_tokens * 3 // 4
-    prefix = take_tail(info.tokenizer, ctx.before, prefix_budget)
+    prefix = take_tail(info.tokenizer, ctx.before, prefix_budget, align=PREFIX_ALIGN_LINES)
     suffix_budget = context_tokens - count_tokens(info.tokenizer, prefix)
     suffix = take_head(info.tokenizer, ctx.after, suffix_budget) if info.fim else ""
     stop = replace(shape.stop, stop_token_ids=info.end_ids)

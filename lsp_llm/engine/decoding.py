@@ -200,6 +200,10 @@ class Decoder:
 
     def _prefill(self, run: _Run) -> torch.Tensor:
         prompt = run.tokens
+        if not run.req.reuse_prefix:
+            self.target.reset()
+            if self.draft is not None:
+                self.draft.cache.reset()
         kept = self.target.reuse(prompt)
         run.stats.reused_prefix_tokens = kept
         pos = kept

@@ -61,6 +61,9 @@ class GenerationRequest:
     sampling: Sampling = field(default_factory=Sampling)
     speculation: Speculation = field(default_factory=Speculation)
     group: str | None = None
+    reuse_prefix: bool = True
+    """Reuse the KV caches' prefix shared with the previous request; False starts cold
+    (benchmarks compare engines without carried-over state)."""
 
 
 @dataclass
