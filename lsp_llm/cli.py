@@ -1,6 +1,7 @@
 """The `lsp-llm` command: `serve` (the language server, stdio by default, `--tcp` for a
 shared daemon), one-shot `complete` / `chat` that go through a real server session, and
-`eval` (held-out completion quality and speculation figures)."""
+`eval` (held-out completion quality and speculation figures), `bench` (speed side by side
+with transformers and llama.cpp)."""
 
 from __future__ import annotations
 
@@ -152,8 +153,30 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--num-tokens", type=int, default=6, help="speculation length")
     ev.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     ev.add_argument("--json", help="also write the report here")
+    be = sub.add_parser(
+        "bench",
+        help="time the engine side by side with transformers generate() and llama.cpp",
+    )
+    be.add_argument("--model", help="model id or folder (default: the bundled model)")
+    be.add_argument("--draft-model", help="draft model id or folder")
+    be.add_argument("--device", default="cpu")
+    be.add_argument("--threads", type=int, default=1, help="CPU threads for every contender")
+    be.add_argument("--completion-cases", type=int, default=24)
+    be.add_argument("--chat-cases", type=int, default=6)
+    be.add_argument("--completion-tokens", type=int, default=64)
+    be.add_argument("--chat-tokens", type=int, default=128)
+    be.add_argument("--num-tokens", type=int, default=6, help="initial speculation length")
+    be.add_argument("--seed", type=int, default=0)
+    be.add_argument("--out", default="build/bench", help="folder for report.json and chart.png")
+    be.add_argument("--no-llama-cpp", action="store_true", help="leave llama.cpp out")
+    be.add_argument("--no-server", action="store_true", help="skip the protocol overhead run")
     args = parser.parse_args(argv)
     _setup_logging(args.log_level, args.log_file)
+    if args.command == "bench":
+        from lsp_llm.bench.run import main as run_bench
+
+        logging.getLogger().setLevel(logging.WARNING)
+        return run_bench(args)
     if args.command == "eval":
         from lsp_llm.evaluation.run import main as run_eval
 

@@ -75,9 +75,7 @@ def test_completion_window_stays_put_after_a_one_line_edit(info):
     after = "\n" + "\n".join(lines[1500:]) + "\n"
     first = completion_prompt(info, EditorContext(before + after, len(before)), context_tokens=300)
     edited = before[:-4] + "    total = total\n    "
-    second = completion_prompt(
-        info, EditorContext(edited + after, len(edited)), context_tokens=300
-    )
+    second = completion_prompt(info, EditorContext(edited + after, len(edited)), context_tokens=300)
     shared = 0
     for a, b in zip(first.token_ids, second.token_ids, strict=False):
         if a != b:

@@ -34,6 +34,11 @@ END_TOKENS = (
     "</s>",
 )
 CURSOR = "<CURSOR>"
+PREFIX_PERCENT = 85
+"""The share of a completion prompt's budget given to the code before the cursor (the rest
+is for the code after it), as Copilot does. In fill-in-the-middle order the suffix comes
+after the prefix, so every edit at the cursor re-reads the whole suffix: keeping it short
+keeps the next request's prefill short."""
 PREFIX_ALIGN_LINES = 8
 """A completion prompt's window starts on a multiple of this many lines, so that it stays
 put while the user types and the next request reuses the cached prefix."""
@@ -118,7 +123,7 @@ def completion_prompt(
 ) -> Prompt:
     """The prompt for an inline completion at the cursor, within `context_tokens`."""
     shape = completion_shape(ctx.before, ctx.after, multiline)
-    prefix_budget = context_tokens * 3 // 4
+    prefix_budget = context_tokens * PREFIX_PERCENT // 100
     prefix = take_tail(info.tokenizer, ctx.before, prefix_budget, align=PREFIX_ALIGN_LINES)
     suffix_budget = context_tokens - count_tokens(info.tokenizer, prefix)
     suffix = take_head(info.tokenizer, ctx.after, suffix_budget) if info.fim else ""

@@ -1,0 +1,265 @@
+"""The latencies an editor feels, beyond raw decoding speed: how fast a cancel leaves the
+engine idle, how fast a second request comes back after a one-line edit (with and without
+the KV-cache prefix reuse), and what the LSP transport adds to an inline completion."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import statistics
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from lsp_llm.bench.cases import Case
+from lsp_llm.config import Settings, settings_to_wire
+from lsp_llm.context.completion import plan_completion
+from lsp_llm.context.prompts import EditorContext, TokenizerInfo
+from lsp_llm.engine.types import Done, GenerationRequest, StopRules, TextDelta
+
+DOCUMENT_LINES = 2000
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def cancel_latency(engine: Any, case: Case, repeats: int = 5, after: int = 8) -> dict[str, Any]:
+    """Start a long generation, cancel it from another thread after `after` pieces of text
+    (mid forward pass, as a `$/cancelRequest` arrives), and time until the engine is idle."""
+    ms: list[float] = []
+    forwards: list[int] = []
+    for _ in range(repeats):
+        started = threading.Event()
+        finished = threading.Event()
+        result: list[Done] = []
+        seen = [0]
+
+        def sink(
+            event: Any,
+            started: threading.Event = started,
+            finished: threading.Event = finished,
+            result: list[Done] = result,
+            seen: list[int] = seen,
+        ) -> None:
+            if isinstance(event, TextDelta):
+                seen[0] += 1
+                if seen[0] >= after:
+                    started.set()
+            elif isinstance(event, Done):
+                result.append(event)
+                finished.set()
+            else:
+                finished.set()
+
+        request = GenerationRequest(case.prompt_ids, max_new_tokens=100_000, stop=StopRules())
+        job = engine.worker.submit(request, sink)
+        started.wait(120)
+        t0 = time.perf_counter()
+        job.cancel()
+        finished.wait(120)
+        ms.append((time.perf_counter() - t0) * 1000)
+        if result:
+            forwards.append(result[0].stats.forwards_after_cancel)
+    return {
+        "repeats": repeats,
+        "median_ms": _median(ms),
+        "max_ms": max(ms, default=0.0),
+        "max_forwards_after_cancel": max(forwards, default=0),
+    }
+
+
+def edit_document(sources: list[tuple[str, str]], seed: int = 0) -> tuple[str, list[int]]:
+    """A `DOCUMENT_LINES`-line file of held-out code, and a few cursor lines (indented code
+    lines in its last half) for the edit benchmark."""
+    lines: list[str] = []
+    for _, text in sources:
+        lines.extend(text.split("\n"))
+        if len(lines) >= DOCUMENT_LINES:
+            break
+    lines = lines[:DOCUMENT_LINES]
+    candidates = [
+        i
+        for i in range(DOCUMENT_LINES // 2, DOCUMENT_LINES - 50)
+        if lines[i].startswith("    ") and lines[i].strip() and not lines[i].strip().startswith("#")
+    ]
+    cursors = sorted(random.Random(seed).sample(candidates, min(5, len(candidates))))
+    return "\n".join(lines) + "\n", cursors
+
+
+def _time_to_first_token(
+    engine: Any, info: TokenizerInfo, settings: Settings, text: str, offset: int, reuse: bool
+) -> tuple[float, int]:
+    """Milliseconds from the request (prompt building included) to the first generated
+    token, and how many prompt tokens the KV cache already held."""
+    t0 = time.perf_counter()
+    plan = plan_completion(info, EditorContext(text, offset, "python"), settings)
+    request = replace(
+        plan.request,
+        max_new_tokens=1,
+        stop=StopRules(stop_token_ids=plan.request.stop.stop_token_ids),
+        reuse_prefix=reuse,
+    )
+    done = engine.generate(request)
+    return (time.perf_counter() - t0) * 1000, done.stats.reused_prefix_tokens
+
+
+def edit_reuse(
+    engine: Any, info: TokenizerInfo, settings: Settings, document: str, cursors: list[int]
+) -> dict[str, Any]:
+    """For each cursor line: a first request (cold), then the user inserts one line just
+    above the cursor and asks again, once with the cached prefix and once without."""
+    lines = document.split("\n")
+    first: list[float] = []
+    warm: list[float] = []
+    cold: list[float] = []
+    reused: list[int] = []
+    prompt_tokens: list[int] = []
+    for n in cursors:
+        indent = lines[n][: len(lines[n]) - len(lines[n].lstrip())]
+        before = "\n".join(lines[:n]) + "\n" + indent
+        after = "\n" + "\n".join(lines[n + 1 :])
+        ms, _ = _time_to_first_token(
+            engine, info, settings, before + after, len(before), reuse=False
+        )
+        first.append(ms)
+        edited = before[: len(before) - len(indent)] + indent + "result = None\n" + indent
+        ms, kept = _time_to_first_token(
+            engine, info, settings, edited + after, len(edited), reuse=True
+        )
+        warm.append(ms)
+        reused.append(kept)
+        ms, _ = _time_to_first_token(
+            engine, info, settings, edited + after, len(edited), reuse=False
+        )
+        cold.append(ms)
+        prompt_tokens.append(
+            len(
+                plan_completion(
+                    info, EditorContext(edited + after, len(edited)), settings
+                ).request.prompt_ids
+            )
+        )
+    return {
+        "document_lines": DOCUMENT_LINES,
+        "cursors": len(cursors),
+        "prompt_tokens": _median([float(p) for p in prompt_tokens]),
+        "reused_tokens": _median([float(r) for r in reused]),
+        "first_ms": _median(first),
+        "second_with_reuse_ms": _median(warm),
+        "second_without_reuse_ms": _median(cold),
+        "ratio_with_reuse": _median(warm) / _median(first) if first else 0.0,
+        "ratio_without_reuse": _median(cold) / _median(first) if first else 0.0,
+    }
+
+
+def _wire(settings: Settings) -> dict[str, Any]:
+    def prune(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: prune(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
+
+    return prune(settings_to_wire(settings))
+
+
+@dataclass
+class ProtocolResult:
+    server_ms: list[float]
+    engine_ms: list[float]
+    same: int
+    lsp_cancel_ms: list[float]
+
+    def summary(self) -> dict[str, Any]:
+        server, engine = _median(self.server_ms), _median(self.engine_ms)
+        return {
+            "requests": len(self.server_ms),
+            "server_median_ms": server,
+            "engine_median_ms": engine,
+            "overhead_ratio": server / engine if engine else 0.0,
+            "same_suggestion": self.same,
+            "lsp_cancel_median_ms": _median(self.lsp_cancel_ms),
+        }
+
+
+async def _protocol(
+    engine: Any,
+    info: TokenizerInfo,
+    settings: Settings,
+    document: str,
+    cursors: list[int],
+    repeats: int,
+    threads: int,
+    workdir: Path,
+) -> ProtocolResult:
+    from lsprotocol import types
+    from pygls.exceptions import JsonRpcRequestCancelled
+
+    from lsp_llm.client import ServerSession
+
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # the server process runs with ours
+    lines = document.split("\n")
+    workdir.mkdir(parents=True, exist_ok=True)
+    session = ServerSession(_wire(settings))
+    await session.start()
+    out = ProtocolResult([], [], 0, [])
+    try:
+        uri = session.open(workdir / "bench_document.py", document)
+        positions = []
+        for n in cursors:
+            column = len(lines[n]) - len(lines[n].lstrip())
+            offset = sum(len(x) + 1 for x in lines[:n]) + column
+            positions.append((n, column, offset))
+        for n, column, offset in positions:  # warm both sides up once
+            await session.inline(uri, n, column)
+            engine.generate(
+                plan_completion(info, EditorContext(document, offset), settings).request
+            )
+        for _ in range(repeats):
+            for n, column, offset in positions:
+                t0 = time.perf_counter()
+                result = await session.inline(uri, n, column)
+                out.server_ms.append((time.perf_counter() - t0) * 1000)
+                t0 = time.perf_counter()
+                plan = plan_completion(info, EditorContext(document, offset), settings)
+                suggestion = plan.suggestion(engine.generate(plan.request).text)
+                out.engine_ms.append((time.perf_counter() - t0) * 1000)
+                items = result.items if result is not None else []
+                served = items[0].insert_text if items else None
+                out.same += served == (suggestion.text if suggestion else None)
+        for _ in range(3):
+            deltas: list[str] = []
+            pending = asyncio.ensure_future(
+                session.chat(
+                    [{"role": "user", "content": "Explain Python decorators."}], deltas.append
+                )
+            )
+            while len(deltas) < 3 and not pending.done():
+                await asyncio.sleep(0.002)
+            request_id = list(session.client.protocol._request_futures)[-1]
+            t0 = time.perf_counter()
+            session.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=request_id))
+            try:
+                await asyncio.wait_for(pending, 60)
+            except JsonRpcRequestCancelled:
+                out.lsp_cancel_ms.append((time.perf_counter() - t0) * 1000)
+    finally:
+        await session.close()
+    return out
+
+
+def protocol_overhead(
+    engine: Any,
+    info: TokenizerInfo,
+    settings: Settings,
+    document: str,
+    cursors: list[int],
+    repeats: int,
+    threads: int,
+    workdir: Path,
+) -> dict[str, Any]:
+    """Inline completions through `lsp-llm serve` over stdio against the same completions
+    in-process (prompt building, generation and clean-up), alternating, same positions."""
+    return asyncio.run(
+        _protocol(engine, info, settings, document, cursors, repeats, threads, workdir)
+    ).summary()

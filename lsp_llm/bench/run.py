@@ -1,0 +1,169 @@
+"""Run the benchmark: every contender on the same prompts, interleaved prompt by prompt
+(each prompt in a rotated order, so drift on a shared machine hits all alike), then the
+latency probes; print Markdown, write `report.json` and `chart.png`.
+
+    lsp-llm bench [--threads 1] [--out build/bench] [--no-llama-cpp] [--no-server]
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lsp_llm.bench.cases import Case, chat_cases, completion_cases
+from lsp_llm.bench.latency import cancel_latency, edit_document, edit_reuse, protocol_overhead
+from lsp_llm.bench.report import BASELINE, ModeTally, chart, markdown, targets, with_ratios
+from lsp_llm.bench.runners import Runner, Sample, engine_runner, hf_runner, llama_cpp_runner
+from lsp_llm.config import Settings, SpeculationSettings
+from lsp_llm.context.prompts import TokenizerInfo
+from lsp_llm.engine.types import SpeculationMode
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def model_folder(name: str) -> Path:
+    """The local folder of a model given as a folder or an already-downloaded hub id."""
+    if Path(name).is_dir():
+        return Path(name)
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(name, local_files_only=True))
+
+
+def side_by_side(runners: dict[str, Runner], cases: list[Case]) -> dict[str, dict[str, Any]]:
+    names = list(runners)
+    for name in names:  # warm-up, discarded
+        runners[name](cases[0])
+    samples: dict[str, list[Sample]] = {n: [] for n in names}
+    for i, case in enumerate(cases):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            samples[name].append(runners[name](case))
+    tallies = {n: ModeTally() for n in names}
+    for name in names:
+        for sample, ref in zip(samples[name], samples[BASELINE], strict=True):
+            tallies[name].add(sample, ref.tokens)
+    return with_ratios({n: t.summary() for n, t in tallies.items()})
+
+
+def main(args: Any) -> int:
+    import torch
+    import transformers
+
+    from lsp_llm.engine.bundled import bundled_model_dir
+    from lsp_llm.engine.loading import load
+    from lsp_llm.engine.worker import Engine
+    from lsp_llm.train.data import load_sources
+
+    torch.set_num_threads(args.threads)
+    transformers.logging.set_verbosity_error()
+    settings = Settings(
+        model=args.model,
+        draft_model=args.draft_model,
+        device=args.device,
+        speculation=SpeculationSettings(num_tokens=args.num_tokens),
+    )
+    out = Path(args.out)
+    loaded = load(settings)
+    engine = Engine(loaded)
+    info = TokenizerInfo(loaded.tokenizer, loaded.context_window)
+    sources = [(s.path, s.text) for s in load_sources(held_out=True)]
+    cases = {
+        "completion": completion_cases(
+            info, settings, sources, args.completion_cases, args.completion_tokens, args.seed
+        ),
+        "chat": chat_cases(info, settings, sources, args.chat_cases, args.chat_tokens, args.seed),
+    }
+    n = args.num_tokens
+    runners: dict[str, Runner] = {BASELINE: hf_runner(loaded.model, None, "plain", n)}
+    if loaded.draft_model is not None:
+        runners["generate() assisted"] = hf_runner(loaded.model, loaded.draft_model, "assisted", n)
+    runners["generate() prompt lookup"] = hf_runner(loaded.model, None, "promptLookup", n)
+    modes: tuple[SpeculationMode, ...] = (
+        ("off", "draft", "promptLookup", "auto")
+        if loaded.draft_model
+        else ("off", "promptLookup", "auto")
+    )
+    for mode in modes:
+        runners[f"engine {mode}"] = engine_runner(engine, mode, n)
+    notes: list[str] = []
+    if not args.no_llama_cpp:
+        try:
+            import llama_cpp  # noqa: F401
+
+            from lsp_llm.bench.gguf import convert
+
+            folder = model_folder(args.model) if args.model else bundled_model_dir()
+            _say(f"converting {folder} to GGUF (f32) for llama.cpp")
+            gguf = convert(folder, out / "model-f32.gguf", out / "cache")
+            longest = max(len(c.prompt_ids) + c.max_new_tokens for cs in cases.values() for c in cs)
+            n_ctx = max(512, longest + 16)
+            runners["llama.cpp"] = llama_cpp_runner(str(gguf), args.threads, n_ctx)
+            runners["llama.cpp prompt lookup"] = llama_cpp_runner(str(gguf), args.threads, n_ctx, n)
+        except ImportError:
+            notes.append("llama.cpp left out: llama-cpp-python is not installed (scripts/bench)")
+            _say(notes[-1])
+    report: dict[str, Any] = {
+        "model": loaded.name,
+        "draft_model": loaded.draft_name,
+        "device": loaded.device,
+        "dtype": loaded.dtype,
+        "threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "cases": {k: len(v) for k, v in cases.items()},
+        "tokens": {"completion": args.completion_tokens, "chat": args.chat_tokens},
+        "notes": notes,
+        "modes": {},
+    }
+    try:
+        import importlib.metadata
+
+        report["versions"]["llama-cpp-python"] = importlib.metadata.version("llama-cpp-python")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        for kind, kind_cases in cases.items():
+            t0 = time.perf_counter()
+            report["modes"][kind] = side_by_side(runners, kind_cases)
+            _say(
+                f"{kind}: {len(kind_cases)} prompts x {len(runners)} modes in "
+                f"{time.perf_counter() - t0:.0f}s"
+            )
+        report["cancel"] = cancel_latency(engine, cases["chat"][0])
+        document, cursors = edit_document(sources, args.seed)
+        report["edit"] = {
+            f"{info.budget(settings.completion.context_tokens, settings.completion.max_new_tokens)}"
+            "-token window": edit_reuse(engine, info, settings, document, cursors)
+        }
+        if (
+            info.context_window is not None
+            and info.context_window < settings.completion.context_tokens
+        ):
+            wide = TokenizerInfo(loaded.tokenizer, None)
+            report["edit"][
+                f"{settings.completion.context_tokens}-token window, past the model's "
+                f"{info.context_window} (speed only)"
+            ] = edit_reuse(engine, wide, settings, document, cursors)
+        _say("cancel and edit probes done")
+        if not args.no_server:
+            report["protocol"] = protocol_overhead(
+                engine, info, settings, document, cursors, 3, args.threads, out
+            )
+            _say("protocol overhead done")
+    finally:
+        engine.close()
+    report["targets"] = targets(report)
+    text = markdown(report)
+    print(text)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (out / "report.md").write_text(text + "\n", encoding="utf-8")
+    chart(report, out / "chart.png")
+    _say(f"wrote {out / 'report.json'}, {out / 'report.md'} and {out / 'chart.png'}")
+    return 0

@@ -1,0 +1,95 @@
+"""`lsp-llm bench` on the tiny test model: every contender produces the same greedy tokens,
+the figures are consistent, the latency probes run, and the report and chart are written.
+(Speed itself is never asserted: the benchmark prints ratios measured side by side.)"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lsp_llm.bench.cases import chat_cases, completion_cases
+from lsp_llm.bench.latency import cancel_latency, edit_document, edit_reuse
+from lsp_llm.bench.report import BASELINE, chart, markdown, targets
+from lsp_llm.bench.run import side_by_side
+from lsp_llm.bench.runners import engine_runner, hf_runner
+from lsp_llm.config import Settings
+from lsp_llm.context.prompts import TokenizerInfo
+
+SOURCE = '''
+def mean(values):
+    """The arithmetic mean."""
+    total = 0
+    for v in values:
+        total += v
+    return total / len(values)
+
+
+def spread(values):
+    low = min(values)
+    high = max(values)
+    return high - low
+
+
+def describe(values):
+    m = mean(values)
+    s = spread(values)
+    return f"mean {m}, spread {s}"
+'''
+
+
+@pytest.fixture(scope="module")
+def engine(loaded):
+    from lsp_llm.engine.worker import Engine
+
+    e = Engine(loaded)
+    yield e
+    e.close()
+
+
+def test_every_contender_decodes_the_same_greedy_tokens(engine, loaded, tmp_path):
+    settings = Settings()
+    info = TokenizerInfo(loaded.tokenizer, loaded.context_window)
+    sources = [("stats.py", SOURCE * 3)]
+    cases = completion_cases(info, settings, sources, 3, 12) + chat_cases(
+        info, settings, sources, 1, 12
+    )
+    assert {c.kind for c in cases} == {"completion", "chat"}
+    runners = {BASELINE: hf_runner(loaded.model, None, "plain", 4)}
+    runners["generate() assisted"] = hf_runner(loaded.model, loaded.draft_model, "assisted", 4)
+    runners["generate() prompt lookup"] = hf_runner(loaded.model, None, "promptLookup", 4)
+    for mode in ("off", "draft", "promptLookup", "auto"):
+        runners[f"engine {mode}"] = engine_runner(engine, mode, 4)
+    modes = side_by_side(runners, cases)
+    for name, figures in modes.items():
+        assert figures["identical"] == 1.0, name
+        assert figures["tokens_per_s"] > 0
+        assert figures["tokens_per_forward"] >= 1.0
+    assert modes["engine off"]["tokens_per_forward"] == pytest.approx(1.0)
+    assert modes[BASELINE]["ratio"] == pytest.approx(1.0)
+    assert modes["engine draft"]["acceptance"] is not None
+
+    report = {
+        "model": "tiny",
+        "draft_model": "tiny-draft",
+        "device": "cpu",
+        "threads": 1,
+        "cases": {"completion": len(cases)},
+        "tokens": {"completion": 12},
+        "modes": {"completion": modes},
+        "cancel": cancel_latency(engine, cases[-1], repeats=2, after=2),
+        "edit": {},
+    }
+    document, cursors = edit_document([("stats.py", SOURCE * 120)])
+    edit = edit_reuse(engine, TokenizerInfo(loaded.tokenizer, None), settings, document, cursors)
+    report["edit"]["test"] = edit
+    assert report["cancel"]["max_forwards_after_cancel"] <= 1
+    assert edit["document_lines"] == 2000 and edit["cursors"] > 0
+    assert 0 < edit["reused_tokens"] < edit["prompt_tokens"]
+    report["targets"] = targets(report)
+    assert any("2.0x" in t["target"] for t in report["targets"])
+    text = markdown(report)
+    assert "engine auto" in text and "| target |" in text
+    chart(report, tmp_path / "chart.png")
+    assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    json.dumps(report)
