@@ -127,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="[HOST:]PORT",
         help="listen on TCP instead of stdio (host defaults to 127.0.0.1)",
     )
+    serve.add_argument(
+        "--stdio",
+        action="store_true",
+        help="LSP over stdin/stdout (the default; accepted "
+        "because clients such as vscode-languageclient pass it)",
+    )
     for name, helptext in (
         ("complete", "print the inline completion at FILE:LINE:COL (1-based)"),
         ("chat", "stream a chat answer to QUESTION"),

@@ -1,0 +1,206 @@
+/**
+ * The VS Code client of `lsp-llm serve`: starts the server (restarting it with back-off when
+ * it crashes), shows its state in the status bar, and wires ghost text (LSP inline
+ * completion, through vscode-languageclient), the side-panel chat, the `@lsp-llm` chat
+ * participant and the editor commands. The model logic stays in the server.
+ */
+import * as vscode from "vscode";
+import {
+  CloseAction,
+  DidChangeConfigurationNotification,
+  ErrorAction,
+  LanguageClient,
+  type LanguageClientOptions,
+  type ServerOptions,
+  State,
+} from "vscode-languageclient/node";
+import { ChatViewProvider } from "./chatView";
+import { registerParticipant } from "./participant";
+import { RestartPolicy } from "./restart";
+import { missingInstall, serverCommand, serverSettings } from "./settings";
+import { type ServerStatus, statusView } from "./status";
+
+let client: LanguageClient | undefined;
+let restartTimer: NodeJS.Timeout | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  const log = vscode.window.createOutputChannel("lsp-llm", { log: true });
+  const status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Right, 100);
+  status.command = "lspLlm.showLog";
+  status.name = "lsp-llm";
+  const showStatus = (s: ServerStatus) => {
+    const view = statusView(s);
+    status.text = view.text;
+    status.tooltip = view.tooltip;
+    status.backgroundColor = view.error ? new vscode.ThemeColor("statusBarItem.errorBackground") : undefined;
+    status.show();
+  };
+  const policy = new RestartPolicy();
+  const config = () => vscode.workspace.getConfiguration("lspLlm");
+  const get = (key: string) => config().get(key);
+  let stopping = false;
+  let recentOutput = "";
+
+  const setupHelp = async (why: string) => {
+    const choice = await vscode.window.showErrorMessage(
+      `lsp-llm: ${why}. Install the server (Python ≥ 3.10) and point lspLlm.serverCommand or lspLlm.pythonPath at it.`,
+      "Set-up instructions",
+      "Open settings",
+    );
+    if (choice === "Set-up instructions") await vscode.commands.executeCommand("lspLlm.setupHelp");
+    if (choice === "Open settings") await vscode.commands.executeCommand("workbench.action.openSettings", "lspLlm");
+  };
+
+  const scheduleRestart = () => {
+    const delay = policy.crashed(Date.now());
+    if (delay === undefined) {
+      showStatus({ state: "stopped", message: "The server kept crashing; see the log. Run “lsp-llm: Restart Server” to try again." });
+      void vscode.window.showErrorMessage("lsp-llm: the server kept crashing and was not restarted.", "Show log")
+        .then((c) => c && log.show());
+      return;
+    }
+    log.appendLine(`server stopped unexpectedly; restarting in ${delay / 1000}s`);
+    showStatus({ state: "starting" });
+    restartTimer = setTimeout(() => void start(), delay);
+  };
+
+  const start = async (): Promise<void> => {
+    if (restartTimer) clearTimeout(restartTimer);
+    const { command, args } = serverCommand(get);
+    const serverOptions: ServerOptions = {
+      command,
+      args,
+      options: { env: { ...process.env, PYTHONUNBUFFERED: "1" } },
+    };
+    const clientOptions: LanguageClientOptions = {
+      documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
+      initializationOptions: serverSettings(get),
+      outputChannel: log,
+      errorHandler: {
+        error: () => ({ action: ErrorAction.Continue }),
+        closed: () => {
+          if (!stopping) scheduleRestart();
+          return { action: CloseAction.DoNotRestart, handled: true };
+        },
+      },
+    };
+    const c = new LanguageClient("lspLlm", "lsp-llm", serverOptions, clientOptions);
+    client = c;
+    c.onNotification("lspLlm/status", (s: ServerStatus) => {
+      if (s.state === "ready") policy.reset();
+      showStatus(s);
+    });
+    showStatus({ state: "starting" });
+    policy.started(Date.now());
+    recentOutput = "";
+    try {
+      await c.start();
+    } catch (err) {
+      const message = `${err instanceof Error ? err.message : String(err)}\n${recentOutput}`;
+      log.appendLine(`could not start ${command} ${args.join(" ")}: ${message}`);
+      const why = missingInstall(message);
+      showStatus({ state: "error", message: why ?? message });
+      if (why) await setupHelp(why);
+    }
+  };
+
+  // The server's stderr goes to the output channel; keep its tail to explain a failed start.
+  const write = log.append.bind(log);
+  log.append = (value: string) => {
+    recentOutput = (recentOutput + value).slice(-4000);
+    write(value);
+  };
+
+  const chat = new ChatViewProvider(context.extensionUri, () => client, log);
+  context.subscriptions.push(
+    log,
+    status,
+    vscode.window.registerWebviewViewProvider(ChatViewProvider.viewId, chat, {
+      webviewOptions: { retainContextWhenHidden: true },
+    }),
+    vscode.commands.registerCommand("lspLlm.showLog", () => log.show()),
+    vscode.commands.registerCommand("lspLlm.setupHelp", () =>
+      vscode.commands.executeCommand("markdown.showPreview", vscode.Uri.joinPath(context.extensionUri, "README.md")),
+    ),
+    vscode.commands.registerCommand("lspLlm.restartServer", async () => {
+      policy.reset();
+      stopping = true;
+      await client?.stop().catch(() => undefined);
+      stopping = false;
+      await start();
+    }),
+    vscode.commands.registerCommand("lspLlm.openChat", () => vscode.commands.executeCommand(`${ChatViewProvider.viewId}.focus`)),
+    vscode.commands.registerCommand("lspLlm.newChat", () => chat.newChat()),
+    vscode.commands.registerCommand("lspLlm.explainSelection", () =>
+      chat.askFromEditor("Explain this code.", vscode.window.activeTextEditor?.selection.isEmpty ? "file" : "selection"),
+    ),
+    vscode.commands.registerCommand("lspLlm.addDocstring", () => addDocstring()),
+    vscode.commands.registerCommand("lspLlm.editSelection", () => editSelection()),
+    vscode.workspace.onDidChangeConfiguration(async (e) => {
+      if (!e.affectsConfiguration("lspLlm") || !client) return;
+      if (e.affectsConfiguration("lspLlm.serverCommand") || e.affectsConfiguration("lspLlm.pythonPath")) {
+        await vscode.commands.executeCommand("lspLlm.restartServer");
+      } else if (client.state === State.Running) {
+        await client.sendNotification(DidChangeConfigurationNotification.type, {
+          settings: { lspLlm: serverSettings(get) },
+        });
+      }
+    }),
+  );
+  registerParticipant(context, () => client);
+  await start();
+}
+
+/** Run the server's "Add docstring" code action for the function at the cursor. */
+async function addDocstring(): Promise<void> {
+  const editor = vscode.window.activeTextEditor;
+  if (!editor) return;
+  const actions = await vscode.commands.executeCommand<vscode.CodeAction[]>(
+    "vscode.executeCodeActionProvider",
+    editor.document.uri,
+    editor.selection,
+    vscode.CodeActionKind.RefactorRewrite.value,
+    10,
+  );
+  const action = actions?.find((a) => a.title.includes("Add docstring"));
+  if (!action) {
+    void vscode.window.showInformationMessage("lsp-llm: put the cursor in a function without a docstring.");
+    return;
+  }
+  await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: "lsp-llm: writing a docstring…" },
+    async () => {
+      if (action.edit) await vscode.workspace.applyEdit(action.edit);
+      if (action.command) await vscode.commands.executeCommand(action.command.command, ...(action.command.arguments ?? []));
+    },
+  );
+}
+
+/** Ask for an instruction and run the server's `lspLlm.rewriteSelection` command. */
+async function editSelection(): Promise<void> {
+  const editor = vscode.window.activeTextEditor;
+  if (!editor || editor.selection.isEmpty || !client) {
+    void vscode.window.showInformationMessage("lsp-llm: select the code to edit first.");
+    return;
+  }
+  const instruction = await vscode.window.showInputBox({
+    prompt: "How should the selection change?",
+    placeHolder: "e.g. use a list comprehension",
+  });
+  if (!instruction) return;
+  const s = editor.selection;
+  const range = { start: { line: s.start.line, character: s.start.character }, end: { line: s.end.line, character: s.end.character } };
+  await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: "lsp-llm: editing the selection…", cancellable: true },
+    (_p, token) =>
+      client!.sendRequest("workspace/executeCommand", {
+        command: "lspLlm.rewriteSelection",
+        arguments: [editor.document.uri.toString(), range, instruction],
+      }, token),
+  );
+}
+
+export async function deactivate(): Promise<void> {
+  if (restartTimer) clearTimeout(restartTimer);
+  await client?.stop().catch(() => undefined);
+}

@@ -1,0 +1,137 @@
+// End-to-end test in a real VS Code: code-server with the packaged .vsix installed, driven
+// by headless Chromium through playwright-core. It types a function header and accepts the
+// ghost text with Tab, asks the side-panel chat a question and watches the reply stream in
+// several visible updates, then stops a long reply. Screenshots go to media/screenshots/.
+//
+//   CODE_SERVER=/path/to/code-server LSP_LLM_PYTHON=../.venv/bin/python node test/e2e/run.mjs
+//
+// Needs: lsp-llm.vsix (npm run package), code-server 4.139.1 on Node 24, /usr/bin/chromium.
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const root = resolve(import.meta.dirname, "../..");
+const codeServer = process.env.CODE_SERVER ?? "code-server";
+const python = resolve(process.env.LSP_LLM_PYTHON ?? join(root, "..", ".venv", "bin", "python"));
+const shots = join(root, "media", "screenshots");
+const port = 20000 + Math.floor(Math.random() * 20000);
+const work = mkdtempSync(join(tmpdir(), "lsp-llm-e2e-"));
+const [userData, extensions, folder] = ["user", "extensions", "project"].map((d) => join(work, d));
+for (const d of [join(userData, "User"), extensions, folder, shots]) mkdirSync(d, { recursive: true });
+writeFileSync(
+  join(userData, "User", "settings.json"),
+  JSON.stringify({
+    "security.workspace.trust.enabled": false,
+    "workbench.startupEditor": "none",
+    "editor.inlineSuggest.enabled": true,
+    "lspLlm.pythonPath": python,
+    "lspLlm.completion.maxNewTokens": 32,
+    "lspLlm.chat.maxNewTokens": 32768,
+    "lspLlm.chat.temperature": 0,
+  }),
+);
+writeFileSync(join(folder, "shapes.py"), readFileSync(join(root, "..", "examples", "shapes.py"), "utf8"));
+
+function step(msg) {
+  console.log(`[e2e] ${msg}`);
+}
+async function waitFor(what, fn, timeoutMs = 60000, everyMs = 100) {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+const dirs = ["--user-data-dir", userData, "--extensions-dir", extensions];
+step("installing lsp-llm.vsix");
+execFileSync(codeServer, [...dirs, "--install-extension", join(root, "lsp-llm.vsix")], { stdio: "inherit" });
+const server = spawn(
+  codeServer,
+  [...dirs, "--auth", "none", "--bind-addr", `127.0.0.1:${port}`, "--disable-telemetry", "--disable-update-check", folder],
+  { stdio: ["ignore", "pipe", "pipe"] },
+);
+server.stderr.on("data", (d) => process.stderr.write(`[code-server] ${d}`));
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+let failed = false;
+try {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 860 } });
+  await waitFor("code-server", async () => {
+    try { return (await fetch(`http://127.0.0.1:${port}/healthz`)).ok; } catch { return false; }
+  });
+  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(folder)}`);
+  await page.waitForSelector(".monaco-workbench", { timeout: 60000 });
+  step("workbench up; opening shapes.py");
+  await page.keyboard.press("Control+P");
+  await page.keyboard.type("shapes.py");
+  await page.locator(".quick-input-list .monaco-list-row", { hasText: "shapes.py" }).first().waitFor();
+  await page.keyboard.press("Enter");
+  await page.waitForSelector(".monaco-editor .view-lines", { timeout: 30000 });
+  step("waiting for the model to load (status bar)");
+  const ready = page.locator(".statusbar-item", { hasText: "bundled" });
+  await ready.first().waitFor({ timeout: 120000 });
+
+  step("typing a function header; waiting for ghost text");
+  await page.locator(".monaco-editor .view-lines").first().click();
+  await page.keyboard.press("Control+End");
+  await page.keyboard.press("Enter");
+  await page.keyboard.type("def is_prime(n):");
+  await page.keyboard.press("Enter");
+  const ghost = page.locator(".ghost-text-decoration, .ghost-text");
+  await ghost.first().waitFor({ state: "visible", timeout: 30000 });
+  const suggested = (await ghost.allInnerTexts()).join("").trim();
+  await page.screenshot({ path: join(shots, "ghost-text.png") });
+  step(`ghost text: ${JSON.stringify(suggested.slice(0, 60))}`);
+  await page.keyboard.press("Tab");
+  await waitFor("the ghost text to be accepted", async () => (await ghost.count()) === 0, 5000);
+  const norm = (t) => t.replace(/\u00a0/g, " ");
+  const lines = norm(await page.locator(".monaco-editor .view-lines").first().innerText());
+  const head = norm(suggested).slice(0, 12);
+  if (!lines.includes(head)) throw new Error(`Tab did not insert the suggestion (${JSON.stringify(head)})`);
+  await page.screenshot({ path: join(shots, "ghost-text-accepted.png") });
+  step("Tab inserted the suggestion");
+
+  step("opening the chat view");
+  await page.keyboard.press("F1");
+  await page.keyboard.type("lsp-llm: Open Chat");
+  await page.keyboard.press("Enter");
+  const webview = page.frameLocator("iframe.webview.ready").frameLocator("#active-frame");
+  await webview.locator("#question").waitFor({ timeout: 30000 });
+  await webview.locator("#attach").selectOption("file");
+  await webview.locator("#question").fill("What does circle_area do?");
+  await webview.locator("#question").press("Enter");
+  const reply = webview.locator(".message.assistant .body").last();
+  const seen = new Set();
+  await waitFor("several visible updates of the reply", async () => {
+    const text = await reply.innerText().catch(() => "");
+    if (text && text !== "…") seen.add(text);
+    return seen.size >= 5;
+  }, 60000, 20);
+  step(`reply streamed: ${seen.size} distinct visible states so far`);
+  await page.screenshot({ path: join(shots, "chat-streaming.png") });
+  await webview.locator("#stop").click();
+  await webview.locator(".finish", { hasText: "Stopped." }).waitFor({ timeout: 10000 });
+  const stopped = await reply.innerText();
+  await new Promise((r) => setTimeout(r, 1500));
+  if ((await reply.innerText()) !== stopped) throw new Error("the reply kept growing after Stop");
+  await page.screenshot({ path: join(shots, "chat-stopped.png") });
+  step(`Stop ended the reply after ${stopped.length} characters`);
+  step("PASS");
+} catch (err) {
+  failed = true;
+  console.error(`[e2e] FAIL: ${err.stack ?? err}`);
+  const pages = browser.contexts().flatMap((c) => c.pages());
+  if (pages[0]) await pages[0].screenshot({ path: join(shots, "failure.png") }).catch(() => {});
+} finally {
+  await browser.close();
+  server.kill();
+}
+process.exit(failed ? 1 : 0);

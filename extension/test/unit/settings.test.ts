@@ -1,0 +1,48 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { missingInstall, serverCommand, serverSettings } from "../../src/settings";
+
+const lookup = (values: Record<string, unknown>) => (key: string) => values[key];
+
+test("server settings are nested camelCase, client-only keys stay out", () => {
+  const s = serverSettings(
+    lookup({
+      serverCommand: ["x"],
+      pythonPath: "/usr/bin/python3",
+      model: "Qwen/Qwen2.5-Coder-1.5B-Instruct",
+      "completion.maxNewTokens": 64,
+      "chat.temperature": 0,
+      "speculation.mode": "promptLookup",
+    }),
+  );
+  assert.deepEqual(s, {
+    model: "Qwen/Qwen2.5-Coder-1.5B-Instruct",
+    draftModel: null,
+    completion: { maxNewTokens: 64 },
+    chat: { temperature: 0 },
+    speculation: { mode: "promptLookup" },
+  });
+});
+
+test("an unset or emptied model goes back to the bundled one; other empties are left out", () => {
+  const s = serverSettings(lookup({ model: "", draftModel: null, "chat.systemPrompt": "", device: "cpu" }));
+  assert.deepEqual(s, { model: null, draftModel: null, device: "cpu" });
+});
+
+test("the server command: the configured one, else python -m lsp_llm serve", () => {
+  assert.deepEqual(serverCommand(lookup({ serverCommand: ["/v/bin/lsp-llm", "serve"] })), {
+    command: "/v/bin/lsp-llm",
+    args: ["serve"],
+  });
+  assert.deepEqual(serverCommand(lookup({ serverCommand: [], pythonPath: "/v/bin/python" })), {
+    command: "/v/bin/python",
+    args: ["-m", "lsp_llm", "serve"],
+  });
+  assert.deepEqual(serverCommand(lookup({ serverCommand: [1, 2] })).command, "python3");
+});
+
+test("a missing Python or package is recognised in the start-up output", () => {
+  assert.match(missingInstall("spawn python9 ENOENT") ?? "", /not found/);
+  assert.match(missingInstall("/usr/bin/python3: No module named lsp_llm") ?? "", /not installed/);
+  assert.equal(missingInstall("Traceback: ValueError: bad"), undefined);
+});
