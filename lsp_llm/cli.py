@@ -17,6 +17,12 @@ from typing import Any
 from lsp_llm import __version__
 
 
+def _model_args(p: argparse.ArgumentParser, device: str) -> None:
+    p.add_argument("--model", help="model id or folder (default: the bundled model)")
+    p.add_argument("--draft-model", help="draft model id or folder")
+    p.add_argument("--device", default=device)
+
+
 def _setup_logging(level: str, log_file: str | None) -> None:
     handler: logging.Handler = (
         logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
@@ -150,9 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         "eval",
         help="score completions on held-out stdlib code against baselines; measure speculation",
     )
-    ev.add_argument("--model", help="model id or folder (default: the bundled model)")
-    ev.add_argument("--draft-model", help="draft model id or folder")
-    ev.add_argument("--device", default="auto")
+    _model_args(ev, device="auto")
     ev.add_argument("--per-kind", type=int, default=60, help="holes of each kind")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--max-new-tokens", type=int, default=96)
@@ -163,9 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench",
         help="time the engine side by side with transformers generate() and llama.cpp",
     )
-    be.add_argument("--model", help="model id or folder (default: the bundled model)")
-    be.add_argument("--draft-model", help="draft model id or folder")
-    be.add_argument("--device", default="cpu")
+    _model_args(be, device="cpu")
     be.add_argument("--threads", type=int, default=1, help="CPU threads for every contender")
     be.add_argument("--completion-cases", type=int, default=24)
     be.add_argument("--chat-cases", type=int, default=6)

@@ -248,18 +248,8 @@ async def _protocol(
     return out
 
 
-def protocol_overhead(
-    engine: Any,
-    info: TokenizerInfo,
-    settings: Settings,
-    document: str,
-    cursors: list[int],
-    repeats: int,
-    threads: int,
-    workdir: Path,
-) -> dict[str, Any]:
+def protocol_overhead(*args: Any) -> dict[str, Any]:
     """Inline completions through `lsp-llm serve` over stdio against the same completions
-    in-process (prompt building, generation and clean-up), alternating, same positions."""
-    return asyncio.run(
-        _protocol(engine, info, settings, document, cursors, repeats, threads, workdir)
-    ).summary()
+    in-process (prompt building, generation and clean-up), alternating, same positions;
+    the arguments are `_protocol`'s."""
+    return asyncio.run(_protocol(*args)).summary()
