@@ -16,6 +16,12 @@ interface ChatResult {
 
 type Attach = "none" | "selection" | "file";
 
+/** The editor the chat works with: the active one, or (while the chat view has focus and
+ * no editor is active) the first visible one. */
+function chatEditor(): vscode.TextEditor | undefined {
+  return vscode.window.activeTextEditor ?? vscode.window.visibleTextEditors[0];
+}
+
 export class ChatViewProvider implements vscode.WebviewViewProvider {
   static readonly viewId = "lspLlm.chat";
   private view?: vscode.WebviewView;
@@ -88,8 +94,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
         void vscode.window.setStatusBarMessage("lsp-llm: code copied", 2000);
         return;
       case "insert": {
-        const editor = vscode.window.visibleTextEditors.find((e) => e === vscode.window.activeTextEditor)
-          ?? vscode.window.visibleTextEditors[0];
+        const editor = chatEditor();
         if (!editor) {
           void vscode.window.showWarningMessage("lsp-llm: open an editor to insert the code into.");
           return;
@@ -118,7 +123,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
   }
 
   private codeContext(): { context?: Record<string, unknown>; label?: string } {
-    const editor = vscode.window.activeTextEditor ?? vscode.window.visibleTextEditors[0];
+    const editor = chatEditor();
     if (!editor || this.attach === "none") return {};
     const doc = editor.document;
     const name = vscode.workspace.asRelativePath(doc.uri);

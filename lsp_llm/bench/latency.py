@@ -27,43 +27,43 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 
 
+class _Watch:
+    """An engine event sink that signals after `after` pieces of text and at the end."""
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.seen = 0
+        self.started = threading.Event()
+        self.finished = threading.Event()
+        self.done: Done | None = None
+
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, TextDelta):
+            self.seen += 1
+            if self.seen >= self.after:
+                self.started.set()
+            return
+        if isinstance(event, Done):
+            self.done = event
+        self.finished.set()
+
+
 def cancel_latency(engine: Any, case: Case, repeats: int = 5, after: int = 8) -> dict[str, Any]:
     """Start a long generation, cancel it from another thread after `after` pieces of text
     (mid forward pass, as a `$/cancelRequest` arrives), and time until the engine is idle."""
     ms: list[float] = []
     forwards: list[int] = []
     for _ in range(repeats):
-        started = threading.Event()
-        finished = threading.Event()
-        result: list[Done] = []
-        seen = [0]
-
-        def sink(
-            event: Any,
-            started: threading.Event = started,
-            finished: threading.Event = finished,
-            result: list[Done] = result,
-            seen: list[int] = seen,
-        ) -> None:
-            if isinstance(event, TextDelta):
-                seen[0] += 1
-                if seen[0] >= after:
-                    started.set()
-            elif isinstance(event, Done):
-                result.append(event)
-                finished.set()
-            else:
-                finished.set()
-
+        watch = _Watch(after)
         request = GenerationRequest(case.prompt_ids, max_new_tokens=100_000, stop=StopRules())
-        job = engine.worker.submit(request, sink)
-        started.wait(120)
+        job = engine.worker.submit(request, watch)
+        watch.started.wait(120)
         t0 = time.perf_counter()
         job.cancel()
-        finished.wait(120)
+        watch.finished.wait(120)
         ms.append((time.perf_counter() - t0) * 1000)
-        if result:
-            forwards.append(result[0].stats.forwards_after_cancel)
+        if watch.done is not None:
+            forwards.append(watch.done.stats.forwards_after_cancel)
     return {
         "repeats": repeats,
         "median_ms": _median(ms),
@@ -92,9 +92,9 @@ def edit_document(sources: list[tuple[str, str]], seed: int = 0) -> tuple[str, l
 
 def _time_to_first_token(
     engine: Any, info: TokenizerInfo, settings: Settings, text: str, offset: int, reuse: bool
-) -> tuple[float, int]:
+) -> tuple[float, Done]:
     """Milliseconds from the request (prompt building included) to the first generated
-    token, and how many prompt tokens the KV cache already held."""
+    token, and the engine's result (prompt size, reused prefix)."""
     t0 = time.perf_counter()
     plan = plan_completion(info, EditorContext(text, offset, "python"), settings)
     request = replace(
@@ -104,7 +104,7 @@ def _time_to_first_token(
         reuse_prefix=reuse,
     )
     done = engine.generate(request)
-    return (time.perf_counter() - t0) * 1000, done.stats.reused_prefix_tokens
+    return (time.perf_counter() - t0) * 1000, done
 
 
 def edit_reuse(
@@ -127,22 +127,16 @@ def edit_reuse(
         )
         first.append(ms)
         edited = before[: len(before) - len(indent)] + indent + "result = None\n" + indent
-        ms, kept = _time_to_first_token(
+        ms, done = _time_to_first_token(
             engine, info, settings, edited + after, len(edited), reuse=True
         )
         warm.append(ms)
-        reused.append(kept)
+        reused.append(done.stats.reused_prefix_tokens)
+        prompt_tokens.append(done.usage.prompt_tokens)
         ms, _ = _time_to_first_token(
             engine, info, settings, edited + after, len(edited), reuse=False
         )
         cold.append(ms)
-        prompt_tokens.append(
-            len(
-                plan_completion(
-                    info, EditorContext(edited + after, len(edited)), settings
-                ).request.prompt_ids
-            )
-        )
     return {
         "document_lines": DOCUMENT_LINES,
         "cursors": len(cursors),
@@ -182,7 +176,7 @@ class ProtocolResult:
         }
 
 
-async def _protocol(
+async def protocol_overhead(
     engine: Any,
     info: TokenizerInfo,
     settings: Settings,
@@ -191,7 +185,10 @@ async def _protocol(
     repeats: int,
     threads: int,
     workdir: Path,
-) -> ProtocolResult:
+) -> dict[str, Any]:
+    """Inline completions through `lsp-llm serve` over stdio against the same completions
+    in-process (prompt building, generation and clean-up), alternating, same positions;
+    then `$/cancelRequest` round trips on chat requests."""
     from lsprotocol import types
     from pygls.exceptions import JsonRpcRequestCancelled
 
@@ -245,11 +242,4 @@ async def _protocol(
                 out.lsp_cancel_ms.append((time.perf_counter() - t0) * 1000)
     finally:
         await session.close()
-    return out
-
-
-def protocol_overhead(*args: Any) -> dict[str, Any]:
-    """Inline completions through `lsp-llm serve` over stdio against the same completions
-    in-process (prompt building, generation and clean-up), alternating, same positions;
-    the arguments are `_protocol`'s."""
-    return asyncio.run(_protocol(*args)).summary()
+    return out.summary()

@@ -7,6 +7,7 @@ latency probes; print Markdown, write `report.json` and `chart.png`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import platform
 import sys
@@ -152,8 +153,8 @@ def main(args: Any) -> int:
             ] = edit_reuse(engine, wide, settings, document, cursors)
         _say("cancel and edit probes done")
         if not args.no_server:
-            report["protocol"] = protocol_overhead(
-                engine, info, settings, document, cursors, 3, args.threads, out
+            report["protocol"] = asyncio.run(
+                protocol_overhead(engine, info, settings, document, cursors, 3, args.threads, out)
             )
             _say("protocol overhead done")
     finally:
