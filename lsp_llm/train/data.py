@@ -35,6 +35,14 @@ HELD_OUT = (
 """Never trained on: the evaluation slice (paths relative to the stdlib folder)."""
 
 
+CURSOR_AFTER = " (.,[=:"
+"""Characters after which editors most often ask mid-line (a token boundary)."""
+FIM_PREFIX_CHARS = (200, 1100)
+FIM_SUFFIX_CHARS = (0, 400)
+"""Ranges of the context kept around a middle, in characters: about what a completion
+prompt of a few hundred tokens holds, most of it before the cursor."""
+
+
 def stdlib_root() -> Path:
     return Path(sysconfig.get_paths()["stdlib"])
 
@@ -155,9 +163,17 @@ def _middle_span(window: str, rng: random.Random) -> tuple[int, int] | None:
     line = lines[i]
     indent = len(line) - len(line.lstrip())
     kind = rng.random()
-    if kind < 0.45:  # rest of the line from inside it
+    if kind < 0.45:  # rest of the line from inside it, mostly from a token boundary
         body = line.rstrip("\n")
-        col = rng.randrange(indent, max(indent + 1, len(body)))
+        bounds = [
+            c
+            for c in range(indent + 1, len(body))
+            if body[c - 1] in CURSOR_AFTER and body[c] != " "
+        ]
+        if bounds and rng.random() < 0.7:
+            col = rng.choice(bounds)
+        else:
+            col = rng.randrange(indent, max(indent + 1, len(body)))
         return starts[i] + col, starts[i] + len(body)
     if kind < 0.8:  # one to five whole lines from the cursor after indentation
         j = min(len(lines) - 1, i + rng.randrange(0, 5))
@@ -178,19 +194,36 @@ def _middle_span(window: str, rng: random.Random) -> tuple[int, int] | None:
     return starts[i + 1] + body_indent, end
 
 
+def _trim_context(window: str, a: int, b: int, rng: random.Random) -> tuple[int, int]:
+    """Where the prefix starts and the suffix ends: whole lines, as much as an editor's
+    completion prompt holds (most of the budget before the cursor, a little after), always
+    keeping the cursor's own line."""
+    before = rng.randint(*FIM_PREFIX_CHARS)
+    after = rng.randint(*FIM_SUFFIX_CHARS)
+    line_start = window.rfind("\n", 0, a) + 1
+    start = 0 if a - before <= 0 else window.find("\n", a - before - 1) + 1
+    start = min(start, line_start)
+    line_end = window.find("\n", b)
+    if line_end < 0:
+        return start, len(window)
+    cut = window.rfind("\n", line_end, b + after + 1)
+    return start, max(line_end, cut)
+
+
 def fim_example(text: str, rng: random.Random, max_chars: int) -> Example | None:
     window = _window(text, rng, max_chars)
     span = _middle_span(window, rng)
     if span is None or span[1] <= span[0]:
         return None
     a, b = span
+    start, end = _trim_context(window, a, b, rng)
     return Example(
         "fim",
         [
             ("<|fim_prefix|>", True),
-            (window[:a], True),
+            (window[start:a], True),
             ("<|fim_suffix|>", True),
-            (window[b:], True),
+            (window[b:end], True),
             ("<|fim_middle|>", True),
             (window[a:b], True),
             ("<|endoftext|>", True),
@@ -244,16 +277,22 @@ def chat_example(fn: Function, rng: random.Random) -> Example:
     )
 
 
+def _weights(sources: list[SourceFile]) -> list[int]:
+    return [len(s.text) for s in sources]
+
+
 def examples(
     sources: list[SourceFile],
     seed: int,
     max_chars: int = 1600,
-    mix: tuple[float, float] = (0.3, 0.5),
+    fim_chars: int = 2400,
+    mix: tuple[float, float] = (0.15, 0.6),
 ) -> Iterator[Example]:
     """An endless, seeded stream: plain code, FIM and chat in the proportions of `mix`
-    (plain, fim; the rest is chat)."""
+    (plain, fim; the rest is chat). FIM middles are cut from windows of `fim_chars` and
+    keep the context around them that a completion prompt would."""
     rng = random.Random(seed)
-    weights = [len(s.text) for s in sources]
+    weights = _weights(sources)
     functions = [f for s in sources for f in functions_with_docstrings(s.text)]
     while True:
         r = rng.random()
@@ -264,6 +303,14 @@ def examples(
         if r < mix[0]:
             yield plain_example(text, rng, max_chars)
         else:
-            ex = fim_example(text, rng, max_chars)
+            ex = fim_example(text, rng, fim_chars)
             if ex is not None:
                 yield ex
+
+
+def code_examples(sources: list[SourceFile], seed: int, max_chars: int = 1600) -> Iterator[Example]:
+    """An endless, seeded stream of plain code windows (what fills the rest of a row)."""
+    rng = random.Random(seed)
+    weights = _weights(sources)
+    while True:
+        yield plain_example(rng.choices(sources, weights=weights)[0].text, rng, max_chars)

@@ -18,12 +18,12 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from lsp_llm.engine.bundled import bundled_draft_dir, bundled_model_dir
-from lsp_llm.train.data import HELD_OUT, SPECIAL, Example, examples, load_sources
+from lsp_llm.train.data import HELD_OUT, code_examples, examples, load_sources
+from lsp_llm.train.packing import batches, encoder, packed_rows
 
 logger = logging.getLogger(__name__)
 
@@ -58,47 +58,48 @@ def make_model(tokenizer: Any, shape: dict[str, Any], seq_len: int) -> Any:
     return Qwen2ForCausalLM(config)
 
 
-def encode_example(tokenizer: Any, ex: Example) -> tuple[list[int], list[bool]]:
-    ids: list[int] = []
-    mask: list[bool] = []
-    for text, counted in ex.parts:
-        if text in SPECIAL:
-            piece = [tokenizer.convert_tokens_to_ids(text)]
-        else:
-            piece = tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
-        ids += piece
-        mask += [counted] * len(piece)
-    if ex.kind == "code":
-        end = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-        ids.append(end)
-        mask.append(True)
-    return ids, mask
-
-
-def packed_batches(
-    tokenizer: Any, stream: Iterator[Example], batch: int, seq_len: int
-) -> Iterator[tuple[list[list[int]], list[list[bool]]]]:
-    """Rows of exactly seq_len + 1 tokens cut from concatenated examples."""
-    ids: list[int] = []
-    mask: list[bool] = []
-    while True:
-        rows: list[list[int]] = []
-        masks: list[list[bool]] = []
-        while len(rows) < batch:
-            while len(ids) < seq_len + 1:
-                new_ids, new_mask = encode_example(tokenizer, next(stream))
-                ids += new_ids
-                mask += new_mask
-            rows.append(ids[: seq_len + 1])
-            masks.append(mask[: seq_len + 1])
-            ids, mask = ids[seq_len:], mask[seq_len:]
-        yield rows, masks
-
-
 def lr_at(step: int, progress: float, peak: float, warmup: int) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+LOSS_CHUNKS = 8
+"""The vocabulary-sized logits are made and scored in this many slices of the batch: the
+same losses, but each slice stays in cache (about 1.8x the tokens/s on 2 CPU cores)."""
+
+
+def losses(target: Any, draft: Any, inputs: Any, targets: Any, distill: float) -> dict[str, Any]:
+    """Mean next-token loss of the target; for the draft, next-token loss and KL to the
+    target's distribution, mixed by `distill`. Positions whose target is -100 are skipped."""
+    import torch.nn.functional as F
+
+    flat = targets.flatten()
+    keep = flat != -100
+    n = max(1, int(keep.sum()))
+    t_hidden = target.model(input_ids=inputs).last_hidden_state.flatten(0, 1)[keep]
+    d_hidden = draft.model(input_ids=inputs).last_hidden_state.flatten(0, 1)[keep]
+    labels = flat[keep]
+    t_sum: Any = 0.0
+    d_ce: Any = 0.0
+    d_kl: Any = 0.0
+    for th, dh, y in zip(
+        t_hidden.chunk(LOSS_CHUNKS),
+        d_hidden.chunk(LOSS_CHUNKS),
+        labels.chunk(LOSS_CHUNKS),
+        strict=True,
+    ):
+        t_logp = F.log_softmax(target.lm_head(th).float(), dim=-1)
+        d_logp = F.log_softmax(draft.lm_head(dh).float(), dim=-1)
+        t_sum = t_sum + F.nll_loss(t_logp, y, reduction="sum")
+        d_ce = d_ce + F.nll_loss(d_logp, y, reduction="sum")
+        d_kl = d_kl + F.kl_div(d_logp, t_logp.detach(), reduction="sum", log_target=True)
+    return {
+        "target": t_sum / n,
+        "draft_ce": d_ce / n,
+        "draft_kl": d_kl / n,
+        "draft": ((1 - distill) * d_ce + distill * d_kl) / n,
+    }
 
 
 def save(model: Any, tokenizer: Any, folder: Path, info: dict[str, Any]) -> None:
@@ -110,7 +111,6 @@ def save(model: Any, tokenizer: Any, folder: Path, info: dict[str, Any]) -> None
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
     import torch
-    import torch.nn.functional as F
 
     from lsp_llm.train.tokenizer import train_tokenizer
 
@@ -137,7 +137,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     )
     opt_t = torch.optim.AdamW(target.parameters(), lr=args.lr, weight_decay=0.1, betas=(0.9, 0.95))
     opt_d = torch.optim.AdamW(draft.parameters(), lr=args.lr, weight_decay=0.1, betas=(0.9, 0.95))
-    batches = packed_batches(tokenizer, examples(sources, args.seed), args.batch, args.seq_len)
+    packed = packed_rows(
+        encoder(tokenizer),
+        examples(sources, args.seed),
+        code_examples(sources, args.seed + 1),
+        args.seq_len + 1,
+    )
+    stream = batches(packed, args.batch)
     budget = args.minutes * 60
     start = time.perf_counter()
     step = 0
@@ -148,7 +154,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         elapsed = time.perf_counter() - start
         if elapsed >= budget or (args.max_steps and step >= args.max_steps):
             break
-        rows, masks = next(batches)
+        rows, masks = next(stream)
         batch = torch.tensor(rows, device=device)
         inputs, targets = batch[:, :-1], batch[:, 1:].clone()
         targets[~torch.tensor(masks, device=device)[:, 1:]] = -100
@@ -157,18 +163,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             for group in opt.param_groups:
                 group["lr"] = lr
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda"):
-            t_logits = target(input_ids=inputs).logits.float()
-            t_loss = F.cross_entropy(t_logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
-            d_logits = draft(input_ids=inputs).logits.float()
-        counted = targets.flatten() != -100
-        d_ce = F.cross_entropy(d_logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
-        teacher = F.softmax(t_logits.detach().flatten(0, 1)[counted], dim=-1)
-        student = F.log_softmax(d_logits.flatten(0, 1)[counted], dim=-1)
-        d_kl = F.kl_div(student, teacher, reduction="batchmean")
-        d_loss = (1 - args.distill) * d_ce + args.distill * d_kl
-        for opt, loss, model in ((opt_t, t_loss, target), (opt_d, d_loss, draft)):
+            loss = losses(target, draft, inputs, targets, args.distill)
+        for opt, key, model in ((opt_t, "target", target), (opt_d, "draft", draft)):
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss[key].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
         step += 1
@@ -182,9 +180,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 "minutes": (now - start) / 60,
                 "tokens": tokens,
                 "tokens_per_s": rate,
-                "target_loss": t_loss.item(),
-                "draft_ce": d_ce.item(),
-                "draft_kl": d_kl.item(),
+                "target_loss": loss["target"].item(),
+                "draft_ce": loss["draft_ce"].item(),
+                "draft_kl": loss["draft_kl"].item(),
                 "lr": lr,
             }
             history.append(row)
