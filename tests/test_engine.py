@@ -25,17 +25,19 @@ from lsp_llm.engine.worker import Engine
 
 
 class ForwardCounter:
-    """Counts forward passes and fed tokens of a model; can act at the n-th pass."""
+    """Counts forward passes and fed tokens of a model; can act at the n-th pass. It hooks
+    the token embedding, which every forward pass runs exactly once, whether through
+    transformers' forward or the engine's lean one."""
 
     def __init__(self, model, at: int | None = None, action=None):
         self.calls = 0
         self.tokens = 0
         self.at, self.action = at, action
-        self.handle = model.register_forward_pre_hook(self._hook, with_kwargs=True)
+        self.handle = model.get_input_embeddings().register_forward_pre_hook(self._hook)
 
-    def _hook(self, module, args, kwargs):
+    def _hook(self, module, args):
         self.calls += 1
-        self.tokens += kwargs["input_ids"].shape[1]
+        self.tokens += args[0].shape[1]
         if self.at is not None and self.calls == self.at:
             self.action()
 
@@ -307,3 +309,26 @@ def test_deltas_never_split_characters(loaded):
 
 def test_inference_mode_leaves_no_grad_state(loaded):
     assert torch.is_grad_enabled()
+
+
+def test_auto_skips_a_draft_model_that_costs_more_than_it_saves(loaded):
+    decoder = Decoder(loaded.model, loaded.tokenizer, loaded.draft_model)
+    ids = prompts(loaded.tokenizer, 1)[0]
+    plain, _ = run(decoder, GenerationRequest(ids, 24, speculation=Speculation("off")))
+    # measured costs where a draft pass is as dear as a target pass: never worth it
+    decoder.costs.record_draft(0.010, 1)
+    decoder.costs.record_target(0.010, 1)
+    decoder.costs.record_target(0.016, 6)
+    decoder.costs.WEIGHT = 0.0  # keep these figures for the test
+    auto, _ = run(
+        decoder,
+        GenerationRequest(ids, 24, speculation=Speculation("auto"), reuse_prefix=False),
+    )
+    assert auto.token_ids == plain.token_ids
+    assert auto.stats.draft_forwards == 0
+    drafted, _ = run(
+        decoder,
+        GenerationRequest(ids, 24, speculation=Speculation("draft"), reuse_prefix=False),
+    )
+    assert drafted.token_ids == plain.token_ids
+    assert drafted.stats.draft_forwards > 0

@@ -1,13 +1,14 @@
 """A model's KV cache together with the tokens it holds, reused across requests.
 
 `reuse(tokens)` crops the cache to the longest common prefix with the next prompt, so a
-request on a slightly edited document feeds only the tokens after the edit.
+request on a slightly edited document feeds only the tokens after the edit. `cache_for`
+picks the lean forward (leancache.py) for the models it covers, this one for the rest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from transformers import DynamicCache
@@ -69,3 +70,22 @@ class PrefixCache:
             raise
         self.tokens.extend(new_ids)
         return out.logits[0, -keep_logits:]
+
+
+class KVCache(Protocol):
+    """What the decoder needs of a cache: the tokens it holds and a forward over new ones."""
+
+    tokens: list[int]
+    device: torch.device
+
+    def reuse(self, tokens: Sequence[int]) -> int: ...
+    def reset(self) -> None: ...
+    def crop(self, length: int) -> None: ...
+    def forward(self, new_ids: Sequence[int], keep_logits: int = 1) -> torch.Tensor: ...
+
+
+def cache_for(model: Any) -> KVCache:
+    """The cache (and forward pass) to decode `model` with: the lean one where it applies."""
+    from lsp_llm.engine.leancache import LeanCache, lean_supported
+
+    return LeanCache(model) if lean_supported(model) else PrefixCache(model)

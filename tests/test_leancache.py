@@ -1,0 +1,108 @@
+"""The lean forward pass gives the same logits as transformers' forward with its cache, in
+every way the decoder uses it, and is chosen only for the models it covers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lsp_llm.engine import leancache
+from lsp_llm.engine.kvcache import PrefixCache, cache_for
+from lsp_llm.engine.leancache import LeanCache, lean_supported
+
+
+def _llama(vocab: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(3)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+        initializer_range=0.1,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="module")
+def models(tiny):
+    from transformers import AutoModelForCausalLM
+
+    qwen = AutoModelForCausalLM.from_pretrained(tiny.target).eval()
+    return {"qwen2": qwen, "llama": _llama(qwen.config.vocab_size)}
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "llama"])
+def test_same_logits_as_transformers_through_prefill_verify_crop_and_growth(
+    models, arch, monkeypatch
+):
+    monkeypatch.setattr(leancache, "INITIAL_CAPACITY", 16)  # force the cache to grow
+    model = models[arch]
+    assert lean_supported(model)
+    ids = torch.randint(
+        0, model.config.vocab_size, (120,), generator=torch.Generator().manual_seed(1)
+    )
+    ids = ids.tolist()
+    hf, lean = PrefixCache(model), LeanCache(model)
+    steps = [
+        ("prefill", ids[:40], 1),
+        ("verify", ids[40:47], 7),  # several tokens after a cache: a causal mask
+        ("crop", 43, 0),
+        ("one", ids[43:44], 1),
+        ("long", ids[44:100], 5),  # grows past the initial capacity twice
+        ("reuse", ids[:70] + ids[101:110], 3),  # an edited prompt: shared prefix kept
+    ]
+    with torch.inference_mode():
+        for name, arg, keep in steps:
+            if name == "crop":
+                hf.crop(arg)
+                lean.crop(arg)
+                continue
+            if name == "reuse":
+                kept = hf.reuse(arg)
+                assert lean.reuse(arg) == kept == 70
+                arg = arg[kept:]
+            want = hf.forward(arg, keep_logits=keep)
+            got = lean.forward(arg, keep_logits=keep)
+            assert got.shape == want.shape
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-5, msg=name)
+            assert lean.tokens == hf.tokens
+    assert lean.capacity >= 110
+
+
+def test_failed_forward_drops_the_cache(models):
+    lean = LeanCache(models["qwen2"])
+    with torch.inference_mode():
+        lean.forward([1, 2, 3])
+        with pytest.raises(IndexError):
+            lean.forward([10**9])
+    assert lean.tokens == []
+
+
+def test_other_models_keep_transformers_forward(models):
+    qwen = models["qwen2"]
+    assert isinstance(cache_for(qwen), LeanCache)
+
+    class Scaled:
+        config = qwen.config.__class__(**{**qwen.config.to_dict(), "rope_scaling": None})
+        model = qwen.model
+        lm_head = qwen.lm_head
+
+    Scaled.config.rope_parameters = {"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e4}
+    assert not lean_supported(Scaled())
+
+    class Split(Scaled):
+        hf_device_map = {"model.layers.0": 0, "model.layers.1": "cpu"}
+
+    Split.config = qwen.config
+    assert not lean_supported(Split())
+
+    class Gpt2:
+        config = type("C", (), {"model_type": "gpt2"})()
+
+    assert not lean_supported(Gpt2())
+    assert isinstance(cache_for(Gpt2()), PrefixCache)
