@@ -182,3 +182,19 @@ def test_plain_prompt_without_fim_or_template(loaded):
     prompt = completion_prompt(info, EditorContext(SOURCE, 20), context_tokens=256)
     assert prompt.kind == "plain"
     assert list(prompt.token_ids) == info.encode(SOURCE[:20])
+
+
+def test_fast_token_count_matches_the_tokenizer(loaded):
+    import sysconfig
+    from pathlib import Path
+
+    tok = loaded.tokenizer
+    text = (Path(sysconfig.get_paths()["stdlib"]) / "textwrap.py").read_text()
+    pieces = [*text.split("\n")[:300], "x = '<|endoftext|>'", "<|im_start|>user", "\t  \n", "é😀"]
+    for piece in pieces:
+        want = len(tok.encode(piece, add_special_tokens=False, split_special_tokens=True))
+        assert count_tokens(tok, piece) == want, piece
+    # the tokenizer's own per-call setting is left as a plain encode expects it
+    chat = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=True)
+    ids = chat["input_ids"] if hasattr(chat, "keys") else chat
+    assert tok.convert_tokens_to_ids("<|im_start|>") in list(ids)
