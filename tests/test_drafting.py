@@ -1,6 +1,9 @@
-"""Prompt lookup proposals and the per-request draft length."""
+"""Prompt lookup proposals, the per-request draft length, and when `auto` drafts with the
+small model (its measured cost against this request's acceptance)."""
 
-from lsp_llm.engine.drafting import DraftLength, prompt_lookup
+import pytest
+
+from lsp_llm.engine.drafting import Acceptance, DraftLength, ForwardCosts, prompt_lookup
 
 
 def test_prompt_lookup_continues_the_most_recent_full_match():
@@ -25,3 +28,46 @@ def test_draft_length_adapts_within_a_request():
         length.update(5, 0)
     assert length.value == 1
     assert DraftLength(4).value == 4  # a new request starts fresh
+
+
+def _costs(draft_ms: float, one_ms: float, per_token_ms: float) -> ForwardCosts:
+    costs = ForwardCosts()
+    costs.record_draft(draft_ms * 4 / 1000, 4)
+    costs.record_target(one_ms / 1000, 1)
+    costs.record_target((one_ms + 5 * per_token_ms) / 1000, 6)
+    return costs
+
+
+def test_unmeasured_costs_draft_the_full_length():
+    assert ForwardCosts().best_draft_length(0.1, 5) == 5
+    costs = ForwardCosts()
+    costs.record_target(0.007, 1)
+    assert costs.best_draft_length(0.1, 5) == 5  # the draft's cost is not known yet
+
+
+def test_cheap_draft_and_good_acceptance_draft_long():
+    costs = _costs(draft_ms=0.5, one_ms=10, per_token_ms=0.2)
+    assert costs.best_draft_length(0.9, 6) == 6
+
+
+def test_draft_that_costs_more_than_it_saves_is_skipped():
+    # the case measured on the bundled pair on one CPU thread: a draft pass is 0.3 of a
+    # target pass and verifying costs about 1 ms per extra token
+    costs = _costs(draft_ms=2.0, one_ms=7.0, per_token_ms=1.1)
+    assert costs.best_draft_length(0.25, 6) == 0
+    assert costs.best_draft_length(0.8, 6) > 0
+
+
+def test_target_cost_is_interpolated_and_extrapolated_linearly():
+    costs = _costs(draft_ms=1.0, one_ms=10, per_token_ms=1.0)
+    assert costs._target(3) == pytest.approx(0.012)
+    assert costs._target(11) == pytest.approx(0.020)
+
+
+def test_acceptance_starts_from_a_prior_and_counts_tried_tokens():
+    acc = Acceptance(prior=0.5, weight=2)
+    assert acc.rate == 0.5
+    acc.update(drafted=5, accepted=1)  # tokens 1 accepted, 2 rejected, 3-5 never judged
+    assert acc.rate == pytest.approx((1 + 1) / (2 + 2))
+    acc.update(drafted=3, accepted=3)
+    assert acc.rate == pytest.approx((1 + 1 + 3) / (2 + 2 + 3))

@@ -17,8 +17,14 @@ from typing import Any
 import torch
 
 from lsp_llm.engine.detok import IncrementalDetokenizer
-from lsp_llm.engine.drafting import DraftLength, DraftModel, prompt_lookup
-from lsp_llm.engine.kvcache import PrefixCache
+from lsp_llm.engine.drafting import (
+    Acceptance,
+    DraftLength,
+    DraftModel,
+    ForwardCosts,
+    prompt_lookup,
+)
+from lsp_llm.engine.kvcache import cache_for
 from lsp_llm.engine.stopping import StopChecker
 from lsp_llm.engine.types import (
     DecodeStats,
@@ -97,6 +103,8 @@ class _Run:
         """How much of the text the stop checker last said is final."""
         self.final_text: str | None = None
         self.reason: FinishReason = "stop"
+        self.acceptance = Acceptance()
+        """How often this request's draft-model tokens were accepted (auto mode's guide)."""
 
     def before_forward(self, draft: bool = False) -> None:
         if self.cancelled.is_set():
@@ -175,10 +183,11 @@ class Decoder:
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
-        self.target = PrefixCache(model)
+        self.target = cache_for(model)
         vocab = int(model.get_output_embeddings().weight.shape[0])
         self.draft = DraftModel(draft_model, vocab) if draft_model is not None else None
         self.allow_draft_in_auto = allow_draft_in_auto
+        self.costs = ForwardCosts()
 
     def run(
         self,
@@ -219,18 +228,29 @@ class Decoder:
         assert logits is not None
         return logits
 
-    def _propose(self, run: _Run, length: DraftLength) -> list[int]:
+    def _propose(self, run: _Run, length: DraftLength) -> tuple[list[int], bool]:
+        """The next draft and whether the draft model made it. `auto` takes prompt lookup's
+        free proposal when there is one, else the draft model's, as long as its measured
+        cost and this request's acceptance say it yields more tokens per second."""
         mode = run.req.speculation.mode
         if mode == "off":
-            return []
+            return [], False
         k = length.value
         if mode in ("promptLookup", "auto"):
             proposal = prompt_lookup(run.tokens, k)
             if proposal or mode == "promptLookup":
-                return proposal
+                return proposal, False
         if self.draft is None or (mode == "auto" and not self.allow_draft_in_auto):
-            return []
-        return self.draft.propose(run.tokens, k, lambda: run.before_forward(draft=True))
+            return [], False
+        if mode == "auto":
+            k = self.costs.best_draft_length(run.acceptance.rate, k)
+            if k == 0:
+                return [], False
+        passes = run.stats.draft_forwards
+        t0 = time.perf_counter()
+        proposal = self.draft.propose(run.tokens, k, lambda: run.before_forward(draft=True))
+        self.costs.record_draft(time.perf_counter() - t0, run.stats.draft_forwards - passes)
+        return proposal, True
 
     def _decode(self, run: _Run) -> None:
         req = run.req
@@ -253,13 +273,17 @@ class Decoder:
             if run.accept(next_token):
                 return
             run.flush()
-            draft = self._propose(run, length)
+            draft, from_model = self._propose(run, length)
             run.before_forward()
+            t0 = time.perf_counter()
             logits = self.target.forward([run.tokens[-1], *draft], keep_logits=len(draft) + 1)
+            picked = pick_tokens(logits, req.sampling, generator, draft)
+            self.costs.record_target(time.perf_counter() - t0, len(draft) + 1)
             run.after_forward()
             run.stats.tokens_fed += len(draft) + 1
-            picked = pick_tokens(logits, req.sampling, generator, draft)
             a = accepted_length(draft, picked)
+            if from_model:
+                run.acceptance.update(len(draft), a)
             # The cache now holds the drafted tokens too; keep only the accepted ones.
             self.target.crop(len(run.tokens) + a)
             run.stats.drafted_tokens += len(draft)

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from lsp_llm.engine.kvcache import PrefixCache
+from lsp_llm.engine.kvcache import cache_for
 
 
 def prompt_lookup(
@@ -45,7 +45,7 @@ class DraftModel:
     """Greedy proposals from a small model sharing the target's tokenizer."""
 
     def __init__(self, model: Any, vocab_limit: int) -> None:
-        self.cache = PrefixCache(model)
+        self.cache = cache_for(model)
         self.vocab_limit = vocab_limit
 
     def propose(
@@ -84,3 +84,66 @@ class DraftLength:
             self.value = min(self.value + 2, self.maximum)
         else:
             self.value = max(1, self.value - 1)
+
+
+class ForwardCosts:
+    """Measured cost of a draft-model pass and of a target pass by tokens fed, as moving
+    averages over the engine's life (they describe the hardware, not a request). `auto`
+    uses them to draft with the small model only where it pays."""
+
+    WEIGHT = 0.1
+
+    def __init__(self) -> None:
+        self.draft_s: float | None = None
+        self.target_s: dict[int, float] = {}
+        """Seconds of a target pass by tokens fed (1 = plain decoding, n = verify n-1)."""
+
+    def _mix(self, old: float | None, new: float) -> float:
+        return new if old is None else old + self.WEIGHT * (new - old)
+
+    def record_draft(self, seconds: float, passes: int) -> None:
+        if passes > 0:
+            self.draft_s = self._mix(self.draft_s, seconds / passes)
+
+    def record_target(self, seconds: float, fed: int) -> None:
+        self.target_s[fed] = self._mix(self.target_s.get(fed), seconds)
+
+    def _target(self, fed: int) -> float:
+        if fed in self.target_s:
+            return self.target_s[fed]
+        # linear in the tokens fed, through the two nearest measured sizes
+        a, b = sorted(sorted(self.target_s), key=lambda n: abs(n - fed))[:2]
+        slope = (self.target_s[b] - self.target_s[a]) / (b - a)
+        return max(1e-6, self.target_s[a] + slope * (fed - a))
+
+    def best_draft_length(self, acceptance: float, limit: int) -> int:
+        """The draft length (0 = none) with the most expected tokens per second, given a
+        per-token acceptance probability. Until the costs are measured: `limit`."""
+        if self.draft_s is None or len(self.target_s) < 2:
+            return limit
+        best, best_rate = 0, 1 / self._target(1)
+        expected = 0.0
+        for k in range(1, limit + 1):
+            expected += acceptance**k
+            rate = (1 + expected) / (k * self.draft_s + self._target(k + 1))
+            if rate > best_rate:
+                best, best_rate = k, rate
+        return best
+
+
+class Acceptance:
+    """The draft model's per-token acceptance within one request, starting from a prior
+    (so one early miss does not switch drafting off)."""
+
+    def __init__(self, prior: float = 0.6, weight: float = 4.0) -> None:
+        self.accepted = prior * weight
+        self.drafted = weight
+
+    def update(self, drafted: int, accepted: int) -> None:
+        # a rejection at position a means a + 1 tokens were tried
+        self.drafted += min(drafted, accepted + 1)
+        self.accepted += accepted
+
+    @property
+    def rate(self) -> float:
+        return self.accepted / self.drafted
