@@ -95,11 +95,10 @@ def test_other_models_keep_transformers_forward(models):
     Scaled.config.rope_parameters = {"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e4}
     assert not lean_supported(Scaled())
 
-    class Split(Scaled):
-        hf_device_map = {"model.layers.0": 0, "model.layers.1": "cpu"}
-
-    Split.config = qwen.config
-    assert not lean_supported(Split())
+    split = Scaled()
+    split.config = qwen.config
+    split.hf_device_map = {"model.layers.0": 0, "model.layers.1": "cpu"}
+    assert not lean_supported(split)
 
     class Gpt2:
         config = type("C", (), {"model_type": "gpt2"})()
