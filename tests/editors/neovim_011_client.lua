@@ -2,12 +2,8 @@
 -- vim.lsp.enable, completion through vim.lsp.completion), headless.
 -- Env: LSP_LLM_CMD (JSON array), LSP_LLM_SETTINGS (JSON), LSP_LLM_FILE, LSP_LLM_OUT.
 local out = { status = nil }
-local function finish(code)
-  local f = io.open(os.getenv("LSP_LLM_OUT"), "w")
-  f:write(vim.fn.json_encode(out))
-  f:close()
-  vim.cmd(code == 0 and "qa!" or "cq!")
-end
+local write_result = dofile(vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/neovim_result.lua")
+local function finish(code) write_result(out, code) end
 
 -- The user's configuration (README, "Neovim 0.11+").
 vim.lsp.config("lsp-llm", {

@@ -3,12 +3,8 @@
 local cmd = vim.fn.json_decode(os.getenv("LSP_LLM_CMD"))
 local settings = vim.fn.json_decode(os.getenv("LSP_LLM_SETTINGS"))
 local out = {}
-local function finish(code)
-  local f = io.open(os.getenv("LSP_LLM_OUT"), "w")
-  f:write(vim.fn.json_encode(out))
-  f:close()
-  vim.cmd(code == 0 and "qa!" or "cq!")
-end
+local write_result = dofile(vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/neovim_result.lua")
+local function finish(code) write_result(out, code) end
 vim.cmd("edit " .. os.getenv("LSP_LLM_FILE"))
 local bufnr = vim.api.nvim_get_current_buf()
 local client_id = vim.lsp.start_client({
