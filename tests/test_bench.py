@@ -93,3 +93,28 @@ def test_every_contender_decodes_the_same_greedy_tokens(engine, loaded, tmp_path
     chart(report, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     json.dumps(report)
+
+
+def test_protocol_probe_gets_the_same_results_through_the_server(engine, loaded, tiny, tmp_path):
+    import asyncio
+
+    from lsp_llm.bench.latency import CHAT_QUESTIONS, protocol_overhead
+    from lsp_llm.config import CompletionSettings
+
+    settings = Settings(
+        model=str(tiny.target),
+        draft_model=str(tiny.draft),
+        completion=CompletionSettings(max_new_tokens=8),
+    )
+    info = TokenizerInfo(loaded.tokenizer, loaded.context_window)
+    document, cursors = edit_document([("stats.py", SOURCE * 120)])
+    p = asyncio.run(
+        protocol_overhead(engine, info, settings, document, cursors[:2], 1, 1, tmp_path)
+    )
+    assert p["requests"] == 2 and p["same_suggestion"] == 2
+    assert p["chat_requests"] == len(CHAT_QUESTIONS) == p["chat_same_reply"]
+    assert p["overhead_ratio"] > 0 and p["chat_first_delta_ratio"] > 0
+    report = {"cases": {}, "tokens": {}, "modes": {}, "edit": {}, "protocol": p}
+    report.update(model="tiny", draft_model=None, device="cpu", threads=1)
+    report["targets"] = targets(report)
+    assert "chat first streamed delta" in markdown(report)

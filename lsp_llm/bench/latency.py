@@ -10,7 +10,7 @@ import random
 import statistics
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -157,15 +157,24 @@ def _wire(settings: Settings) -> dict[str, Any]:
     return prune(settings_to_wire(settings))
 
 
+CHAT_QUESTIONS = ("What does a Python generator do?", "How do I reverse a list in Python?")
+CHAT_TOKENS = 32
+
+
 @dataclass
 class ProtocolResult:
-    server_ms: list[float]
-    engine_ms: list[float]
-    same: int
-    lsp_cancel_ms: list[float]
+    server_ms: list[float] = field(default_factory=list)
+    engine_ms: list[float] = field(default_factory=list)
+    same: int = 0
+    lsp_cancel_ms: list[float] = field(default_factory=list)
+    chat_server_ms: list[float] = field(default_factory=list)
+    """Chat: milliseconds to the first streamed delta at the client."""
+    chat_engine_ms: list[float] = field(default_factory=list)
+    chat_same: int = 0
 
     def summary(self) -> dict[str, Any]:
         server, engine = _median(self.server_ms), _median(self.engine_ms)
+        chat_server, chat_engine = _median(self.chat_server_ms), _median(self.chat_engine_ms)
         return {
             "requests": len(self.server_ms),
             "server_median_ms": server,
@@ -173,7 +182,44 @@ class ProtocolResult:
             "overhead_ratio": server / engine if engine else 0.0,
             "same_suggestion": self.same,
             "lsp_cancel_median_ms": _median(self.lsp_cancel_ms),
+            "chat_requests": len(self.chat_server_ms),
+            "chat_first_delta_server_ms": chat_server,
+            "chat_first_delta_engine_ms": chat_engine,
+            "chat_first_delta_ratio": chat_server / chat_engine if chat_engine else 0.0,
+            "chat_same_reply": self.chat_same,
         }
+
+
+class _FirstDelta:
+    """Collects streamed text and the time of its first piece after `start`."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.first_ms: float | None = None
+        self.text: list[str] = []
+
+    def __call__(self, piece: str) -> None:
+        if self.first_ms is None:
+            self.first_ms = (time.perf_counter() - self.start) * 1000
+        self.text.append(piece)
+
+
+async def _chat_side_by_side(
+    session: Any, engine: Any, info: TokenizerInfo, settings: Settings, out: ProtocolResult
+) -> None:
+    """Greedy chat turns through the server and in-process, same settings, alternating."""
+    from lsp_llm.server.chat import chat_request
+
+    for question in CHAT_QUESTIONS:
+        messages = [{"role": "user", "content": question}]
+        served = _FirstDelta()
+        reply = await session.chat(messages, served)
+        local = _FirstDelta()
+        done = engine.generate(chat_request(info, settings, messages), on_delta=local)
+        if served.first_ms is not None and local.first_ms is not None:
+            out.chat_server_ms.append(served.first_ms)
+            out.chat_engine_ms.append(local.first_ms)
+        out.chat_same += reply.content == done.text == "".join(served.text)
 
 
 async def protocol_overhead(
@@ -188,7 +234,8 @@ async def protocol_overhead(
 ) -> dict[str, Any]:
     """Inline completions through `lsp-llm serve` over stdio against the same completions
     in-process (prompt building, generation and clean-up), alternating, same positions;
-    then `$/cancelRequest` round trips on chat requests."""
+    greedy chat turns both ways (time to the first streamed delta); then `$/cancelRequest`
+    round trips on chat requests."""
     from lsprotocol import types
     from pygls.exceptions import JsonRpcRequestCancelled
 
@@ -197,9 +244,13 @@ async def protocol_overhead(
     os.environ["OMP_NUM_THREADS"] = str(threads)  # the server process runs with ours
     lines = document.split("\n")
     workdir.mkdir(parents=True, exist_ok=True)
+    # greedy, short chat replies, so both sides must produce the same text
+    settings = replace(
+        settings, chat=replace(settings.chat, temperature=0.0, max_new_tokens=CHAT_TOKENS)
+    )
     session = ServerSession(_wire(settings))
     await session.start()
-    out = ProtocolResult([], [], 0, [])
+    out = ProtocolResult()
     try:
         uri = session.open(workdir / "bench_document.py", document)
         positions = []
@@ -224,6 +275,7 @@ async def protocol_overhead(
                 items = result.items if result is not None else []
                 served = items[0].insert_text if items else None
                 out.same += served == (suggestion.text if suggestion else None)
+            await _chat_side_by_side(session, engine, info, settings, out)
         for _ in range(3):
             deltas: list[str] = []
             pending = asyncio.ensure_future(

@@ -163,6 +163,13 @@ def markdown(report: dict[str, Any]) -> str:
             f"{p['same_suggestion']}/{p['requests']} identical suggestions); "
             f"`$/cancelRequest` answered in {p['lsp_cancel_median_ms']:.1f} ms"
         )
+        if p.get("chat_requests"):
+            parts.append(
+                f"- protocol: chat first streamed delta {p['chat_first_delta_server_ms']:.1f} ms"
+                f" at the client of `lsp-llm serve` vs {p['chat_first_delta_engine_ms']:.1f} ms"
+                f" in-process ({p['chat_first_delta_ratio']:.2f}x; {p['chat_same_reply']}/"
+                f"{p['chat_requests']} identical replies)"
+            )
     parts += ["", "| target | measured | met |", "|---|---|---|"]
     for t in report["targets"]:
         met = "reported" if t["met"] is None else ("yes" if t["met"] else "**no**")
