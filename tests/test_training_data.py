@@ -113,3 +113,48 @@ def test_chunked_losses_match_the_plain_ones(tiny):
     torch.testing.assert_close(got["draft_ce"], want_ce)
     torch.testing.assert_close(got["draft_kl"], want_kl)
     torch.testing.assert_close(got["draft"], 0.3 * want_ce + 0.7 * want_kl)
+
+
+def _fit_args(tmp_path, **overrides):
+    import argparse
+
+    values = dict(
+        minutes=10.0,
+        draft_minutes=0.0,
+        max_steps=2,
+        lr=1e-2,
+        warmup=1,
+        distill=0.7,
+        report_seconds=1e9,
+        checkpoint_minutes=0,
+        out=tmp_path,
+    )
+    values.update(overrides)
+    return argparse.Namespace(**values)
+
+
+def _moved(before, model) -> bool:
+    import torch
+
+    return any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("draft_only", [False, True])
+def test_fit_trains_the_target_only_outside_the_draft_phase(tiny, sources, tmp_path, draft_only):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lsp_llm.train.run import fit
+
+    tok = AutoTokenizer.from_pretrained(tiny.target)
+    target = AutoModelForCausalLM.from_pretrained(tiny.target).train()
+    draft = AutoModelForCausalLM.from_pretrained(tiny.draft).train()
+    before_t = [p.detach().clone() for p in target.parameters()]
+    before_d = [p.detach().clone() for p in draft.parameters()]
+    rows = packed_rows(encoder(tok), examples(sources, 0), code_examples(sources, 1), 65)
+    # draft_minutes == minutes: the whole budget is the draft-only phase
+    args = _fit_args(tmp_path, draft_minutes=10.0 if draft_only else 0.0)
+    steps, tokens, _ = fit(target, draft, tok, batches(rows, 2), args, "cpu")
+    assert (steps, tokens) == (2, 2 * 2 * 64)
+    assert _moved(before_d, draft)
+    assert _moved(before_t, target) is not draft_only
+    assert all(p.grad is None for p in target.parameters()) is draft_only
