@@ -61,7 +61,7 @@ async def _complete(args: argparse.Namespace) -> int:
     file, line, col = args.location.rsplit(":", 2)
     path = Path(file)
     text = path.read_text(encoding="utf-8")
-    session = ServerSession(_settings(args))
+    session = ServerSession(_settings(args), connect=args.connect)
     await session.start()
     try:
         uri = session.open(path, text)
@@ -83,7 +83,7 @@ async def _complete(args: argparse.Namespace) -> int:
 async def _chat(args: argparse.Namespace) -> int:
     from lsp_llm.client import ServerSession
 
-    session = ServerSession(_settings(args))
+    session = ServerSession(_settings(args), connect=args.connect)
     await session.start()
     t0 = time.perf_counter()
     first: list[float] = []
@@ -152,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--model", help="model id or folder (default: the bundled model)")
         p.add_argument("--draft-model", help="draft model id or folder")
         p.add_argument("--settings", help="more settings as a JSON object (camelCase)")
+        p.add_argument(
+            "--connect",
+            type=_parse_tcp,
+            metavar="[HOST:]PORT",
+            help="use a running `lsp-llm serve --tcp` daemon instead of starting a server",
+        )
     ev = sub.add_parser(
         "eval",
         help="score completions on held-out stdlib code against baselines; measure speculation",

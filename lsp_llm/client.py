@@ -1,6 +1,6 @@
-"""A small LSP client over `lsp-llm serve` in a subprocess: what the one-shot `complete`
-and `chat` commands (and the demo) use, so the command line goes through the same server
-an editor talks to."""
+"""A small LSP client over `lsp-llm serve` in a subprocess (or a running `--tcp` daemon):
+what the one-shot `complete` and `chat` commands (and the demo) use, so the command line
+goes through the same server an editor talks to."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class ServerSession:
         settings: dict[str, Any] | None = None,
         on_status: Callable[[dict[str, Any]], None] | None = None,
         server_args: list[str] | None = None,
+        connect: tuple[str, int] | None = None,
     ) -> None:
         self.settings = settings or {}
         self.client = LanguageClient("lsp-llm-cli", "1")
@@ -29,6 +30,8 @@ class ServerSession:
         self.ready = asyncio.Event()
         self.status: dict[str, Any] = {}
         self.server_args = server_args or []
+        self.connect = connect
+        """A running `lsp-llm serve --tcp` daemon to talk to, instead of a subprocess."""
         self.t_start = time.perf_counter()
         self.load_seconds: float | None = None
 
@@ -56,7 +59,10 @@ class ServerSession:
                 self.ready.set()
 
     async def start(self) -> None:
-        await self.client.start_io(sys.executable, "-m", "lsp_llm", *self.server_args, "serve")
+        if self.connect is not None:
+            await self.client.start_tcp(*self.connect)
+        else:
+            await self.client.start_io(sys.executable, "-m", "lsp_llm", *self.server_args, "serve")
         await self.client.initialize_async(
             types.InitializeParams(
                 capabilities=types.ClientCapabilities(

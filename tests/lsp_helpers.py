@@ -4,10 +4,15 @@ chat deltas sent as `$/progress` partial results, and `workspace/applyEdit` requ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import socket
+import subprocess
 import sys
+import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,35 @@ SERVER = [sys.executable, "-m", "lsp_llm", "serve"]
 
 def server_env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+@contextlib.contextmanager
+def tcp_daemon() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """`lsp-llm serve --tcp PORT` on a free loopback port, once it accepts connections (the
+    probe connection closes at once, as a vanishing client would): its port and process.
+    The daemon is killed afterwards."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = subprocess.Popen(
+        [*SERVER, "--tcp", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        env=server_env(),
+    )
+    try:
+        for _ in range(600):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=60).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the TCP server did not listen")
+        yield port, proc
+    finally:
+        proc.kill()
+        proc.wait(30)
 
 
 def editor_env(model: Path, file: Path, out: Path) -> dict[str, str]:

@@ -7,14 +7,13 @@ import asyncio
 import json
 import socket
 import subprocess
-import time
 
 import pytest
 import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import LanguageClient, client_capabilities
 
-from tests.lsp_helpers import CONFIG, SERVER, server_env
+from tests.lsp_helpers import CONFIG, SERVER, server_env, tcp_daemon
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -140,55 +139,29 @@ async def test_failed_load_is_reported_and_requests_get_clear_error(broken: Lang
         )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_tcp_daemon_on_loopback(tiny):
-    port = free_port()
-    proc = subprocess.Popen(
-        [*SERVER, "--tcp", str(port)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=server_env(),
-    )
-    try:
-        for _ in range(600):
-            try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=60)
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the TCP server did not listen")
-        with sock:
-            sock.sendall(
-                frame(
-                    {
-                        "jsonrpc": "2.0",
-                        "id": 1,
-                        "method": "initialize",
-                        "params": {
-                            "processId": None,
-                            "rootUri": None,
-                            "capabilities": {},
-                            "initializationOptions": {"model": str(tiny.target)},
-                        },
-                    }
-                )
+    with tcp_daemon() as (port, _), socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(
+            frame(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "initialize",
+                    "params": {
+                        "processId": None,
+                        "rootUri": None,
+                        "capabilities": {},
+                        "initializationOptions": {"model": str(tiny.target)},
+                    },
+                }
             )
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += sock.recv(1)
-            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-            body = b""
-            while len(body) < length:
-                body += sock.recv(length - len(body))
-        reply = json.loads(body)
-        assert "inlineCompletionProvider" in reply["result"]["capabilities"]
-    finally:
-        proc.kill()
-        proc.wait(30)
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        body = b""
+        while len(body) < length:
+            body += sock.recv(length - len(body))
+    reply = json.loads(body)
+    assert "inlineCompletionProvider" in reply["result"]["capabilities"]

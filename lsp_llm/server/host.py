@@ -11,18 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from lsp_llm.config import Settings
+from lsp_llm.server.pool import POOL, EnginePool, model_key
 
 logger = logging.getLogger(__name__)
-
-MODEL_FIELDS = (
-    "model",
-    "draft_model",
-    "quantization",
-    "device",
-    "dtype",
-    "trust_remote_code",
-    "allow_pickle_weights",
-)
 
 
 class ModelUnavailable(Exception):
@@ -50,7 +41,7 @@ class Status:
 
 
 def model_settings_changed(old: Settings, new: Settings) -> bool:
-    return any(getattr(old, f) != getattr(new, f) for f in MODEL_FIELDS)
+    return model_key(old) != model_key(new)
 
 
 class ModelHost:
@@ -58,8 +49,12 @@ class ModelHost:
     event loop."""
 
     def __init__(
-        self, on_status: Callable[[Status], None], on_progress: Callable[[float, str], None]
+        self,
+        on_status: Callable[[Status], None],
+        on_progress: Callable[[float, str], None],
+        pool: EnginePool = POOL,
     ) -> None:
+        self.pool = pool
         self.on_status = on_status
         self.on_progress = on_progress
         self.engine: Any | None = None
@@ -90,29 +85,17 @@ class ModelHost:
         return await asyncio.shield(self._ready)
 
     async def _load(self, settings: Settings, ready: asyncio.Future[Any]) -> None:
-        loop = asyncio.get_running_loop()
         name = settings.model or "bundled"
         self.set_status(
             Status("loading", model=name, draft_model=settings.draft_model, message="loading model")
         )
 
-        def progress(fraction: float, message: str) -> None:
-            loop.call_soon_threadsafe(self.on_progress, fraction, message)
-
-        def work() -> tuple[Any, Any]:
-            from lsp_llm.context.prompts import TokenizerInfo
-            from lsp_llm.engine.loading import load
-            from lsp_llm.engine.worker import Engine
-
-            engine = Engine(load(settings, progress))
-            return engine, TokenizerInfo(engine.tokenizer, engine.loaded.context_window)
-
         old = self.engine
         self.engine = None
         if old is not None:
-            await asyncio.to_thread(old.close)
+            self.pool.release(old)
         try:
-            engine, info = await asyncio.to_thread(work)
+            engine, info = await self.pool.acquire(settings, self.on_progress)
         except Exception as exc:
             from lsp_llm.engine.loading import ModelLoadError
 
@@ -128,7 +111,7 @@ class ModelHost:
             self.set_status(Status("error", model=name, message=message))
             return
         if ready.cancelled():  # a newer load superseded this one
-            await asyncio.to_thread(engine.close)
+            self.pool.release(engine)
             return
         self.engine, self.info = engine, info
         loaded = engine.loaded
@@ -146,6 +129,7 @@ class ModelHost:
         )
 
     def close(self) -> None:
+        """This session is over: its engine goes back to the pool."""
         if self.engine is not None:
-            self.engine.close()
+            self.pool.release(self.engine)
             self.engine = None

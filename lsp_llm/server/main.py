@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from lsp_llm.server import chat, codeactions, completion, lifecycle
 from lsp_llm.server.app import LspLlmServer
+from lsp_llm.server.daemon import serve_tcp
+from lsp_llm.server.pool import POOL
 
 logger = logging.getLogger(__name__)
 
@@ -20,14 +23,18 @@ def create_server() -> LspLlmServer:
 
 
 def serve(tcp: tuple[str, int] | None = None) -> int:
-    server = create_server()
     try:
         if tcp is None:
-            server.start_io()
+            server = create_server()
+            try:
+                server.start_io()
+            finally:
+                server.host.close()
         else:
-            logger.info("listening on %s:%d", *tcp)
-            server.start_tcp(*tcp)
+            asyncio.run(serve_tcp(*tcp, create_server))  # a session per editor
+    except KeyboardInterrupt:
+        pass
     finally:
-        server.host.close()
+        POOL.close()
     logger.info("server stopped")
     return 0

@@ -1,14 +1,16 @@
 """JSON-RPC details pygls leaves open: malformed params get an InvalidParams error (pygls
-only logs them), and requests before `initialize` get ServerNotInitialized."""
+only logs them), requests before `initialize` get ServerNotInitialized, and in a `--tcp`
+daemon an editor's `exit` ends its own session, not the process."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Generator
 from typing import Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcServerNotInitialized
-from pygls.protocol import LanguageServerProtocol
+from pygls.protocol import LanguageServerProtocol, lsp_method
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +25,20 @@ class LspLlmProtocol(LanguageServerProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.initialize_seen = False
+        self.daemon_session = False
+        """True for one editor's session in a `--tcp` daemon (lsp_llm/server/daemon.py)."""
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args: Any) -> Generator[Any, Any, None]:
+        if not self.daemon_session:
+            yield from super().lsp_exit(*args)
+            return
+        if (user_handler := self.fm.features.get(types.EXIT)) is not None:
+            yield user_handler, args, None
+        if self._server._stop_event is not None:
+            self._server._stop_event.set()
+        if self.writer is not None:
+            self.writer.close()  # the connection closes; the daemon serves on
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         try:

@@ -1,13 +1,17 @@
 -- Drives lsp-llm from Neovim 0.11's LSP set-up as the README gives it (vim.lsp.config +
 -- vim.lsp.enable, completion through vim.lsp.completion), headless.
--- Env: LSP_LLM_CMD (JSON array), LSP_LLM_SETTINGS (JSON), LSP_LLM_FILE, LSP_LLM_OUT.
+-- Env: LSP_LLM_CMD (JSON array) or LSP_LLM_TCP_PORT, LSP_LLM_SETTINGS (JSON), LSP_LLM_FILE,
+-- LSP_LLM_OUT.
 local out = { status = nil }
 local write_result = dofile(vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/neovim_result.lua")
 local function finish(code) write_result(out, code) end
 
--- The user's configuration (README, "Neovim 0.11+").
+-- The user's configuration (README, "Neovim 0.11+"; with LSP_LLM_TCP_PORT, the README's
+-- "Any client over TCP": a running `lsp-llm serve --tcp` daemon).
+local port = os.getenv("LSP_LLM_TCP_PORT")
 vim.lsp.config("lsp-llm", {
-  cmd = vim.fn.json_decode(os.getenv("LSP_LLM_CMD")),
+  cmd = port and vim.lsp.rpc.connect("127.0.0.1", tonumber(port))
+    or vim.fn.json_decode(os.getenv("LSP_LLM_CMD")),
   filetypes = { "python" },
   root_markers = { ".git" },
   init_options = vim.fn.json_decode(os.getenv("LSP_LLM_SETTINGS")),

@@ -1,0 +1,139 @@
+"""Loaded engines shared by the LSP sessions of one process.
+
+Over stdio a process has one session. A `--tcp` daemon has one session per connected
+editor, and sessions that ask for the same model settings share one loaded engine (one
+inference thread), which is the point of a daemon on one GPU. An engine nobody uses stays
+loaded (`keep_idle`, the most recently released first) so the next editor to connect does
+not wait for a load; older idle engines are closed, and all idle ones before a different
+model loads (so a reload does not hold two models in memory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lsp_llm.config import Settings
+
+logger = logging.getLogger(__name__)
+
+MODEL_FIELDS = (
+    "model",
+    "draft_model",
+    "quantization",
+    "device",
+    "dtype",
+    "trust_remote_code",
+    "allow_pickle_weights",
+)
+"""The settings that pick what gets loaded; sessions equal in these share an engine."""
+
+Progress = Callable[[float, str], None]
+
+
+def model_key(settings: Settings) -> tuple[Any, ...]:
+    return tuple(getattr(settings, f) for f in MODEL_FIELDS)
+
+
+def _load(settings: Settings, progress: Progress) -> tuple[Any, Any]:
+    """Runs in a worker thread: the engine and its `TokenizerInfo`."""
+    from lsp_llm.context.prompts import TokenizerInfo
+    from lsp_llm.engine.loading import load
+    from lsp_llm.engine.worker import Engine
+
+    engine = Engine(load(settings, progress))
+    return engine, TokenizerInfo(engine.tokenizer, engine.loaded.context_window)
+
+
+def _failed(task: asyncio.Task[Any]) -> bool:
+    return task.done() and (task.cancelled() or task.exception() is not None)
+
+
+def _engine(task: asyncio.Task[tuple[Any, Any]]) -> Any | None:
+    """The engine a finished, successful load gave; else None."""
+    return None if not task.done() or _failed(task) else task.result()[0]
+
+
+@dataclass
+class _Entry:
+    loading: asyncio.Task[tuple[Any, Any]]
+    users: int = 0
+    idle_since: int = 0
+    listeners: list[Progress] = field(default_factory=list)
+
+
+class EnginePool:
+    def __init__(self, keep_idle: int = 1, loader: Callable[..., tuple[Any, Any]] = _load) -> None:
+        self.keep_idle = keep_idle
+        self._loader = loader
+        self._entries: dict[tuple[Any, ...], _Entry] = {}
+        self._clock = 0
+
+    async def acquire(self, settings: Settings, progress: Progress) -> tuple[Any, Any]:
+        """The engine for `settings` and its `TokenizerInfo`, loading it unless a session
+        already did; `progress(fraction, message)` hears about the load on the event loop.
+        Raises what loading raised. Pair every successful call with `release`."""
+        key = model_key(settings)
+        entry = self._entries.get(key)
+        if entry is None or _failed(entry.loading):
+            self._evict(keep=0)  # free idle models' memory before loading another
+            loop = asyncio.get_running_loop()
+            listeners: list[Progress] = []
+
+            def report(fraction: float, message: str) -> None:
+                for listener in list(listeners):
+                    loop.call_soon_threadsafe(listener, fraction, message)
+
+            task = loop.create_task(asyncio.to_thread(self._loader, settings, report))
+            entry = self._entries[key] = _Entry(task, listeners=listeners)
+        entry.users += 1
+        entry.listeners.append(progress)
+        try:
+            return await asyncio.shield(entry.loading)
+        except BaseException:
+            entry.users -= 1
+            if _failed(entry.loading) and self._entries.get(key) is entry:
+                del self._entries[key]  # the next session tries again
+            raise
+        finally:
+            if progress in entry.listeners:
+                entry.listeners.remove(progress)
+
+    def release(self, engine: Any) -> None:
+        """A session stopped using `engine`; idle engines past `keep_idle` are closed."""
+        for entry in self._entries.values():
+            if _engine(entry.loading) is engine:
+                entry.users = max(0, entry.users - 1)
+                self._clock += 1
+                entry.idle_since = self._clock
+                break
+        self._evict(keep=self.keep_idle)
+
+    def _evict(self, keep: int) -> None:
+        """Close idle engines but the `keep` most recently released."""
+        idle = [(k, e) for k, e in self._entries.items() if e.users == 0 and e.loading.done()]
+        idle.sort(key=lambda item: item[1].idle_since, reverse=True)
+        for key, entry in idle[keep:]:
+            del self._entries[key]
+            loaded = _engine(entry.loading)
+            if loaded is not None:
+                logger.info("closing an idle model: %s", key[0] or "bundled")
+                loaded.close()
+
+    def loaded(self) -> list[Any]:
+        """The engines loaded now (for tests and logs)."""
+        engines = (_engine(e.loading) for e in self._entries.values())
+        return [e for e in engines if e is not None]
+
+    def close(self) -> None:
+        """Close every loaded engine (the process is ending)."""
+        for engine in self.loaded():
+            engine.close()
+        self._entries.clear()
+
+
+POOL = EnginePool()
+"""The process's pool."""
