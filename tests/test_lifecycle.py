@@ -23,6 +23,17 @@ def frame(message: dict) -> bytes:
     return f"Content-Length: {len(body)}\r\n\r\n".encode() + body
 
 
+def initialize(settings: dict) -> dict:
+    """An `initialize` request (id 1) from a client with no capabilities."""
+    params = {"processId": None, "rootUri": None, "capabilities": {}}
+    return {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {**params, "initializationOptions": settings},
+    }
+
+
 async def read_message(reader: asyncio.StreamReader) -> dict:
     length = 0
     while True:
@@ -79,21 +90,7 @@ async def test_request_before_initialize_is_refused():
 async def test_client_vanishing_mid_stream_ends_server_cleanly(tiny):
     proc = await start_raw()
     settings = {"model": str(tiny.target), "chat": {"maxNewTokens": 100000}}
-    proc.stdin.write(
-        frame(
-            {
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {
-                    "processId": None,
-                    "rootUri": None,
-                    "capabilities": {},
-                    "initializationOptions": settings,
-                },
-            }
-        )
-    )
+    proc.stdin.write(frame(initialize(settings)))
     proc.stdin.write(frame({"jsonrpc": "2.0", "method": "initialized", "params": {}}))
     proc.stdin.write(
         frame(
@@ -141,21 +138,7 @@ async def test_failed_load_is_reported_and_requests_get_clear_error(broken: Lang
 
 def test_tcp_daemon_on_loopback(tiny):
     with tcp_daemon() as (port, _), socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(
-            frame(
-                {
-                    "jsonrpc": "2.0",
-                    "id": 1,
-                    "method": "initialize",
-                    "params": {
-                        "processId": None,
-                        "rootUri": None,
-                        "capabilities": {},
-                        "initializationOptions": {"model": str(tiny.target)},
-                    },
-                }
-            )
-        )
+        sock.sendall(frame(initialize({"model": str(tiny.target)})))
         head = b""
         while b"\r\n\r\n" not in head:
             head += sock.recv(1)
