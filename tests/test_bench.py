@@ -95,6 +95,22 @@ def test_every_contender_decodes_the_same_greedy_tokens(engine, loaded, tmp_path
     json.dumps(report)
 
 
+def test_generate_runs_past_the_end_token_like_every_contender(engine, loaded):
+    """Fixed-length runs: `generate()` must not stop at the model's end token (it fills an
+    unset `eos_token_id` from the model's generation config)."""
+    info = TokenizerInfo(loaded.tokenizer, loaded.context_window)
+    case = completion_cases(info, Settings(), [("stats.py", SOURCE * 3)], 1, 12)[0]
+    ours = engine_runner(engine, "off", 4)(case).tokens
+    config = loaded.model.generation_config
+    saved = config.eos_token_id
+    config.eos_token_id = ours[2]  # the model "ends" at its third token
+    try:
+        for how in ("plain", "promptLookup"):
+            assert hf_runner(loaded.model, None, how, 4)(case).tokens == ours, how
+    finally:
+        config.eos_token_id = saved
+
+
 def test_protocol_probe_gets_the_same_results_through_the_server(engine, loaded, tiny, tmp_path):
     import asyncio
 

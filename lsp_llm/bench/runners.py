@@ -79,6 +79,21 @@ class _FirstToken:
 
 
 @contextlib.contextmanager
+def _no_end_token(*models: Any) -> Iterator[None]:
+    """`generate()` fills an unset `eos_token_id` from the model's own generation config,
+    so `eos_token_id=None` alone still stops at the end token: clear it there too."""
+    configs = [m.generation_config for m in models if m is not None]
+    saved = [c.eos_token_id for c in configs]
+    for c in configs:
+        c.eos_token_id = None
+    try:
+        yield
+    finally:
+        for c, value in zip(configs, saved, strict=True):
+            c.eos_token_id = value
+
+
+@contextlib.contextmanager
 def _count_calls(model: Any) -> Iterator[list[int]]:
     calls = [0]
     handle = model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
@@ -134,7 +149,12 @@ def hf_runner(model: Any, draft_model: Any | None, how: str, num_tokens: int) ->
         )
         ids = torch.tensor([case.prompt_ids], dtype=torch.long, device=device)
         streamer = _FirstToken()
-        with _count_calls(model) as calls, _count_candidates() as drafted, torch.inference_mode():
+        with (
+            _no_end_token(model, extra.get("assistant_model")),
+            _count_calls(model) as calls,
+            _count_candidates() as drafted,
+            torch.inference_mode(),
+        ):
             t0 = time.perf_counter()
             out = model.generate(
                 input_ids=ids,
