@@ -136,7 +136,7 @@ async def test_failed_load_is_reported_and_requests_get_clear_error(broken: Lang
         )
 
 
-def test_tcp_daemon_on_loopback(tiny):
+async def test_tcp_daemon_on_loopback(tiny):
     with tcp_daemon() as (port, _), socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(frame(initialize({"model": str(tiny.target)})))
         head = b""
