@@ -82,7 +82,8 @@ def losses(
     flat = targets.flatten()
     keep = flat != -100
     n = max(1, int(keep.sum()))
-    with torch.set_grad_enabled(train_target and torch.is_grad_enabled()):
+    teacher_grad = train_target and torch.is_grad_enabled()
+    with torch.set_grad_enabled(teacher_grad):
         t_hidden = target.model(input_ids=inputs).last_hidden_state.flatten(0, 1)[keep]
     d_hidden = draft.model(input_ids=inputs).last_hidden_state.flatten(0, 1)[keep]
     labels = flat[keep]
@@ -95,7 +96,7 @@ def losses(
         labels.chunk(LOSS_CHUNKS),
         strict=True,
     ):
-        with torch.set_grad_enabled(train_target and torch.is_grad_enabled()):
+        with torch.set_grad_enabled(teacher_grad):
             t_logp = F.log_softmax(target.lm_head(th).float(), dim=-1)
         d_logp = F.log_softmax(draft.lm_head(dh).float(), dim=-1)
         t_sum = t_sum + F.nll_loss(t_logp, y, reduction="sum")
