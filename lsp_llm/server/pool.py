@@ -79,7 +79,10 @@ class EnginePool:
         key = model_key(settings)
         entry = self._entries.get(key)
         if entry is None or _failed(entry.loading):
-            self._evict(keep=0)  # free idle models' memory before loading another
+            for idle in self._evict(keep=0):  # free idle models before loading another
+                await asyncio.to_thread(idle.close)
+            entry = self._entries.get(key)  # another session may have started it meanwhile
+        if entry is None or _failed(entry.loading):
             loop = asyncio.get_running_loop()
             listeners: list[Progress] = []
 
@@ -110,18 +113,25 @@ class EnginePool:
                 self._clock += 1
                 entry.idle_since = self._clock
                 break
-        self._evict(keep=self.keep_idle)
+        for idle in self._evict(keep=self.keep_idle):
+            try:  # joining its thread waits for a forward pass: not on the event loop
+                asyncio.get_running_loop().run_in_executor(None, idle.close)
+            except RuntimeError:
+                idle.close()
 
-    def _evict(self, keep: int) -> None:
-        """Close idle engines but the `keep` most recently released."""
+    def _evict(self, keep: int) -> list[Any]:
+        """Drop idle engines but the `keep` most recently released; the caller closes the
+        returned engines."""
         idle = [(k, e) for k, e in self._entries.items() if e.users == 0 and e.loading.done()]
         idle.sort(key=lambda item: item[1].idle_since, reverse=True)
+        dropped = []
         for key, entry in idle[keep:]:
             del self._entries[key]
             loaded = _engine(entry.loading)
             if loaded is not None:
                 logger.info("closing an idle model: %s", key[0] or "bundled")
-                loaded.close()
+                dropped.append(loaded)
+        return dropped
 
     def loaded(self) -> list[Any]:
         """The engines loaded now (for tests and logs)."""
