@@ -22,11 +22,14 @@ class TinyModels:
     """A copy of the target used as draft: every draft token is accepted."""
     other_tokenizer: Path
     """A model whose tokenizer differs from the target's."""
+    endless: Path
+    """The target, changed so that greedy decoding never emits an end token: a generation
+    that must still be running when a test cancels or drops it."""
 
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    from lsp_llm.train.tiny import build_tiny_model, stdlib_sample
+    from lsp_llm.train.tiny import build_endless_model, build_tiny_model, stdlib_sample
     from lsp_llm.train.tokenizer import train_tokenizer
 
     root = tmp_path_factory.mktemp("tiny")
@@ -38,7 +41,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
     shutil.copytree(target, twin)
     other_tok = train_tokenizer(texts[:3], 600)
     other = build_tiny_model(root / "other", other_tok, hidden=32, layers=1, seed=2)
-    return TinyModels(target, draft, twin, other)
+    endless = build_endless_model(target, root / "endless")
+    return TinyModels(target, draft, twin, other, endless)
 
 
 @pytest.fixture(scope="session")

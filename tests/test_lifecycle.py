@@ -89,7 +89,7 @@ async def test_request_before_initialize_is_refused():
 
 async def test_client_vanishing_mid_stream_ends_server_cleanly(tiny):
     proc = await start_raw()
-    settings = {"model": str(tiny.target), "chat": {"maxNewTokens": 100000}}
+    settings = {"model": str(tiny.endless), "chat": {"maxNewTokens": 100000}}
     proc.stdin.write(frame(initialize(settings)))
     proc.stdin.write(frame({"jsonrpc": "2.0", "method": "initialized", "params": {}}))
     proc.stdin.write(

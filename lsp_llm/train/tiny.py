@@ -55,3 +55,30 @@ def build_tiny_model(
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def build_endless_model(source: Path, folder: Path) -> Path:
+    """Save a copy of the model in `source` that greedy decoding can never end: a generation
+    runs until it is cancelled or reaches its token limit, whatever the machine's arithmetic.
+
+    The end tokens' (tied) embedding rows are zeroed, so their logits are always 0; and one
+    ordinary token's row is made the negative of another's, so one of the two always scores
+    above 0 (ties need a hidden state exactly orthogonal to that row)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lsp_llm.context.prompts import TokenizerInfo
+
+    model = AutoModelForCausalLM.from_pretrained(source).eval()
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if not model.config.tie_word_embeddings:
+        raise ValueError("build_endless_model needs a model with tied embeddings")
+    ends = sorted(TokenizerInfo(tokenizer).end_ids)
+    plain = [t for t in range(model.config.vocab_size) if t not in ends][:2]
+    with torch.no_grad():
+        rows = model.get_input_embeddings().weight
+        rows[ends] = 0.0
+        rows[plain[1]] = -rows[plain[0]]
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
