@@ -105,3 +105,49 @@ def test_other_models_keep_transformers_forward(models):
 
     assert not lean_supported(Gpt2())
     assert isinstance(cache_for(Gpt2()), PrefixCache)
+
+
+def test_fused_projections_are_views_and_change_nothing_for_transformers(tiny):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny.target).eval()
+    ids = torch.tensor([[5, 9, 200, 31, 7]])
+    with torch.inference_mode():
+        before = model(ids).logits
+    attn = model.model.layers[0].self_attn
+    params = sum(p.numel() for p in model.parameters())
+    first, second = LeanCache(model), LeanCache(model)
+    weight, bias = first.qkv[0]
+    assert second.qkv[0][0] is weight  # fused once per model
+    assert attn.q_proj.weight.data_ptr() == weight.data_ptr()
+    assert attn.v_proj.weight.data_ptr() > attn.k_proj.weight.data_ptr()
+    assert bias is not None and attn.k_proj.bias.data_ptr() > bias.data_ptr()
+    assert sum(p.numel() for p in model.parameters()) == params
+    with torch.inference_mode():
+        assert torch.equal(model(ids).logits, before)
+        fed = first.forward(ids[0].tolist(), keep_logits=5)
+    torch.testing.assert_close(fed, before[0], rtol=0, atol=1e-5)
+
+
+def test_verify_rows_are_computed_only_when_read(models):
+    model = models["qwen2"]
+    ids = list(range(3, 50))
+    hf, lean = PrefixCache(model), LeanCache(model)
+    head_calls: list[int] = []
+    head = lean._head
+
+    def counting_head(hidden):
+        head_calls.append(hidden.shape[0])
+        return head(hidden)
+
+    lean._head = counting_head
+    with torch.inference_mode():
+        hf.forward(ids[:40])
+        lean.forward(ids[:40])
+        want = hf.forward_rows(ids[40:47], 7)
+        head_calls.clear()
+        rows = lean.forward_rows(ids[40:47], 7)
+        assert len(rows) == 7 and head_calls == []
+        for i in (0, 3, 0):
+            torch.testing.assert_close(rows[i], want[i], rtol=0, atol=1e-5)
+    assert head_calls == [1, 1]  # two positions read, each computed once

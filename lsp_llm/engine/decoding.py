@@ -24,7 +24,7 @@ from lsp_llm.engine.drafting import (
     ForwardCosts,
     prompt_lookup,
 )
-from lsp_llm.engine.kvcache import cache_for
+from lsp_llm.engine.kvcache import Logits, cache_for
 from lsp_llm.engine.stopping import StopChecker
 from lsp_llm.engine.types import (
     DecodeStats,
@@ -47,26 +47,32 @@ class Cancelled(Exception):
 
 
 def pick_tokens(
-    logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None, draft: list[int]
+    logits: Logits, sampling: Sampling, generator: torch.Generator | None, draft: list[int]
 ) -> list[int]:
     """Choose the token at each verified position: argmax, or a sample from the tempered,
-    top-p-filtered distribution. Sampling stops at the first position that disagrees with
-    the draft, since later positions are conditioned on a rejected token."""
-    if sampling.greedy:
-        return [int(t) for t in torch.argmax(logits, dim=-1).tolist()]
+    top-p-filtered distribution. Stops at the first position that disagrees with the draft,
+    since later positions are conditioned on a rejected token (and their logits, where the
+    cache computes them lazily, are never computed)."""
     picked: list[int] = []
-    for i in range(logits.shape[0]):
-        probs = torch.softmax(logits[i].float() / sampling.temperature, dim=-1)
-        if sampling.top_p < 1.0:
-            sorted_p, order = torch.sort(probs, descending=True)
-            outside = torch.cumsum(sorted_p, dim=-1) - sorted_p > sampling.top_p
-            sorted_p[outside] = 0.0
-            probs = torch.zeros_like(probs).scatter_(0, order, sorted_p)
-        token = int(torch.multinomial(probs, 1, generator=generator))
+    for i in range(len(logits)):
+        if sampling.greedy:
+            token = int(torch.argmax(logits[i]))
+        else:
+            token = _sample(logits[i], sampling, generator)
         picked.append(token)
         if i >= len(draft) or token != draft[i]:
             break
     return picked
+
+
+def _sample(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None) -> int:
+    probs = torch.softmax(logits.float() / sampling.temperature, dim=-1)
+    if sampling.top_p < 1.0:
+        sorted_p, order = torch.sort(probs, descending=True)
+        outside = torch.cumsum(sorted_p, dim=-1) - sorted_p > sampling.top_p
+        sorted_p[outside] = 0.0
+        probs = torch.zeros_like(probs).scatter_(0, order, sorted_p)
+    return int(torch.multinomial(probs, 1, generator=generator))
 
 
 def accepted_length(draft: list[int], picked: list[int]) -> int:
@@ -266,8 +272,7 @@ class Decoder:
             generator.manual_seed(
                 req.sampling.seed if req.sampling.seed is not None else int(time.time_ns() % 2**63)
             )
-        logits = self._prefill(run)
-        next_token = pick_tokens(logits, req.sampling, generator, [])[0]
+        next_token = pick_tokens(self._prefill(run), req.sampling, generator, [])[0]
         length = DraftLength(req.speculation.num_tokens)
         while True:
             if run.accept(next_token):
@@ -276,8 +281,8 @@ class Decoder:
             draft, from_model = self._propose(run, length)
             run.before_forward()
             t0 = time.perf_counter()
-            logits = self.target.forward([run.tokens[-1], *draft], keep_logits=len(draft) + 1)
-            picked = pick_tokens(logits, req.sampling, generator, draft)
+            rows = self.target.forward_rows([run.tokens[-1], *draft], len(draft) + 1)
+            picked = pick_tokens(rows, req.sampling, generator, draft)
             self.costs.record_target(time.perf_counter() - t0, len(draft) + 1)
             run.after_forward()
             run.stats.tokens_fed += len(draft) + 1

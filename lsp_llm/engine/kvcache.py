@@ -71,6 +71,10 @@ class PrefixCache:
         self.tokens.extend(new_ids)
         return out.logits[0, -keep_logits:]
 
+    def forward_rows(self, new_ids: Sequence[int], rows: int) -> torch.Tensor:
+        """`forward`, for the decoder's verify pass (transformers computes every row)."""
+        return self.forward(new_ids, rows)
+
 
 class KVCache(Protocol):
     """What the decoder needs of a cache: the tokens it holds and a forward over new ones."""
@@ -82,6 +86,17 @@ class KVCache(Protocol):
     def reset(self) -> None: ...
     def crop(self, length: int) -> None: ...
     def forward(self, new_ids: Sequence[int], keep_logits: int = 1) -> torch.Tensor: ...
+    def forward_rows(self, new_ids: Sequence[int], rows: int) -> Logits:
+        """Logits of the last `rows` positions, indexable by position; the lean cache
+        computes each position's only when it is read."""
+        ...
+
+
+class Logits(Protocol):
+    """[positions, vocab] logits: a tensor, or rows computed on demand."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, i: int) -> torch.Tensor: ...
 
 
 def cache_for(model: Any) -> KVCache:

@@ -9,7 +9,12 @@ layers (the model's own modules and weights, so quantized linears work too) with
 - keys and values written into preallocated tensors that grow by doubling;
 - rotary cos/sin tables for positions computed once, the same way transformers does;
 - no mask at all for one new token, a causal mask only when several are fed after a cache;
-- the final norm and output head applied only to the positions whose logits are wanted.
+- the final norm and output head applied only to the positions whose logits are wanted;
+- one matrix product where the model has several over the same input (q/k/v, gate/up):
+  the model's own weights become views into one fused weight, so nothing is copied and
+  transformers' forward computes exactly what it did;
+- on a CPU, a small output head also kept transposed, the layout the BLAS reads fastest
+  when a pass feeds one or a few tokens (the head is the largest matrix of a small model).
 
 The math is the model's: greedy output matches transformers' `generate()` (the benchmark
 checks it token for token). Models it does not cover keep transformers' forward.
@@ -17,7 +22,7 @@ checks it token for token). Models it does not cover keep transformers' forward.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -25,6 +30,8 @@ import torch.nn.functional as F
 
 SUPPORTED = frozenset({"qwen2", "llama"})
 INITIAL_CAPACITY = 512
+TRANSPOSED_HEAD_LIMIT = 64 * 2**20
+"""Bytes up to which a CPU model's output head gets a transposed copy (a small model's)."""
 
 
 def lean_supported(model: Any) -> bool:
@@ -75,6 +82,15 @@ class LeanCache:
         self.values: list[torch.Tensor] = []
         self.cos = torch.empty(0)
         self.sin = torch.empty(0)
+        self.qkv = [fuse_linears(a.q_proj, a.k_proj, a.v_proj) for a in self._attns()]
+        self.qkv_sizes = [self.heads * self.head_dim, *[self.kv_heads * self.head_dim] * 2]
+        self.gate_up = [
+            fuse_linears(layer.mlp.gate_proj, layer.mlp.up_proj) for layer in self.layers
+        ]
+        self.head_t = _transposed_head(self.head, self.device)
+
+    def _attns(self) -> list[Any]:
+        return [layer.self_attn for layer in self.layers]
 
     # cache management -------------------------------------------------------------------
     def reuse(self, tokens: Sequence[int]) -> int:
@@ -121,18 +137,34 @@ class LeanCache:
     def forward(self, new_ids: Sequence[int], keep_logits: int = 1) -> torch.Tensor:
         """Feed `new_ids` after the cached tokens; return logits of the last `keep_logits`
         positions as a [keep_logits, vocab] tensor."""
+        return self._head(self._hidden(new_ids, keep_logits))
+
+    def forward_rows(self, new_ids: Sequence[int], rows: int) -> LazyLogits:
+        """Like `forward`, but each position's logits are computed when first read. A verify
+        pass reads only up to the first rejected draft token, and the output head (a small
+        model's largest matrix) then runs on one or two positions instead of all."""
+        return LazyLogits(self._hidden(new_ids, rows), self._head)
+
+    def _hidden(self, new_ids: Sequence[int], keep: int) -> torch.Tensor:
         past = len(self.tokens)
         n = len(new_ids)
         self._ensure(past + n)
         try:
-            logits = self._forward(list(new_ids), past, keep_logits)
+            hidden = self._forward(list(new_ids), past, keep)
         except BaseException:
             self.tokens = []  # a half-written cache cannot be trusted
             raise
         self.tokens.extend(new_ids)
-        return logits
+        return hidden
 
-    def _forward(self, ids: list[int], past: int, keep_logits: int) -> torch.Tensor:
+    def _head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits for final-norm hidden states [positions, hidden]."""
+        if self.head_t is not None:
+            return hidden @ self.head_t
+        return self.head(hidden)
+
+    def _forward(self, ids: list[int], past: int, keep: int) -> torch.Tensor:
+        """The layers and the final norm; the last `keep` positions' states."""
         n = len(ids)
         end = past + n
         x = self.embed(torch.tensor([ids], dtype=torch.long, device=self.device))
@@ -151,9 +183,14 @@ class LeanCache:
         for i, layer in enumerate(self.layers):
             attn = layer.self_attn
             h = layer.input_layernorm(x)
-            q = attn.q_proj(h).view(1, n, self.heads, self.head_dim).transpose(1, 2)
-            k = attn.k_proj(h).view(1, n, self.kv_heads, self.head_dim).transpose(1, 2)
-            v = attn.v_proj(h).view(1, n, self.kv_heads, self.head_dim).transpose(1, 2)
+            fused = self.qkv[i]
+            if fused is not None:
+                q, k, v = F.linear(h, *fused).split(self.qkv_sizes, dim=-1)
+            else:
+                q, k, v = attn.q_proj(h), attn.k_proj(h), attn.v_proj(h)
+            q = q.view(1, n, self.heads, self.head_dim).transpose(1, 2)
+            k = k.view(1, n, self.kv_heads, self.head_dim).transpose(1, 2)
+            v = v.view(1, n, self.kv_heads, self.head_dim).transpose(1, 2)
             q = q * cos + _rotate_half(q) * sin
             k = k * cos + _rotate_half(k) * sin
             keys, values = self.keys[i], self.values[i]
@@ -169,9 +206,77 @@ class LeanCache:
                 enable_gqa=gqa,
             )
             x = x + attn.o_proj(out.transpose(1, 2).reshape(1, n, -1))
-            x = x + layer.mlp(layer.post_attention_layernorm(x))
-        last = self.norm(x[:, -keep_logits:])
-        return self.head(last)[0]
+            x = x + self._mlp(i, layer.mlp, layer.post_attention_layernorm(x))
+        return self.norm(x[0, -keep:])
+
+    def _mlp(self, i: int, mlp: Any, h: torch.Tensor) -> torch.Tensor:
+        fused = self.gate_up[i]
+        if fused is None:
+            return mlp(h)
+        gate, up = F.linear(h, *fused).chunk(2, dim=-1)
+        return mlp.down_proj(mlp.act_fn(gate) * up)
+
+
+class LazyLogits:
+    """Logits per position, each computed on first access: `len()` and `[i]` like the
+    [positions, vocab] tensor `forward` returns."""
+
+    def __init__(self, hidden: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.hidden = hidden
+        self.head = head
+        self.rows: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return int(self.hidden.shape[0])
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        if i not in self.rows:
+            self.rows[i] = self.head(self.hidden[i : i + 1])[0]
+        return self.rows[i]
+
+
+def fuse_linears(*linears: Any) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """One weight (and bias) for plain `nn.Linear`s that read the same input; their own
+    weights become row views of it, so no memory is added and their results are unchanged.
+    None when they are not plain float linears alike (quantized layers keep their own)."""
+    if any(type(layer) is not torch.nn.Linear for layer in linears):
+        return None
+    done = getattr(linears[0], "_lean_fused", None)
+    if done is not None and done[2] == [layer.weight.data_ptr() for layer in linears]:
+        return done[0], done[1]  # fused already, by an earlier cache over this model
+    weights = [layer.weight for layer in linears]
+    first = weights[0]
+    if not first.dtype.is_floating_point or any(
+        w.dtype != first.dtype or w.device != first.device or w.shape[1] != first.shape[1]
+        for w in weights
+    ):
+        return None
+    biases = [layer.bias for layer in linears]
+    if any(b is None for b in biases) and any(b is not None for b in biases):
+        return None
+    with torch.no_grad():
+        weight = torch.cat([w.detach() for w in weights])
+        bias = None if biases[0] is None else torch.cat([b.detach() for b in biases])
+        start = 0
+        for layer, w in zip(linears, weights, strict=True):
+            rows = w.shape[0]
+            layer.weight = torch.nn.Parameter(weight[start : start + rows], w.requires_grad)
+            if bias is not None:
+                layer.bias = torch.nn.Parameter(
+                    bias[start : start + rows], layer.bias.requires_grad
+                )
+            start += rows
+    linears[0]._lean_fused = (weight, bias, [layer.weight.data_ptr() for layer in linears])
+    return weight, bias
+
+
+def _transposed_head(head: Any, device: torch.device) -> torch.Tensor | None:
+    if device.type != "cpu" or type(head) is not torch.nn.Linear or head.bias is not None:
+        return None
+    weight = head.weight
+    if weight.dtype != torch.float32 or weight.numel() * 4 > TRANSPOSED_HEAD_LIMIT:
+        return None
+    return weight.detach().t().contiguous()
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
