@@ -151,3 +151,11 @@ def test_verify_rows_are_computed_only_when_read(models):
         for i in (0, 3, 0):
             torch.testing.assert_close(rows[i], want[i], rtol=0, atol=1e-5)
     assert head_calls == [1, 1]  # two positions read, each computed once
+
+
+def test_rms_norm_shortcut_is_bit_identical_and_only_for_float32(models):
+    norm = models["qwen2"].model.layers[0].input_layernorm
+    x = torch.randn(1, 9, norm.weight.shape[0])
+    with torch.inference_mode():
+        assert torch.equal(leancache._rms_norm(norm, torch.float32)(x), norm(x))
+    assert leancache._rms_norm(norm, torch.bfloat16) is norm

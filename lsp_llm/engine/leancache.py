@@ -83,7 +83,18 @@ class LeanCache:
         self.cos = torch.empty(0)
         self.sin = torch.empty(0)
         self.qkv = [fuse_linears(a.q_proj, a.k_proj, a.v_proj) for a in self._attns()]
-        self.qkv_sizes = [self.heads * self.head_dim, *[self.kv_heads * self.head_dim] * 2]
+        self.qk_v_sizes = [
+            (self.heads + self.kv_heads) * self.head_dim,
+            self.kv_heads * self.head_dim,
+        ]
+        self.norms = [
+            (
+                _rms_norm(layer.input_layernorm, self.dtype),
+                _rms_norm(layer.post_attention_layernorm, self.dtype),
+            )
+            for layer in self.layers
+        ]
+        self.final_norm = _rms_norm(self.norm, self.dtype)
         self.gate_up = [
             fuse_linears(layer.mlp.gate_proj, layer.mlp.up_proj) for layer in self.layers
         ]
@@ -180,19 +191,21 @@ class LeanCache:
                 cols = torch.arange(end, device=self.device)[None, :]
                 mask = cols <= rows
         gqa = self.heads != self.kv_heads
+        qk_heads = self.heads + self.kv_heads
         for i, layer in enumerate(self.layers):
             attn = layer.self_attn
-            h = layer.input_layernorm(x)
+            input_norm, post_norm = self.norms[i]
+            h = input_norm(x)
             fused = self.qkv[i]
             if fused is not None:
-                q, k, v = F.linear(h, *fused).split(self.qkv_sizes, dim=-1)
+                qk, v = F.linear(h, *fused).split(self.qk_v_sizes, dim=-1)
             else:
-                q, k, v = attn.q_proj(h), attn.k_proj(h), attn.v_proj(h)
-            q = q.view(1, n, self.heads, self.head_dim).transpose(1, 2)
-            k = k.view(1, n, self.kv_heads, self.head_dim).transpose(1, 2)
+                qk, v = torch.cat((attn.q_proj(h), attn.k_proj(h)), dim=-1), attn.v_proj(h)
+            # the rotary embedding on queries and keys at once
+            qk = qk.view(1, n, qk_heads, self.head_dim).transpose(1, 2)
+            qk = qk * cos + _rotate_half(qk) * sin
+            q, k = qk.split((self.heads, self.kv_heads), dim=1)
             v = v.view(1, n, self.kv_heads, self.head_dim).transpose(1, 2)
-            q = q * cos + _rotate_half(q) * sin
-            k = k * cos + _rotate_half(k) * sin
             keys, values = self.keys[i], self.values[i]
             keys[:, :, past:end] = k
             values[:, :, past:end] = v
@@ -206,8 +219,8 @@ class LeanCache:
                 enable_gqa=gqa,
             )
             x = x + attn.o_proj(out.transpose(1, 2).reshape(1, n, -1))
-            x = x + self._mlp(i, layer.mlp, layer.post_attention_layernorm(x))
-        return self.norm(x[0, -keep:])
+            x = x + self._mlp(i, layer.mlp, post_norm(x))
+        return self.final_norm(x[0, -keep:])
 
     def _mlp(self, i: int, mlp: Any, h: torch.Tensor) -> torch.Tensor:
         fused = self.gate_up[i]
@@ -268,6 +281,23 @@ def fuse_linears(*linears: Any) -> tuple[torch.Tensor, torch.Tensor | None] | No
             start += rows
     linears[0]._lean_fused = (weight, bias, [layer.weight.data_ptr() for layer in linears])
     return weight, bias
+
+
+def _rms_norm(module: Any, dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`module` (a Qwen2/Llama RMSNorm) as one `F.rms_norm` call where that computes the same
+    bits (a float32 model; tested), else the module itself."""
+    weight = getattr(module, "weight", None)
+    eps = getattr(module, "variance_epsilon", None)
+    if (
+        dtype != torch.float32
+        or not type(module).__name__.endswith("RMSNorm")
+        or not isinstance(weight, torch.Tensor)
+        or weight.dtype != torch.float32
+        or not isinstance(eps, float)
+    ):
+        return module
+    shape = (int(weight.shape[-1]),)
+    return lambda x: F.rms_norm(x, shape, weight, eps)
 
 
 def _transposed_head(head: Any, device: torch.device) -> torch.Tensor | None:
