@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lsp_llm.context.budget import count_tokens, take_head, take_tail
+from lsp_llm.context.budget import count_tokens, encode_plain, take_head, take_tail
 from lsp_llm.context.prompts import (
     CodeContext,
     EditorContext,
@@ -192,9 +192,36 @@ def test_fast_token_count_matches_the_tokenizer(loaded):
     text = (Path(sysconfig.get_paths()["stdlib"]) / "textwrap.py").read_text()
     pieces = [*text.split("\n")[:300], "x = '<|endoftext|>'", "<|im_start|>user", "\t  \n", "é😀"]
     for piece in pieces:
-        want = len(tok.encode(piece, add_special_tokens=False, split_special_tokens=True))
-        assert count_tokens(tok, piece) == want, piece
+        want = list(tok.encode(piece, add_special_tokens=False, split_special_tokens=True))
+        assert encode_plain(tok, piece) == want, piece
+        assert count_tokens(tok, piece) == len(want), piece
     # the tokenizer's own per-call setting is left as a plain encode expects it
     chat = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=True)
     ids = chat["input_ids"] if hasattr(chat, "keys") else chat
     assert tok.convert_tokens_to_ids("<|im_start|>") in list(ids)
+
+
+class _CountingTokenizer:
+    """One token per word, counting how often it is asked."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode(self, text: str, **_: object) -> list[int]:
+        self.calls += 1
+        return [0] * len(text.split())
+
+
+def test_budgets_count_only_the_lines_an_edit_changed() -> None:
+    tokenizer = _CountingTokenizer()
+    lines = [f"value_{i} = compute({i}, {i} + 1)" for i in range(400)]
+    before = "\n".join(lines) + "\n    "
+    after = "\n" + "\n".join(lines[:200])
+    first = (take_tail(tokenizer, before, 600), take_head(tokenizer, after, 300))
+    assert tokenizer.calls > 140  # about 100 lines of prefix and 50 of suffix
+    tokenizer.calls = 0
+    edited = before.replace("value_390 = ", "value_390 = edited + ")
+    second = (take_tail(tokenizer, edited, 600), take_head(tokenizer, after, 300))
+    assert tokenizer.calls <= 3  # the edited line, the cursor line, the suffix's first line
+    assert second[0] != first[0] and second[0].endswith("\n    ")
+    assert second[1] == first[1]

@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Protocol
 
 
 class Encodes(Protocol):
     def encode(self, text: str, **kwargs: Any) -> list[int]: ...
+    def __hash__(self) -> int: ...  # per-line counts are remembered per tokenizer
 
 
-def count_tokens(tokenizer: Encodes, text: str) -> int:
-    """How many tokens `text` is, special-token names counted as plain text. Straight
-    through the Rust tokenizer when there is one: budgets count line by line, and the
-    Python wrapper around each call cost more than the tokenizing."""
+def encode_plain(tokenizer: Encodes, text: str) -> list[int]:
+    """The tokens of `text`, special-token names read as plain text (a file that contains
+    `<|im_end|>` must not end a prompt). Straight through the Rust tokenizer when there is
+    one: budgets count line by line, and the Python wrapper around each call cost more than
+    the tokenizing."""
     if not text:
-        return 0
+        return []
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
         backend.encode_special_tokens = True  # what split_special_tokens=True sets per call
-        return len(backend.encode(text, add_special_tokens=False).ids)
-    return len(tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True))
+        return list(backend.encode(text, add_special_tokens=False).ids)
+    return list(tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True))
+
+
+def count_tokens(tokenizer: Encodes, text: str) -> int:
+    """How many tokens `text` is (`encode_plain`)."""
+    return len(encode_plain(tokenizer, text))
+
+
+@lru_cache(maxsize=16384)
+def _line_tokens(tokenizer: Encodes, line: str) -> int:
+    """`count_tokens` of one line, remembered: consecutive prompts over a document share
+    nearly all their lines, so a prompt after a keystroke or an edit counts only the lines
+    that changed (a 1,536-token window is about 150 lines)."""
+    return count_tokens(tokenizer, line)
 
 
 def _fit_chars(tokenizer: Encodes, text: str, budget: int, keep_end: bool) -> str:
@@ -54,7 +70,7 @@ def take_tail(tokenizer: Encodes, text: str, budget: int, align: int = 1) -> str
         return _fit_chars(tokenizer, last, budget, keep_end=True)
     kept: list[str] = [last]
     for line in reversed(lines):
-        cost = count_tokens(tokenizer, line + "\n")
+        cost = _line_tokens(tokenizer, line + "\n")
         if used + cost > budget:
             break
         kept.append(line)
@@ -78,7 +94,7 @@ def take_head(tokenizer: Encodes, text: str, budget: int) -> str:
         return _fit_chars(tokenizer, first, budget, keep_end=False)
     kept = [first]
     for line in lines[1:]:
-        cost = count_tokens(tokenizer, "\n" + line)
+        cost = _line_tokens(tokenizer, "\n" + line)
         if used + cost > budget:
             break
         kept.append(line)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from lsp_llm.context.budget import count_tokens, take_head, take_tail
+from lsp_llm.context.budget import encode_plain, take_head, take_tail
 from lsp_llm.context.shape import completion_shape
 from lsp_llm.engine.types import StopRules
 
@@ -104,11 +104,7 @@ class TokenizerInfo:
         return max(16, min(requested, room))
 
     def encode(self, text: str) -> list[int]:
-        if not text:
-            return []
-        return list(
-            self.tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
-        )
+        return encode_plain(self.tokenizer, text)
 
     def template(self, messages: list[dict[str, str]]) -> list[int]:
         out = self.tokenizer.apply_chat_template(
@@ -125,12 +121,13 @@ def completion_prompt(
     shape = completion_shape(ctx.before, ctx.after, multiline)
     prefix_budget = context_tokens * PREFIX_PERCENT // 100
     prefix = take_tail(info.tokenizer, ctx.before, prefix_budget, align=PREFIX_ALIGN_LINES)
-    suffix_budget = context_tokens - count_tokens(info.tokenizer, prefix)
+    prefix_ids = info.encode(prefix)
+    suffix_budget = context_tokens - len(prefix_ids)
     suffix = take_head(info.tokenizer, ctx.after, suffix_budget) if info.fim else ""
     stop = replace(shape.stop, stop_token_ids=info.end_ids)
     if info.fim is not None:
         pre, suf, mid = info.fim
-        ids = [pre, *info.encode(prefix), suf, *info.encode(suffix), mid]
+        ids = [pre, *prefix_ids, suf, *info.encode(suffix), mid]
         return Prompt(tuple(ids), "fim", stop, shape.multiline, prefix, suffix)
     if info.has_template:
         suffix = take_head(info.tokenizer, ctx.after, suffix_budget)
@@ -141,7 +138,7 @@ def completion_prompt(
         )
         stop = replace(stop, stop_strings=(*stop.stop_strings, "```"))
         return Prompt(tuple(ids), "chat", stop, shape.multiline, prefix, suffix)
-    return Prompt(tuple(info.encode(prefix)), "plain", stop, shape.multiline, prefix, "")
+    return Prompt(tuple(prefix_ids), "plain", stop, shape.multiline, prefix, "")
 
 
 @dataclass(frozen=True)
