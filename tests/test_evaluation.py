@@ -8,7 +8,7 @@ from lsp_llm.engine.types import StopRules
 from lsp_llm.evaluation.holes import KINDS, punch_holes
 from lsp_llm.evaluation.metrics import edit_similarity, exact_line, levenshtein
 from lsp_llm.evaluation.ngram import NGramModel
-from lsp_llm.evaluation.run import evaluate, markdown, previous_line
+from lsp_llm.evaluation.run import CONTINUATION_TOKENS, evaluate, markdown, previous_line
 
 SOURCE = '''\
 import math
@@ -91,10 +91,14 @@ def test_evaluate_reports_every_predictor_and_mode(loaded) -> None:
         engine.close()
     assert set(report["scores"]) == {"model", "empty", "previous line", "n-gram"}
     assert report["scores"]["empty"]["all"] == {"n": 6, "exact": 0.0, "similarity": 0.0}
-    for mode in ("off", "draft"):
-        s = report["speculation"][mode]
-        assert s["identical"] == 1.0  # greedy text is the same in every mode
-        assert s["tokens_per_target_forward"] > 0
-    assert report["speculation"]["off"]["tokens_per_target_forward"] <= 1.0
+    for key in ("speculation", "continuation"):
+        for mode in ("off", "draft"):
+            s = report[key][mode]
+            assert s["identical"] == 1.0  # greedy text is the same in every mode
+            assert s["tokens_per_target_forward"] > 0
+        assert report[key]["off"]["tokens_per_target_forward"] <= 1.0
+    # continuations run the full length, free of the completions' stop rules
+    assert report["continuation"]["off"]["completion_tokens"] == 6 * CONTINUATION_TOKENS
     table = markdown(report)
     assert "| n-gram |" in table and "| draft |" in table
+    assert f"{CONTINUATION_TOKENS}-token continuations" in table
