@@ -18,6 +18,36 @@ def test_prompt_lookup_falls_back_to_shorter_ngrams_and_nothing():
     assert prompt_lookup([], 4) == []
 
 
+def _lookup_by_scanning(tokens, k, max_ngram, min_ngram):
+    """The definition, written as the plain backwards scan."""
+    for n in range(min(max_ngram, len(tokens) - 1), min_ngram - 1, -1):
+        tail = tokens[len(tokens) - n :]
+        best: list[int] = []
+        for i in range(len(tokens) - n - 1, -1, -1):
+            if tokens[i : i + n] == tail:
+                proposal = tokens[i + n : i + n + k]
+                if len(proposal) > len(best):
+                    best = proposal
+                    if len(best) == k:
+                        break
+        if best:
+            return best
+    return []
+
+
+def test_prompt_lookup_matches_the_plain_scan_on_random_token_streams():
+    import random
+
+    rng = random.Random(0)
+    for _ in range(2000):
+        vocab = rng.choice([2, 5, 50, 70_000])  # large ids: 4-byte packing must not alias
+        tokens = [rng.randrange(vocab) for _ in range(rng.randint(0, 40))]
+        k, max_ngram = rng.randint(1, 8), rng.randint(1, 4)
+        min_ngram = rng.randint(1, max_ngram)
+        want = _lookup_by_scanning(tokens, k, max_ngram, min_ngram)
+        assert prompt_lookup(tokens, k, max_ngram, min_ngram) == want, (tokens, k)
+
+
 def test_draft_length_adapts_within_a_request():
     length = DraftLength(4)
     length.update(4, 4)
