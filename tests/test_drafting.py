@@ -18,24 +18,21 @@ def test_prompt_lookup_falls_back_to_shorter_ngrams_and_nothing():
     assert prompt_lookup([], 4) == []
 
 
-def _lookup_by_scanning(tokens, k, max_ngram, min_ngram):
-    """The definition, written as the plain backwards scan."""
+def _lookup_by_definition(tokens, k, max_ngram, min_ngram):
+    """The definition, spelled out: every earlier match of the last n tokens, most recent
+    first; the first with k tokens after it, else the first of the longest continuations."""
     for n in range(min(max_ngram, len(tokens) - 1), min_ngram - 1, -1):
         tail = tokens[len(tokens) - n :]
-        best: list[int] = []
-        for i in range(len(tokens) - n - 1, -1, -1):
-            if tokens[i : i + n] == tail:
-                proposal = tokens[i + n : i + n + k]
-                if len(proposal) > len(best):
-                    best = proposal
-                    if len(best) == k:
-                        break
-        if best:
-            return best
+        starts = [i for i in reversed(range(len(tokens) - n)) if tokens[i : i + n] == tail]
+        continuations = [tokens[i + n : i + n + k] for i in starts]
+        continuations = [c for c in continuations if c]
+        if continuations:
+            full = [c for c in continuations if len(c) == k]
+            return full[0] if full else max(continuations, key=len)
     return []
 
 
-def test_prompt_lookup_matches_the_plain_scan_on_random_token_streams():
+def test_prompt_lookup_matches_its_definition_on_random_token_streams():
     import random
 
     rng = random.Random(0)
@@ -44,7 +41,7 @@ def test_prompt_lookup_matches_the_plain_scan_on_random_token_streams():
         tokens = [rng.randrange(vocab) for _ in range(rng.randint(0, 40))]
         k, max_ngram = rng.randint(1, 8), rng.randint(1, 4)
         min_ngram = rng.randint(1, max_ngram)
-        want = _lookup_by_scanning(tokens, k, max_ngram, min_ngram)
+        want = _lookup_by_definition(tokens, k, max_ngram, min_ngram)
         assert prompt_lookup(tokens, k, max_ngram, min_ngram) == want, (tokens, k)
 
 
