@@ -37,10 +37,15 @@ def models(tiny):
 
 
 @pytest.mark.parametrize("arch", ["qwen2", "llama"])
+@pytest.mark.parametrize("layers", ["fused", "module by module"])
 def test_same_logits_as_transformers_through_prefill_verify_crop_and_growth(
-    models, arch, monkeypatch
+    models, arch, layers, monkeypatch
 ):
     monkeypatch.setattr(leancache, "INITIAL_CAPACITY", 16)  # force the cache to grow
+    if layers == "module by module":  # as for quantized layers: the model's own modules
+        monkeypatch.setattr(leancache, "fuse_linears", lambda *linears: None)
+        monkeypatch.setattr(leancache, "_rms_norm", lambda module, dtype: module)
+        monkeypatch.setattr(leancache, "_transposed_head", lambda head, device: None)
     model = models[arch]
     assert lean_supported(model)
     ids = torch.randint(
