@@ -12,7 +12,7 @@ import threading
 import pytest
 import torch
 
-from lsp_llm.engine.decoding import Decoder
+from lsp_llm.engine.decoding import Decoder, pick_tokens
 from lsp_llm.engine.types import (
     Done,
     GenerationRequest,
@@ -351,3 +351,27 @@ def test_endless_fixture_model_never_chooses_an_end_token(tiny):
         logits = model(ids).logits
     assert (logits[..., ends] == 0).all()
     assert (logits.max(-1).values > 0).all()
+
+
+class _Rows:
+    """Logits read row by row, as the lean cache's lazy verify rows are."""
+
+    def __init__(self, logits):
+        self.logits = logits
+
+    def __len__(self):
+        return self.logits.shape[0]
+
+    def __getitem__(self, i):
+        return self.logits[i]
+
+
+@pytest.mark.parametrize("agree", [0, 2, 5])
+def test_greedy_picks_the_same_from_a_tensor_and_from_lazy_rows(agree):
+    logits = torch.randn(6, 50, generator=torch.Generator().manual_seed(agree))
+    best = torch.argmax(logits, dim=-1).tolist()
+    draft = best[:agree] + [(t + 1) % 50 for t in best[agree:5]]  # wrong from `agree` on
+    greedy = Sampling(temperature=0)
+    want = best[: agree + 1]  # the accepted tokens and the target's own next one
+    assert pick_tokens(logits, greedy, None, draft) == want
+    assert pick_tokens(_Rows(logits), greedy, None, draft) == want

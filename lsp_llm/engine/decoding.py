@@ -53,6 +53,10 @@ def pick_tokens(
     top-p-filtered distribution. Stops at the first position that disagrees with the draft,
     since later positions are conditioned on a rejected token (and their logits, where the
     cache computes them lazily, are never computed)."""
+    if sampling.greedy and isinstance(logits, torch.Tensor):
+        # every row at once: one read back from the device, not one per row
+        everything = [int(t) for t in torch.argmax(logits, dim=-1).tolist()]
+        return everything[: accepted_length(draft, everything) + 1]
     picked: list[int] = []
     for i in range(len(logits)):
         if sampling.greedy:

@@ -150,10 +150,14 @@ class LeanCache:
         positions as a [keep_logits, vocab] tensor."""
         return self._head(self._hidden(new_ids, keep_logits))
 
-    def forward_rows(self, new_ids: Sequence[int], rows: int) -> LazyLogits:
-        """Like `forward`, but each position's logits are computed when first read. A verify
-        pass reads only up to the first rejected draft token, and the output head (a small
-        model's largest matrix) then runs on one or two positions instead of all."""
+    def forward_rows(self, new_ids: Sequence[int], rows: int) -> LazyLogits | torch.Tensor:
+        """Like `forward`, but on a CPU each position's logits are computed when first read.
+        A verify pass reads only up to the first rejected draft token, and the output head
+        (a small model's largest matrix) then runs on one or two positions instead of all.
+        On a GPU the head is cheap and each read would wait for the device, so all rows
+        come at once."""
+        if self.device.type != "cpu":
+            return self.forward(new_ids, rows)
         return LazyLogits(self._hidden(new_ids, rows), self._head)
 
     def _hidden(self, new_ids: Sequence[int], keep: int) -> torch.Tensor:
