@@ -57,28 +57,31 @@ def build_tiny_model(
     return folder
 
 
-def build_endless_model(source: Path, folder: Path) -> Path:
-    """Save a copy of the model in `source` that greedy decoding can never end: a generation
-    runs until it is cancelled or reaches its token limit, whatever the machine's arithmetic.
+def build_endless_model(source: Path, folder: Path, letters: str = "xy") -> Path:
+    """Save a copy of the model in `source` whose greedy output is only the two `letters`,
+    forever: no end token, no newline, so neither an end token nor a stop rule (dedent,
+    blank lines, end of line) ever ends a generation; it runs until it is cancelled or
+    reaches its token limit, whatever the machine's arithmetic.
 
-    The end tokens' (tied) embedding rows are zeroed, so their logits are always 0; and one
-    ordinary token's row is made the negative of another's, so one of the two always scores
-    above 0 (ties need a hidden state exactly orthogonal to that row)."""
+    The final norm keeps one hidden dimension, and in the (tied) embeddings only the two
+    letters have a component there, of opposite signs: their logits are +s and -s, every
+    other token's 0, so one of the two always wins (a tie needs s exactly 0)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from lsp_llm.context.prompts import TokenizerInfo
 
     model = AutoModelForCausalLM.from_pretrained(source).eval()
     tokenizer = AutoTokenizer.from_pretrained(source)
     if not model.config.tie_word_embeddings:
         raise ValueError("build_endless_model needs a model with tied embeddings")
-    ends = sorted(TokenizerInfo(tokenizer).end_ids)
-    plain = [t for t in range(model.config.vocab_size) if t not in ends][:2]
+    first, second = (tokenizer.convert_tokens_to_ids(c) for c in letters)
     with torch.no_grad():
+        norm = model.model.norm.weight
+        norm.zero_()
+        norm[0] = 1.0
         rows = model.get_input_embeddings().weight
-        rows[ends] = 0.0
-        rows[plain[1]] = -rows[plain[0]]
+        rows[:, 0] = 0.0
+        rows[first, 0] = 1.0
+        rows[second, 0] = -1.0
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
