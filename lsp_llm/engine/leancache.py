@@ -82,7 +82,8 @@ class LeanCache:
         self.values: list[torch.Tensor] = []
         self.cos = torch.empty(0)
         self.sin = torch.empty(0)
-        self.qkv = [fuse_linears(a.q_proj, a.k_proj, a.v_proj) for a in self._attns()]
+        attns = [layer.self_attn for layer in self.layers]
+        self.qkv = [fuse_linears(a.q_proj, a.k_proj, a.v_proj) for a in attns]
         self.qk_v_sizes = [
             (self.heads + self.kv_heads) * self.head_dim,
             self.kv_heads * self.head_dim,
@@ -99,9 +100,6 @@ class LeanCache:
             fuse_linears(layer.mlp.gate_proj, layer.mlp.up_proj) for layer in self.layers
         ]
         self.head_t = _transposed_head(self.head, self.device)
-
-    def _attns(self) -> list[Any]:
-        return [layer.self_attn for layer in self.layers]
 
     # cache management -------------------------------------------------------------------
     def reuse(self, tokens: Sequence[int]) -> int:
