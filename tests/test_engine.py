@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from lsp_llm.engine.decoding import Decoder, pick_tokens
+from lsp_llm.engine.leancache import LazyLogits
 from lsp_llm.engine.types import (
     Done,
     GenerationRequest,
@@ -353,19 +354,6 @@ def test_endless_fixture_model_only_types_two_letters(tiny):
     assert (top2[..., 0] > top2[..., 1]).all()  # never a tie
 
 
-class _Rows:
-    """Logits read row by row, as the lean cache's lazy verify rows are."""
-
-    def __init__(self, logits):
-        self.logits = logits
-
-    def __len__(self):
-        return self.logits.shape[0]
-
-    def __getitem__(self, i):
-        return self.logits[i]
-
-
 @pytest.mark.parametrize("agree", [0, 2, 5])
 def test_greedy_picks_the_same_from_a_tensor_and_from_lazy_rows(agree):
     logits = torch.randn(6, 50, generator=torch.Generator().manual_seed(agree))
@@ -374,4 +362,5 @@ def test_greedy_picks_the_same_from_a_tensor_and_from_lazy_rows(agree):
     greedy = Sampling(temperature=0)
     want = best[: agree + 1]  # the accepted tokens and the target's own next one
     assert pick_tokens(logits, greedy, None, draft) == want
-    assert pick_tokens(_Rows(logits), greedy, None, draft) == want
+    rows = LazyLogits(logits, lambda states: states)  # the lean cache's lazy rows, head = id
+    assert pick_tokens(rows, greedy, None, draft) == want
