@@ -25,6 +25,10 @@ class CompletionSettings:
     max_new_tokens: int = field(default=96, metadata={"min": 1, "max": 4096})
     context_tokens: int = field(default=1536, metadata={"min": 16, "max": 131072})
     multiline: Literal["auto", "always", "never"] = "auto"
+    fim_order: Literal["auto", "psm", "spm"] = "auto"
+    """Fill-in-the-middle order: prefix-suffix-middle, or suffix-prefix-middle (only for
+    models trained on it); `auto` is SPM when the model's training record says it was
+    trained on it (the bundled model), PSM otherwise (Qwen2.5-Coder and most hub models)."""
 
 
 @dataclass(frozen=True)

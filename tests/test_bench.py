@@ -4,6 +4,7 @@ the figures are consistent, the latency probes run, and the report and chart are
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -11,9 +12,9 @@ import pytest
 from lsp_llm.bench.cases import chat_cases, completion_cases
 from lsp_llm.bench.latency import cancel_latency, edit_document, edit_reuse
 from lsp_llm.bench.report import BASELINE, chart, markdown, targets
-from lsp_llm.bench.run import side_by_side
+from lsp_llm.bench.run import edit_probes, side_by_side
 from lsp_llm.bench.runners import engine_runner, hf_runner
-from lsp_llm.config import Settings
+from lsp_llm.config import CompletionSettings, Settings
 from lsp_llm.context.prompts import TokenizerInfo
 
 SOURCE = '''
@@ -88,6 +89,7 @@ def test_every_contender_decodes_the_same_greedy_tokens(engine, loaded, tmp_path
     assert 0 < edit["reused_tokens"] < edit["prompt_tokens"]
     report["targets"] = targets(report)
     assert any("2.0x" in t["target"] for t in report["targets"])
+    assert [t["met"] is not None for t in report["targets"] if "edit" in t["target"]] == [True]
     text = markdown(report)
     assert "engine auto" in text and "| target |" in text
     chart(report, tmp_path / "chart.png")
@@ -134,3 +136,24 @@ def test_protocol_probe_gets_the_same_results_through_the_server(engine, loaded,
     report.update(model="tiny", draft_model=None, device="cpu", threads=1)
     report["targets"] = targets(report)
     assert "chat first streamed delta" in markdown(report)
+
+
+def test_edit_probe_reports_the_served_fim_order_and_psm_beside_it(engine, loaded):
+    """For a model trained on SPM the probe runs in SPM order (what the server sends) and in
+    PSM for comparison; SPM re-reads only the inserted line, PSM the suffix after it too.
+    Only the served order is held to the target."""
+    spm_model = dataclasses.replace(loaded, trained_spm=True)
+    settings = Settings(completion=CompletionSettings(context_tokens=200))
+    document, cursors = edit_document([("stats.py", SOURCE * 120)])
+    probes = edit_probes(engine, spm_model, settings, document, cursors[:2])
+    assert [k.rsplit(", ", 1)[1] for k in probes] == ["SPM", "PSM"]
+    spm, psm = probes.values()
+    assert spm["served"] and not psm["served"]
+    # about the same prompt (whole lines fill each part's budget a little differently)
+    assert abs(spm["prompt_tokens"] - psm["prompt_tokens"]) <= 0.1 * psm["prompt_tokens"]
+    new_line = spm["prompt_tokens"] - spm["reused_tokens"]
+    assert new_line <= 12 < psm["prompt_tokens"] - psm["reused_tokens"]
+    rows = [t for t in targets({"modes": {}, "edit": probes}) if "edit" in t["target"]]
+    assert [t["met"] is None for t in rows] == [False, True]
+    only_psm = edit_probes(engine, loaded, settings, document, cursors[:1])
+    assert [k.rsplit(", ", 1)[1] for k in only_psm] == ["PSM"]

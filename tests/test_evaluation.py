@@ -3,6 +3,10 @@ n-gram baseline, and a whole `evaluate` run on the tiny model."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
+
 from lsp_llm.config import CompletionSettings, Settings
 from lsp_llm.engine.types import StopRules
 from lsp_llm.evaluation.holes import KINDS, punch_holes
@@ -77,10 +81,13 @@ def test_ngram_continues_what_it_counted(tiny) -> None:
     assert model.next_token([unseen]) is None  # nothing counted after it: the baseline stops
 
 
-def test_evaluate_reports_every_predictor_and_mode(loaded) -> None:
+@pytest.mark.parametrize("trained_spm", [False, True])
+def test_evaluate_reports_every_predictor_and_mode(loaded, trained_spm) -> None:
+    """A model trained on SPM is scored in the order the server sends it (SPM), and in PSM
+    beside it."""
     from lsp_llm.engine.worker import Engine
 
-    engine = Engine(loaded)
+    engine = Engine(dataclasses.replace(loaded, trained_spm=trained_spm))
     try:
         holes = punch_holes([("shapes.py", SOURCE)], per_kind=2, seed=3)
         settings = Settings(completion=CompletionSettings(max_new_tokens=8))
@@ -89,7 +96,8 @@ def test_evaluate_reports_every_predictor_and_mode(loaded) -> None:
         )
     finally:
         engine.close()
-    assert set(report["scores"]) == {"model", "empty", "previous line", "n-gram"}
+    predictors = {"model", "empty", "previous line", "n-gram"}
+    assert set(report["scores"]) == predictors | ({"model, PSM order"} if trained_spm else set())
     assert report["scores"]["empty"]["all"] == {"n": 6, "exact": 0.0, "similarity": 0.0}
     for key in ("speculation", "continuation"):
         for mode in ("off", "draft"):
@@ -101,4 +109,5 @@ def test_evaluate_reports_every_predictor_and_mode(loaded) -> None:
     assert report["continuation"]["off"]["completion_tokens"] == 6 * CONTINUATION_TOKENS
     table = markdown(report)
     assert "| n-gram |" in table and "| draft |" in table
+    assert ("| model, PSM order |" in table) is trained_spm
     assert f"{CONTINUATION_TOKENS}-token continuations" in table

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lsp_llm.config import Settings
-from lsp_llm.engine.loading import ModelLoadError, choose_quantization, load
+from lsp_llm.engine.loading import ModelLoadError, choose_quantization, load, trained_on_spm
 from lsp_llm.engine.types import GenerationRequest, Speculation
 from lsp_llm.engine.worker import Engine
 
@@ -99,3 +99,21 @@ def test_cpu_defaults(tiny):
     loaded = load(Settings(model=str(tiny.target)))
     assert (loaded.device, loaded.dtype, loaded.quantization) == ("cpu", "float32", "none")
     assert loaded.tokenizer.pad_token_id is not None
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        (None, False),  # a hub model: no training record
+        ('{"fim_spm_rate": 0.5}', True),
+        ('{"fim_spm_rate": 0}', False),
+        ('{"seed": 1}', False),  # a record from before SPM training
+        ("not json", False),
+        ("[1, 2]", False),
+    ],
+)
+def test_spm_training_is_read_from_the_models_training_record(tmp_path, record, expected):
+    if record is not None:
+        (tmp_path / "training.json").write_text(record)
+    assert trained_on_spm(str(tmp_path)) is expected
+    assert trained_on_spm("Qwen/Qwen2.5-Coder-1.5B") is False  # a hub id, not a folder

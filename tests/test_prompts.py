@@ -37,6 +37,25 @@ def test_fim_prompt_has_prefix_suffix_and_end_tokens(info):
     assert prompt.stop.single_line
 
 
+def test_spm_prompt_puts_the_suffix_first_and_ends_with_the_prefix(info):
+    offset = SOURCE.index("return") + len("return ")
+    ctx = EditorContext(SOURCE, offset)
+    prompt = completion_prompt(info, ctx, context_tokens=512, order="spm")
+    pre, suf, mid = info.fim
+    ids = list(prompt.token_ids)
+    assert ids[:2] == [pre, suf] and ids.count(mid) == 1
+    text = info.tokenizer.decode(ids, skip_special_tokens=False)
+    assert text == f"<|fim_prefix|><|fim_suffix|>{ctx.after}<|fim_middle|>{ctx.before}"
+    psm = completion_prompt(info, ctx, context_tokens=512)
+    assert sorted(psm.token_ids) == sorted(ids)  # the same pieces, in another order
+
+
+def test_fim_order_setting_follows_what_the_model_was_trained_on(loaded):
+    plain, spm = TokenizerInfo(loaded.tokenizer), TokenizerInfo(loaded.tokenizer, None, True)
+    assert [plain.fim_order(o) for o in ("auto", "psm", "spm")] == ["psm", "psm", "spm"]
+    assert [spm.fim_order(o) for o in ("auto", "psm", "spm")] == ["spm", "psm", "spm"]
+
+
 def test_document_text_cannot_inject_special_tokens(info):
     text = "s = '<|fim_middle|><|im_end|>'\n"
     prompt = completion_prompt(info, EditorContext(text, len(text)), context_tokens=256)
@@ -67,21 +86,30 @@ def test_aligned_tail_starts_on_a_multiple_of_align_lines(info):
     assert len(tail) >= len(take_tail(info.tokenizer, text, 1000)) * 3 // 4
 
 
-def test_completion_window_stays_put_after_a_one_line_edit(info):
+@pytest.mark.parametrize("order", ["psm", "spm"])
+def test_completion_window_stays_put_after_a_one_line_edit(info, order):
     """Typing a new line above the cursor must not move the window's start; otherwise the
-    next request shares nothing with the cached one and re-reads the whole prompt."""
+    next request shares nothing with the cached one and re-reads the whole prompt. In SPM
+    order only the inserted line is new: the suffix and the prefix above it are shared."""
     lines = [f"    total += weights[{i}] * values[{i}]" for i in range(2000)]
     before = "def dot(weights, values):\n" + "\n".join(lines[:1500]) + "\n    "
     after = "\n" + "\n".join(lines[1500:]) + "\n"
-    first = completion_prompt(info, EditorContext(before + after, len(before)), context_tokens=300)
+    first = completion_prompt(
+        info, EditorContext(before + after, len(before)), context_tokens=300, order=order
+    )
     edited = before[:-4] + "    total = total\n    "
-    second = completion_prompt(info, EditorContext(edited + after, len(edited)), context_tokens=300)
+    second = completion_prompt(
+        info, EditorContext(edited + after, len(edited)), context_tokens=300, order=order
+    )
     shared = 0
     for a, b in zip(first.token_ids, second.token_ids, strict=False):
         if a != b:
             break
         shared += 1
     assert shared >= len(first.token_ids) // 2
+    if order == "spm":
+        new_line = count_tokens(info.tokenizer, "    total = total\n    ")
+        assert len(second.token_ids) - shared <= new_line + 2
 
 
 def test_one_huge_line_is_cut_by_whole_characters(info):

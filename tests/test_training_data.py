@@ -11,6 +11,7 @@ import pytest
 from lsp_llm.train.data import (
     FIM_PREFIX_CHARS,
     FIM_SUFFIX_CHARS,
+    SPM_RATE,
     Example,
     SourceFile,
     code_examples,
@@ -26,22 +27,29 @@ def sources() -> list[SourceFile]:
     return [SourceFile(f"f{i}.py", t) for i, t in enumerate(stdlib_sample(200_000))]
 
 
-def _fim_parts(ex: Example) -> tuple[str, str, str]:
+def _fim_parts(ex: Example) -> tuple[str, str, str, str]:
+    """The order ("psm" or "spm"), prefix, suffix and middle of a FIM example."""
     names = [p for p, _ in ex.parts]
-    assert names[0] == "<|fim_prefix|>" and names[2] == "<|fim_suffix|>"
-    assert names[4] == "<|fim_middle|>" and names[6] == "<|endoftext|>"
-    return names[1], names[3], names[5]
+    assert all(counted for _, counted in ex.parts)
+    assert names[0] == "<|fim_prefix|>" and names[6] == "<|endoftext|>"
+    if names[1] == "<|fim_suffix|>":  # PRE SUF suffix MID prefix middle
+        assert names[3] == "<|fim_middle|>"
+        return "spm", names[4], names[2], names[5]
+    assert names[2] == "<|fim_suffix|>" and names[4] == "<|fim_middle|>"
+    return "psm", names[1], names[3], names[5]
 
 
 def test_fim_examples_keep_editor_sized_context_of_whole_lines(sources):
     rng = random.Random(0)
     seen = 0
+    orders: dict[str, int] = {"psm": 0, "spm": 0}
     for src in itertools.islice(itertools.cycle(sources), 300):
         ex = fim_example(src.text, rng, 2400)
         if ex is None:
             continue
         seen += 1
-        prefix, suffix, middle = _fim_parts(ex)
+        order, prefix, suffix, middle = _fim_parts(ex)
+        orders[order] += 1
         assert middle
         assert (prefix + middle + suffix) in src.text
         # the prefix starts on a line, the suffix ends on one (or at the window's end)
@@ -53,6 +61,16 @@ def test_fim_examples_keep_editor_sized_context_of_whole_lines(sources):
         rest_of_line = suffix.split("\n", 1)[0]
         assert len(suffix) - len(rest_of_line) <= FIM_SUFFIX_CHARS[1] + 1
     assert seen > 200
+    # both orders, about half each (SPM_RATE)
+    assert abs(orders["spm"] / seen - SPM_RATE) < 0.1
+
+
+@pytest.mark.parametrize("rate", [0.0, 1.0])
+def test_fim_order_follows_the_spm_rate(sources, rate):
+    rng = random.Random(1)
+    made = [fim_example(s.text, rng, 2400, rate) for s in sources[:60]]
+    orders = {_fim_parts(ex)[0] for ex in made if ex is not None}
+    assert orders == {"spm" if rate else "psm"}
 
 
 def test_rows_have_one_length_and_never_split_fim_or_chat(sources):

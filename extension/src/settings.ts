@@ -19,6 +19,7 @@ export const SERVER_KEYS = [
   "completion.maxNewTokens",
   "completion.contextTokens",
   "completion.multiline",
+  "completion.fimOrder",
   "chat.maxNewTokens",
   "chat.temperature",
   "chat.topP",

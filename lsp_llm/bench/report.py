@@ -110,12 +110,14 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     for label, e in report.get("edit", {}).items():
+        served = e.get("served", True)
         out.append(
             {
-                "target": f"second request after a one-line edit <= 0.25x ({label})",
+                "target": f"second request after a one-line edit <= 0.25x ({label}"
+                f"{'' if served else '; not the order served, for comparison'})",
                 "value": f"{e['ratio_with_reuse']:.2f}x (without reuse "
                 f"{e['ratio_without_reuse']:.2f}x)",
-                "met": e["ratio_with_reuse"] <= 0.25,
+                "met": e["ratio_with_reuse"] <= 0.25 if served else None,
             }
         )
     if "protocol" in report:

@@ -12,6 +12,7 @@ import json
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from lsp_llm.bench.latency import cancel_latency, edit_document, edit_reuse, pro
 from lsp_llm.bench.report import BASELINE, ModeTally, chart, markdown, targets, with_ratios
 from lsp_llm.bench.runners import Runner, Sample, engine_runner, hf_runner, llama_cpp_runner
 from lsp_llm.config import Settings, SpeculationSettings
-from lsp_llm.context.prompts import TokenizerInfo
+from lsp_llm.context.prompts import FimOrder, TokenizerInfo
 from lsp_llm.engine.types import SpeculationMode
 
 
@@ -52,6 +53,36 @@ def side_by_side(runners: dict[str, Runner], cases: list[Case]) -> dict[str, dic
     return with_ratios({n: t.summary() for n, t in tallies.items()})
 
 
+def edit_probes(
+    engine: Any, loaded: Any, settings: Settings, document: str, cursors: list[int]
+) -> dict[str, dict[str, Any]]:
+    """The one-line-edit probe in the model's own window and, when that is smaller than the
+    default budget, in the default 1,536-token window (speed only). In the FIM order the
+    server uses for this model; when that is SPM, PSM too for comparison."""
+    window = TokenizerInfo.of(loaded)
+    c = settings.completion
+    infos = {f"{window.budget(c.context_tokens, c.max_new_tokens)}-token window": window}
+    if (
+        loaded.context_window is not None
+        and loaded.context_window < settings.completion.context_tokens
+    ):
+        label = (
+            f"{settings.completion.context_tokens}-token window, past the model's "
+            f"{loaded.context_window} (speed only)"
+        )
+        infos[label] = TokenizerInfo(loaded.tokenizer, None, loaded.trained_spm)
+    used = window.fim_order(settings.completion.fim_order)
+    orders: list[FimOrder] = [used] if used == "psm" else [used, "psm"]
+    out: dict[str, dict[str, Any]] = {}
+    for label, info in infos.items():
+        for order in orders:
+            ordered = replace(settings, completion=replace(settings.completion, fim_order=order))
+            probe = edit_reuse(engine, info, ordered, document, cursors)
+            probe["served"] = order == used
+            out[f"{label}, {order.upper()}"] = probe
+    return out
+
+
 def main(args: Any) -> int:
     import torch
     import transformers
@@ -72,7 +103,7 @@ def main(args: Any) -> int:
     out = Path(args.out)
     loaded = load(settings)
     engine = Engine(loaded)
-    info = TokenizerInfo(loaded.tokenizer, loaded.context_window)
+    info = TokenizerInfo.of(loaded)
     sources = [(s.path, s.text) for s in load_sources(held_out=True)]
     cases = {
         "completion": completion_cases(
@@ -138,19 +169,7 @@ def main(args: Any) -> int:
             )
         report["cancel"] = cancel_latency(engine, cases["chat"][0])
         document, cursors = edit_document(sources, args.seed)
-        report["edit"] = {
-            f"{info.budget(settings.completion.context_tokens, settings.completion.max_new_tokens)}"
-            "-token window": edit_reuse(engine, info, settings, document, cursors)
-        }
-        if (
-            info.context_window is not None
-            and info.context_window < settings.completion.context_tokens
-        ):
-            wide = TokenizerInfo(loaded.tokenizer, None)
-            report["edit"][
-                f"{settings.completion.context_tokens}-token window, past the model's "
-                f"{info.context_window} (speed only)"
-            ] = edit_reuse(engine, wide, settings, document, cursors)
+        report["edit"] = edit_probes(engine, loaded, settings, document, cursors)
         _say("cancel and edit probes done")
         if not args.no_server:
             report["protocol"] = asyncio.run(

@@ -40,6 +40,7 @@ def plan_completion(
             settings.completion.context_tokens, settings.completion.max_new_tokens
         ),
         multiline=settings.completion.multiline,
+        order=info.fim_order(settings.completion.fim_order),
     )
     request = GenerationRequest(
         prompt.token_ids,

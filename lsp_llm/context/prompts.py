@@ -12,6 +12,7 @@ from lsp_llm.context.shape import completion_shape
 from lsp_llm.engine.types import StopRules
 
 PromptKind = Literal["fim", "chat", "plain"]
+FimOrder = Literal["psm", "spm"]
 
 FIM_NAMINGS = (
     ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),  # Qwen2.5-Coder, the bundled model
@@ -36,7 +37,7 @@ END_TOKENS = (
 CURSOR = "<CURSOR>"
 PREFIX_PERCENT = 85
 """The share of a completion prompt's budget given to the code before the cursor (the rest
-is for the code after it), as Copilot does. In fill-in-the-middle order the suffix comes
+is for the code after it), as Copilot does. In prefix-suffix-middle order the suffix comes
 after the prefix, so every edit at the cursor re-reads the whole suffix: keeping it short
 keeps the next request's prefill short."""
 PREFIX_ALIGN_LINES = 8
@@ -79,10 +80,14 @@ class Prompt:
 class TokenizerInfo:
     """What the prompt builders need to know about a tokenizer, looked up once."""
 
-    def __init__(self, tokenizer: Any, context_window: int | None = None) -> None:
+    def __init__(
+        self, tokenizer: Any, context_window: int | None = None, trained_spm: bool = False
+    ) -> None:
         self.tokenizer = tokenizer
         self.context_window = context_window
         """Positions the model was built for (None: unknown); prompts are kept inside it."""
+        self.trained_spm = trained_spm
+        """The model learned suffix-prefix-middle order (what `fimOrder: auto` picks)."""
         vocab = tokenizer.get_vocab()
         self.fim: tuple[int, int, int] | None = None
         for names in FIM_NAMINGS:
@@ -94,6 +99,17 @@ class TokenizerInfo:
             ends.add(int(tokenizer.eos_token_id))
         self.end_ids = frozenset(ends)
         self.has_template = bool(getattr(tokenizer, "chat_template", None))
+
+    @classmethod
+    def of(cls, loaded: Any) -> TokenizerInfo:
+        """The info for a `LoadedModel`: its tokenizer, window and trained FIM orders."""
+        return cls(loaded.tokenizer, loaded.context_window, loaded.trained_spm)
+
+    def fim_order(self, requested: str) -> FimOrder:
+        """The FIM order a completion prompt uses for the `completion.fimOrder` setting."""
+        if requested == "auto":
+            return "spm" if self.trained_spm else "psm"
+        return "spm" if requested == "spm" else "psm"
 
     def budget(self, requested: int, reserve: int) -> int:
         """`requested` prompt tokens, cut so that the prompt plus `reserve` new tokens fit the
@@ -115,18 +131,39 @@ class TokenizerInfo:
 
 
 def completion_prompt(
-    info: TokenizerInfo, ctx: EditorContext, *, context_tokens: int, multiline: str = "auto"
+    info: TokenizerInfo,
+    ctx: EditorContext,
+    *,
+    context_tokens: int,
+    multiline: str = "auto",
+    order: FimOrder = "psm",
 ) -> Prompt:
-    """The prompt for an inline completion at the cursor, within `context_tokens`."""
+    """The prompt for an inline completion at the cursor, within `context_tokens`.
+
+    With FIM tokens, `order` is `psm` (`PRE prefix SUF suffix MID`) or `spm`
+    (`PRE SUF suffix MID prefix`, the FIM paper's SPM variant, for models trained on it).
+    SPM puts everything that stays put while the user types first: a keystroke or a line
+    inserted above the cursor changes only the prompt's last tokens, so the engine's
+    cached prefix covers the suffix and the prefix up to the edit. For that the suffix gets
+    a fixed share of the budget, whatever the prefix holds."""
     shape = completion_shape(ctx.before, ctx.after, multiline)
+    stop = replace(shape.stop, stop_token_ids=info.end_ids)
     prefix_budget = context_tokens * PREFIX_PERCENT // 100
+    if info.fim is not None and order == "spm":
+        pre, suf, mid = info.fim
+        suffix = take_head(info.tokenizer, ctx.after, context_tokens - prefix_budget)
+        suffix_ids = info.encode(suffix)
+        prefix = take_tail(
+            info.tokenizer, ctx.before, context_tokens - len(suffix_ids), align=PREFIX_ALIGN_LINES
+        )
+        ids = [pre, suf, *suffix_ids, mid, *info.encode(prefix)]
+        return Prompt(tuple(ids), "fim", stop, shape.multiline, prefix, suffix)
     prefix = take_tail(info.tokenizer, ctx.before, prefix_budget, align=PREFIX_ALIGN_LINES)
     prefix_ids = info.encode(prefix)
     suffix_budget = context_tokens - len(prefix_ids)
-    suffix = take_head(info.tokenizer, ctx.after, suffix_budget) if info.fim else ""
-    stop = replace(shape.stop, stop_token_ids=info.end_ids)
     if info.fim is not None:
         pre, suf, mid = info.fim
+        suffix = take_head(info.tokenizer, ctx.after, suffix_budget)
         ids = [pre, *prefix_ids, suf, *info.encode(suffix), mid]
         return Prompt(tuple(ids), "fim", stop, shape.multiline, prefix, suffix)
     if info.has_template:

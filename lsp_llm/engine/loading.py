@@ -9,6 +9,7 @@ meant for people, never a traceback.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -41,6 +42,8 @@ class LoadedModel:
     draft_model: Any | None = None
     draft_name: str | None = None
     is_moe: bool = False
+    trained_spm: bool = False
+    """The model's training record says it learned suffix-prefix-middle FIM order."""
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -195,6 +198,18 @@ def check_draft_compatible(target_tok: Any, draft_tok: Any, target: str, draft: 
         )
 
 
+def trained_on_spm(source: str) -> bool:
+    """Whether a local model folder's `training.json` (written by `python -m lsp_llm.train`)
+    says the model saw suffix-prefix-middle FIM examples. Hub model cards are prose, so a
+    hub model is taken as prefix-suffix-middle unless the user sets `completion.fimOrder`."""
+    record = Path(source) / "training.json"
+    try:
+        rate = json.loads(record.read_text()).get("fim_spm_rate", 0)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(rate, (int, float)) and rate > 0
+
+
 def _is_moe(config: Any) -> bool:
     experts = [
         getattr(config, n, None) for n in ("num_experts", "num_local_experts", "n_routed_experts")
@@ -227,6 +242,7 @@ def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
         dtype=str(dtype).removeprefix("torch."),
         quantization=quantization,
         is_moe=_is_moe(model.config),
+        trained_spm=trained_on_spm(source),
     )
     if draft_source:
         report(0.7, f"loading draft model {draft_source}")

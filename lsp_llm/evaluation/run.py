@@ -108,7 +108,7 @@ def evaluate(
     modes: tuple[SpeculationMode, ...] = MODES,
     progress: Callable[[str], None] = _progress,
 ) -> dict[str, Any]:
-    info = TokenizerInfo(engine.tokenizer, engine.loaded.context_window)
+    info = TokenizerInfo.of(engine.loaded)
     plans: list[CompletionPlan] = [
         plan_completion(info, EditorContext(h.text, h.offset, "python", h.path), settings)
         for h in holes
@@ -144,6 +144,18 @@ def evaluate(
             examples.append({"kind": hole.kind, "expected": hole.expected, "predicted": predicted})
 
     speculation = speculate(engine, [p.request for p in plans], modes, score, progress)
+    if info.fim_order(settings.completion.fim_order) == "spm":
+        # The model learned both orders; the server sends SPM. Score PSM too, to show
+        # what that choice costs or gains in quality.
+        psm = replace(settings, completion=replace(settings.completion, fim_order="psm"))
+        tallies["model, PSM order"] = Tally()
+        t0 = time.perf_counter()
+        for hole in holes:
+            ctx = EditorContext(hole.text, hole.offset, "python", hole.path)
+            plan = plan_completion(info, ctx, psm)
+            sug = plan.suggestion(engine.generate(plan.request).text)
+            tallies["model, PSM order"].add(hole, sug.text if sug else "")
+        progress(f"PSM order: {len(holes)} generations in {time.perf_counter() - t0:.0f}s")
     # The same prompts continued for a fixed length with no stop rules: what the draft
     # achieves per target pass, free of the ceiling a short completion puts on it (a
     # 3-token line can never reach more than 3 tokens in 2 passes).

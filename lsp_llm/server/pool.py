@@ -45,7 +45,7 @@ def _load(settings: Settings, progress: Progress) -> tuple[Any, Any]:
     from lsp_llm.engine.worker import Engine
 
     engine = Engine(load(settings, progress))
-    return engine, TokenizerInfo(engine.tokenizer, engine.loaded.context_window)
+    return engine, TokenizerInfo.of(engine.loaded)
 
 
 def _failed(task: asyncio.Task[Any]) -> bool:

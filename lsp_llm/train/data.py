@@ -2,8 +2,8 @@
 sources (PSF licence), with a fixed slice of modules held out for evaluation.
 
 Examples are of three kinds, mixed: plain code, fill-in-the-middle (middles shaped like
-editor requests: rest of a line, a few lines, a function body) and chat turns built from
-functions and their docstrings.
+editor requests: rest of a line, a few lines, a function body; in both prefix-suffix-middle
+and suffix-prefix-middle order) and chat turns built from functions and their docstrings.
 """
 
 from __future__ import annotations
@@ -210,25 +210,43 @@ def _trim_context(window: str, a: int, b: int, rng: random.Random) -> tuple[int,
     return start, max(line_end, cut)
 
 
-def fim_example(text: str, rng: random.Random, max_chars: int) -> Example | None:
+SPM_RATE = 0.5
+"""The share of FIM examples in suffix-prefix-middle order, as StarCoder was trained. In
+that order an edit near the cursor leaves the suffix and most of the prefix in place, so
+the server's next prompt re-reads only what changed (see `context.prompts`)."""
+
+
+def fim_example(
+    text: str, rng: random.Random, max_chars: int, spm_rate: float = SPM_RATE
+) -> Example | None:
+    """A fill-in-the-middle example in prefix-suffix-middle order
+    (`PRE prefix SUF suffix MID middle`) or, with probability `spm_rate`, in the
+    suffix-prefix-middle order StarCoder and Code Llama use (`PRE SUF suffix MID prefix
+    middle`, where the middle simply continues the prefix)."""
     window = _window(text, rng, max_chars)
     span = _middle_span(window, rng)
     if span is None or span[1] <= span[0]:
         return None
     a, b = span
     start, end = _trim_context(window, a, b, rng)
-    return Example(
-        "fim",
-        [
+    prefix, suffix, middle = window[start:a], window[b:end], window[a:b]
+    if rng.random() < spm_rate:
+        order = [
             ("<|fim_prefix|>", True),
-            (window[start:a], True),
             ("<|fim_suffix|>", True),
-            (window[b:end], True),
+            (suffix, True),
             ("<|fim_middle|>", True),
-            (window[a:b], True),
-            ("<|endoftext|>", True),
-        ],
-    )
+            (prefix, True),
+        ]
+    else:
+        order = [
+            ("<|fim_prefix|>", True),
+            (prefix, True),
+            ("<|fim_suffix|>", True),
+            (suffix, True),
+            ("<|fim_middle|>", True),
+        ]
+    return Example("fim", [*order, (middle, True), ("<|endoftext|>", True)])
 
 
 def _chat(user: str, answer: str) -> list[tuple[str, bool]]:
@@ -287,6 +305,7 @@ def examples(
     max_chars: int = 1600,
     fim_chars: int = 2400,
     mix: tuple[float, float] = (0.15, 0.6),
+    spm_rate: float = SPM_RATE,
 ) -> Iterator[Example]:
     """An endless, seeded stream: plain code, FIM and chat in the proportions of `mix`
     (plain, fim; the rest is chat). FIM middles are cut from windows of `fim_chars` and
@@ -303,7 +322,7 @@ def examples(
         if r < mix[0]:
             yield plain_example(text, rng, max_chars)
         else:
-            ex = fim_example(text, rng, fim_chars)
+            ex = fim_example(text, rng, fim_chars, spm_rate)
             if ex is not None:
                 yield ex
 

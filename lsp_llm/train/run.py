@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lsp_llm.engine.bundled import bundled_draft_dir, bundled_model_dir
-from lsp_llm.train.data import HELD_OUT, code_examples, examples, load_sources
+from lsp_llm.train.data import HELD_OUT, SPM_RATE, code_examples, examples, load_sources
 from lsp_llm.train.packing import batches, encoder, packed_rows
 
 logger = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     )
     packed = packed_rows(
         encoder(tokenizer),
-        examples(sources, args.seed),
+        examples(sources, args.seed, spm_rate=args.spm_rate),
         code_examples(sources, args.seed + 1),
         args.seq_len + 1,
     )
@@ -239,6 +239,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "seq_len": args.seq_len,
         "batch": args.batch,
         "held_out": list(HELD_OUT),
+        "fim_spm_rate": args.spm_rate,
         "python": sys.version.split()[0],
         "history": history,
         "command": " ".join(["python -m lsp_llm.train", *sys.argv[1:]]),
@@ -291,6 +292,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=15.0,
         help="the last minutes of the budget train the draft alone, from the frozen target",
+    )
+    parser.add_argument(
+        "--spm-rate",
+        type=float,
+        default=SPM_RATE,
+        help="share of FIM examples in suffix-prefix-middle order (the rest prefix-suffix-middle)",
     )
     parser.add_argument("--report-seconds", type=float, default=30.0)
     parser.add_argument("--checkpoint-minutes", type=float, default=15.0)

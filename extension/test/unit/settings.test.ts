@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { missingInstall, serverCommand, serverSettings } from "../../src/settings";
+import { CLIENT_ONLY, SERVER_KEYS, missingInstall, serverCommand, serverSettings } from "../../src/settings";
 
 const lookup = (values: Record<string, unknown>) => (key: string) => values[key];
 
@@ -45,4 +45,14 @@ test("a missing Python or package is recognised in the start-up output", () => {
   assert.match(missingInstall("spawn python9 ENOENT") ?? "", /not found/);
   assert.match(missingInstall("/usr/bin/python3: No module named lsp_llm") ?? "", /not installed/);
   assert.equal(missingInstall("Traceback: ValueError: bad"), undefined);
+});
+
+test("every server setting the extension contributes is sent to the server, and only those", async () => {
+  const { readFileSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const pkg = JSON.parse(readFileSync(join(__dirname, "..", "..", "package.json"), "utf8"));
+  const contributed = Object.keys(pkg.contributes.configuration.properties)
+    .map((k) => k.replace(/^lspLlm\./, ""))
+    .filter((k) => !CLIENT_ONLY.has(k));
+  assert.deepEqual([...contributed].sort(), [...SERVER_KEYS].sort());
 });
