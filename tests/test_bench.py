@@ -87,11 +87,12 @@ def test_every_contender_decodes_the_same_greedy_tokens(engine, loaded, tmp_path
     assert report["cancel"]["max_forwards_after_cancel"] <= 1
     assert edit["document_lines"] == 2000 and edit["cursors"] > 0
     assert 0 < edit["reused_tokens"] < edit["prompt_tokens"]
+    assert edit["keystroke_ms"] > 0 and edit["ratio_keystroke"] > 0
     report["targets"] = targets(report)
     assert any("2.0x" in t["target"] for t in report["targets"])
     assert [t["met"] is not None for t in report["targets"] if "edit" in t["target"]] == [True]
     text = markdown(report)
-    assert "engine auto" in text and "| target |" in text
+    assert "engine auto" in text and "| target |" in text and "keystroke" in text
     chart(report, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     json.dumps(report)

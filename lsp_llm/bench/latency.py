@@ -111,11 +111,13 @@ def edit_reuse(
     engine: Any, info: TokenizerInfo, settings: Settings, document: str, cursors: list[int]
 ) -> dict[str, Any]:
     """For each cursor line: a first request (cold), then the user inserts one line just
-    above the cursor and asks again, once with the cached prefix and once without."""
+    above the cursor and asks again, once with the cached prefix and once without; then
+    types one character at the cursor and asks again (with the cached prefix)."""
     lines = document.split("\n")
     first: list[float] = []
     warm: list[float] = []
     cold: list[float] = []
+    typed: list[float] = []
     reused: list[int] = []
     prompt_tokens: list[int] = []
     for n in cursors:
@@ -137,6 +139,9 @@ def edit_reuse(
             engine, info, settings, edited + after, len(edited), reuse=False
         )
         cold.append(ms)
+        key = edited + "r"
+        ms, _ = _time_to_first_token(engine, info, settings, key + after, len(key), reuse=True)
+        typed.append(ms)
     return {
         "document_lines": DOCUMENT_LINES,
         "cursors": len(cursors),
@@ -147,6 +152,8 @@ def edit_reuse(
         "second_without_reuse_ms": _median(cold),
         "ratio_with_reuse": _median(warm) / _median(first) if first else 0.0,
         "ratio_without_reuse": _median(cold) / _median(first) if first else 0.0,
+        "keystroke_ms": _median(typed),
+        "ratio_keystroke": _median(typed) / _median(first) if first else 0.0,
     }
 
 

@@ -156,6 +156,12 @@ def markdown(report: dict[str, Any]) -> str:
             f"request {e['first_ms']:.1f} ms to first token; second {e['second_with_reuse_ms']:.1f}"
             f" ms with prefix reuse ({e['ratio_with_reuse']:.2f}x), "
             f"{e['second_without_reuse_ms']:.1f} ms without ({e['ratio_without_reuse']:.2f}x)"
+            + (
+                f"; one more keystroke then {e['keystroke_ms']:.1f} ms "
+                f"({e['ratio_keystroke']:.2f}x)"
+                if "keystroke_ms" in e
+                else ""
+            )
         )
     if "protocol" in report:
         p = report["protocol"]
