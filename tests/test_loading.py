@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 import torch
 
-from lsp_llm.config import Settings
+from lsp_llm.config import CompletionSettings, Settings
 from lsp_llm.engine.loading import ModelLoadError, choose_quantization, load, trained_on_spm
 from lsp_llm.engine.types import GenerationRequest, Speculation
 from lsp_llm.engine.worker import Engine
@@ -117,3 +117,25 @@ def test_spm_training_is_read_from_the_models_training_record(tmp_path, record, 
         (tmp_path / "training.json").write_text(record)
     assert trained_on_spm(str(tmp_path)) is expected
     assert trained_on_spm("Qwen/Qwen2.5-Coder-1.5B") is False  # a hub id, not a folder
+
+
+def test_a_model_folder_trained_on_spm_is_served_in_spm_order(tiny, tmp_path):
+    """`fimOrder: auto` follows the folder's training record through load and the prompt."""
+    import shutil
+
+    from lsp_llm.context.completion import plan_completion
+    from lsp_llm.context.prompts import EditorContext, TokenizerInfo
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny.target, folder)
+    (folder / "training.json").write_text('{"fim_spm_rate": 0.5}')
+    loaded = load(Settings(model=str(folder)))
+    assert loaded.trained_spm
+    info = TokenizerInfo.of(loaded)
+    ctx = EditorContext("def f(x):\n    return x\n", len("def f(x):\n    return "))
+    pre, suf, mid = info.fim
+    served = plan_completion(info, ctx, Settings()).prompt.token_ids
+    assert served[:2] == (pre, suf) and served[-1] != mid
+    psm = Settings(completion=CompletionSettings(fim_order="psm"))
+    assert plan_completion(info, ctx, psm).prompt.token_ids[-1] == mid
+    assert not load(Settings(model=str(tiny.target))).trained_spm
