@@ -173,7 +173,7 @@ def main(args: Any) -> int:
         _say("cancel and edit probes done")
         if not args.no_server:
             report["protocol"] = asyncio.run(
-                protocol_overhead(engine, info, settings, document, cursors, 3, args.threads, out)
+                protocol_overhead(engine, info, settings, document, cursors, 5, args.threads, out)
             )
             _say("protocol overhead done")
     finally:
