@@ -159,6 +159,7 @@ def test_completion_shape(before, after, multiline, expected_block, indent):
     assert shape.multiline == expected_block
     assert shape.stop.single_line == (not expected_block)
     assert shape.stop.block_indent == indent
+    assert shape.stop.max_line_repeats == (3 if expected_block else None)
 
 
 def test_chat_prompt_uses_template_and_code_context(info):

@@ -48,3 +48,41 @@ def test_blank_tail_dropped_at_finish():
 
 def test_no_rules_streams_everything():
     assert feed_all(StopRules(), "anything\n  at all") == ("anything\n  at all", None)
+
+
+LOOP = StopRules(block_indent=4, max_line_repeats=3)
+
+
+def test_a_repeated_line_stops_the_generation_and_keeps_one_copy():
+    text = 'x = """Doc.\n\n    >>> f(0)\n    >>> f(0)\n    >>> f(0)\n    >>> f(0)\n'
+    streamed, final = feed_all(LOOP, text)
+    assert final == 'x = """Doc.\n\n    >>> f(0)'
+    assert streamed == final
+
+
+def test_a_repeated_block_of_lines_stops_too():
+    body = "    a = f(x)\n    b = g(a)\n"
+    streamed, final = feed_all(LOOP, "y = 1\n" + body * 3 + "    c = 3\n")
+    assert final == "y = 1\n" + body.rstrip("\n")
+    assert streamed == final
+
+
+def test_two_copies_and_other_lines_are_kept():
+    text = "    total = 0\n    total = 0\n    return total\n    }\n    }\n"
+    assert feed_all(LOOP, text) == ("    total = 0\n    total = 0\n    return total\n    }", None)
+    # at the end of the generation the last line counts as written
+    checker = StopChecker(LOOP)
+    assert checker.finish("p()\n    q()\n    q()\n    q()") == "p()\n    q()"
+    assert checker.finish("p()\n    q()\n    q()") == "p()\n    q()\n    q()"
+
+
+def test_repeats_are_held_back_while_they_may_still_be_cut():
+    checker = StopChecker(LOOP)
+    assert checker.feed("a\n    b").emit_upto == 1  # whole lines only
+    assert checker.feed("a\n    b\n    b\n").emit_upto == len("a\n    b")
+    assert checker.feed("a\n    b\n    b\n    c\n").emit_upto == len("a\n    b\n    b\n    c")
+
+
+def test_without_the_rule_repeats_stream_on():
+    text = "    x\n" * 5
+    assert feed_all(StopRules(block_indent=4), text)[1] is None

@@ -12,6 +12,8 @@ BRACKET_OPENERS = ("(", "[")
 """Open a block only at the very end of a line; with an auto-closed bracket after the
 cursor the user is filling in arguments, on one line."""
 CLOSERS = set(")]}\"'`;, \t")
+LINE_REPEATS = 3
+"""A block completion ends when a line (or a few) has come this many times in a row."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ def completion_shape(before: str, after: str, multiline: str = "auto") -> Shape:
     if at_blank:
         # Stay in the cursor's block; at column 0 stop at the next top-level statement.
         indent = max(len(line_before), 1)
-        return Shape(True, StopRules(block_indent=indent, stop_strings=("\n\n\n",)))
-    indent = _indent(line_before) + (1 if opens_block else 0)
-    return Shape(True, StopRules(block_indent=indent, stop_strings=("\n\n\n",)))
+    else:
+        indent = _indent(line_before) + (1 if opens_block else 0)
+    return Shape(
+        True,
+        StopRules(block_indent=indent, stop_strings=("\n\n\n",), max_line_repeats=LINE_REPEATS),
+    )

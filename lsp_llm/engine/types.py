@@ -22,6 +22,10 @@ class StopRules:
     indentation is narrower than this many columns (leaving the cursor's block).
     `first_line_open`: the first generated line continues the cursor's line, so the dedent
     rule applies from the second line on.
+    `max_line_repeats`: stop once the same line, or the same block of a few lines, has come
+    this many times in a row (blank lines aside); the text keeps the first copy. A small
+    model caught in a loop then ends at once instead of filling its token budget. Only
+    lines that cannot be cut any more are streamed while it applies.
     """
 
     stop_token_ids: frozenset[int] = frozenset()
@@ -29,6 +33,7 @@ class StopRules:
     single_line: bool = False
     block_indent: int | None = None
     first_line_open: bool = True
+    max_line_repeats: int | None = None
 
 
 @dataclass(frozen=True)
