@@ -76,7 +76,9 @@ def test_ngram_continues_what_it_counted(tiny) -> None:
     model = NGramModel(len(tok)).fit([ids])
     prompt = list(tok.encode(text * 2 + "for item in", add_special_tokens=False))
     line = model.complete(tok, prompt, StopRules(single_line=True), max_new_tokens=20)
-    assert line == " items:"
+    assert line == (" items:", "stop")
+    looping = model.complete(tok, prompt, StopRules(), max_new_tokens=6)
+    assert looping[1] == "length"
     unseen = next(t for t in range(len(tok)) if t not in ids)
     assert model.next_token([unseen]) is None  # nothing counted after it: the baseline stops
 

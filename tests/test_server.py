@@ -77,7 +77,9 @@ def expected_suggestion(loaded, text: str, offset: int, max_new: int = 24):
     done = Decoder(loaded.model, loaded.tokenizer, None).run(
         GenerationRequest(prompt.token_ids, max_new, prompt.stop), asyncio.Event(), lambda e: None
     )
-    return clean_suggestion(done.text, ctx.before, ctx.after, prompt.multiline)
+    return clean_suggestion(
+        done.text, ctx.before, ctx.after, prompt.multiline, truncated=done.reason == "length"
+    )
 
 
 def offset_of(line: int, character: int, text: str = SOURCE) -> int:

@@ -277,7 +277,8 @@ async def protocol_overhead(
                 out.server_ms.append((time.perf_counter() - t0) * 1000)
                 t0 = time.perf_counter()
                 plan = plan_completion(info, EditorContext(document, offset), settings)
-                suggestion = plan.suggestion(engine.generate(plan.request).text)
+                done = engine.generate(plan.request)
+                suggestion = plan.suggestion(done.text, done.reason)
                 out.engine_ms.append((time.perf_counter() - t0) * 1000)
                 items = result.items if result is not None else []
                 served = items[0].insert_text if items else None

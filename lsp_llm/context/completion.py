@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from lsp_llm.config import Settings
 from lsp_llm.context.postprocess import Suggestion, clean_suggestion
 from lsp_llm.context.prompts import EditorContext, Prompt, TokenizerInfo, completion_prompt
-from lsp_llm.engine.types import GenerationRequest, Speculation, SpeculationMode
+from lsp_llm.engine.types import FinishReason, GenerationRequest, Speculation, SpeculationMode
 
 
 @dataclass(frozen=True)
@@ -18,9 +18,16 @@ class CompletionPlan:
     prompt: Prompt
     request: GenerationRequest
 
-    def suggestion(self, generated: str) -> Suggestion | None:
-        """The cleaned suggestion for `generated`, or None when nothing is worth showing."""
-        return clean_suggestion(generated, self.ctx.before, self.ctx.after, self.prompt.multiline)
+    def suggestion(self, generated: str, reason: FinishReason = "stop") -> Suggestion | None:
+        """The cleaned suggestion for `generated` (which ended for `reason`), or None when
+        nothing is worth showing."""
+        return clean_suggestion(
+            generated,
+            self.ctx.before,
+            self.ctx.after,
+            self.prompt.multiline,
+            truncated=reason == "length",
+        )
 
 
 def plan_completion(

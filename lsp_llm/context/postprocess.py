@@ -1,7 +1,8 @@
 """From raw model text to a suggestion that applies cleanly at the cursor.
 
-Trailing whitespace trimmed; closing brackets that close nothing dropped; the rest of the
-line replaced when the suggestion already ends with it (auto-closed brackets and quotes);
+Trailing whitespace trimmed; a multi-line suggestion cut off by the token budget loses its
+unfinished last line; closing brackets that close nothing dropped; the rest of the line
+replaced when the suggestion already ends with it (auto-closed brackets and quotes);
 suggestions that merely repeat what follows the cursor dropped.
 """
 
@@ -83,9 +84,15 @@ def _repeats_following(suggestion: str, after: str) -> bool:
     return following[: len(sug)] == sug
 
 
-def clean_suggestion(raw: str, before: str, after: str, multiline: bool) -> Suggestion | None:
-    """`before`/`after` are the document text before/after the cursor."""
+def clean_suggestion(
+    raw: str, before: str, after: str, multiline: bool, truncated: bool = False
+) -> Suggestion | None:
+    """`before`/`after` are the document text before/after the cursor; `truncated`: the
+    generation ended at its token budget, not at a stop rule, so its last line may be cut
+    mid-word (a multi-line suggestion keeps only its whole lines then)."""
     text = raw if multiline else raw.split("\n", 1)[0]
+    if truncated and multiline and "\n" in text:
+        text = text[: text.rfind("\n")]
     text = "\n".join(line.rstrip() for line in text.split("\n")).rstrip()
     line_before = before[before.rfind("\n") + 1 :]
     nl = after.find("\n")

@@ -11,7 +11,7 @@ import numpy as np
 
 from lsp_llm.engine.detok import IncrementalDetokenizer
 from lsp_llm.engine.stopping import StopChecker
-from lsp_llm.engine.types import StopRules
+from lsp_llm.engine.types import FinishReason, StopRules
 
 
 class NGramModel:
@@ -58,18 +58,19 @@ class NGramModel:
         prompt_ids: list[int],
         stop: StopRules,
         max_new_tokens: int,
-    ) -> str:
-        """Greedy continuation of `prompt_ids`, cut where the model's stop rules cut."""
+    ) -> tuple[str, FinishReason]:
+        """Greedy continuation of `prompt_ids`, cut where the model's stop rules cut, and
+        why it ended ("length" when it used all `max_new_tokens`)."""
         checker = StopChecker(stop)
         detok = IncrementalDetokenizer(tokenizer)
         context = list(prompt_ids)
         for _ in range(max_new_tokens):
             token = self.next_token(context)
             if token is None or token in stop.stop_token_ids:
-                break
+                return checker.finish(detok.text), "stop"
             context.append(token)
             detok.add(token)
             verdict = checker.feed(detok.text)
             if verdict.stop_at is not None:
-                return detok.text[: verdict.stop_at]
-        return checker.finish(detok.text)
+                return detok.text[: verdict.stop_at], "stop"
+        return checker.finish(detok.text), "length"

@@ -121,13 +121,13 @@ def evaluate(
     for hole, plan in zip(holes, plans, strict=True):
         tallies["empty"].add(hole, "")
         tallies["previous line"].add(hole, previous_line(hole))
-        raw = ngram.complete(
+        raw, reason = ngram.complete(
             engine.tokenizer,
             info.encode(plan.prompt.prefix),
             plan.request.stop,
             plan.request.max_new_tokens,
         )
-        sug = plan.suggestion(raw)
+        sug = plan.suggestion(raw, reason)
         tallies["n-gram"].add(hole, sug.text if sug else "")
 
     # The first mode's output is the reference: greedy text is the same in every mode, so
@@ -137,7 +137,7 @@ def evaluate(
 
     def score(i: int, done: Done) -> None:
         hole, plan = holes[i], plans[i]
-        sug = plan.suggestion(done.text)
+        sug = plan.suggestion(done.text, done.reason)
         predicted = sug.text if sug else ""
         tallies["model"].add(hole, predicted)
         if i % every == 0:
@@ -153,7 +153,8 @@ def evaluate(
         for hole in holes:
             ctx = EditorContext(hole.text, hole.offset, "python", hole.path)
             plan = plan_completion(info, ctx, psm)
-            sug = plan.suggestion(engine.generate(plan.request).text)
+            done = engine.generate(plan.request)
+            sug = plan.suggestion(done.text, done.reason)
             tallies["model, PSM order"].add(hole, sug.text if sug else "")
         progress(f"PSM order: {len(holes)} generations in {time.perf_counter() - t0:.0f}s")
     # The same prompts continued for a fixed length with no stop rules: what the draft
@@ -206,7 +207,8 @@ def samples(engine: Any, info: TokenizerInfo, settings: Settings) -> dict[str, s
     """The two readable-output checks of the model card, greedy."""
     text = "def is_prime(n):\n    "
     plan = plan_completion(info, EditorContext(text, len(text), "python"), settings)
-    sug = plan.suggestion(engine.generate(plan.request).text)
+    done = engine.generate(plan.request)
+    sug = plan.suggestion(done.text, done.reason)
     prompt = chat_prompt(
         info,
         [{"role": "user", "content": "What does this function do?"}],

@@ -51,7 +51,7 @@ async def suggest(ls: LspLlmServer, uri: str, position: types.Position) -> Place
     )
     if done.reason == "cancelled":
         return None  # superseded by a newer request for this document
-    cleaned = plan.suggestion(done.text)
+    cleaned = plan.suggestion(done.text, done.reason)
     return Placed(text, offset, cleaned) if cleaned is not None else None
 
 
