@@ -31,3 +31,18 @@ def test_a_syntax_error_elsewhere_does_not_hide_the_function() -> None:
     assert broken[fn.start : fn.end].endswith("pass")
     assert find_function(broken, broken.index("if i == 1")) is None  # the broken one itself
     assert find_function(SOURCE, 0) is None  # not inside a function
+
+
+def test_column_zero_text_in_a_string_does_not_split_the_function() -> None:
+    source = 'def report(x):\n    text = """\nTotal:\n"""\n    return text + x\n\n\ndef g():\n    pass\n'
+    for anchor in ("return text", "def report", "Total"):
+        fn = find_function(source, source.index(anchor))
+        assert fn is not None and source[fn.start :].startswith("def report"), anchor
+        assert source[fn.start : fn.end].endswith("return text + x")
+
+
+def test_a_class_method_is_found_in_its_class() -> None:
+    source = "class A:\n    @property\n    def size(self):\n        ...\n\n\nx = 1\n"
+    fn = find_function(source, source.index("..."))
+    assert fn is not None and fn.is_stub
+    assert source[fn.start :].startswith("    def size")
