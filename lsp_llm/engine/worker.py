@@ -135,14 +135,21 @@ def _describe(exc: Exception) -> str:
 
 
 class EventStream:
-    """Async iterator over one request's events; `cancel()` stops its generation."""
+    """Async iterator over one request's events; `cancel()` stops its generation.
 
-    def __init__(self, worker: InferenceWorker, request: GenerationRequest) -> None:
+    With `deltas=False` only the end (a `Done` or `GenerationError`) crosses to the event
+    loop: a caller that wants just the result (a completion) then does not wake the loop,
+    and take the GIL from the inference thread, for every streamed piece."""
+
+    def __init__(
+        self, worker: InferenceWorker, request: GenerationRequest, deltas: bool = True
+    ) -> None:
         loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
 
         def sink(event: Event) -> None:
-            loop.call_soon_threadsafe(self._queue.put_nowait, event)
+            if deltas or isinstance(event, Done | GenerationError):
+                loop.call_soon_threadsafe(self._queue.put_nowait, event)
 
         self.job = worker.submit(request, sink)
 
@@ -188,8 +195,8 @@ class Engine:
     def tokenizer(self) -> Any:
         return self.loaded.tokenizer
 
-    def stream(self, request: GenerationRequest) -> EventStream:
-        return EventStream(self.worker, request)
+    def stream(self, request: GenerationRequest, deltas: bool = True) -> EventStream:
+        return EventStream(self.worker, request, deltas)
 
     def generate(
         self, request: GenerationRequest, on_delta: Callable[[str], None] | None = None

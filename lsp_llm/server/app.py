@@ -135,7 +135,7 @@ class LspLlmServer(LanguageServer):
         RequestFailed. Cancelling the calling task cancels the generation."""
         self.busy(+1)
         try:
-            return await engine.stream(request).result()
+            return await engine.stream(request, deltas=False).result()
         except RuntimeError as exc:
             raise RequestFailed(f"lsp-llm: {exc}") from exc
         finally:
