@@ -34,7 +34,9 @@ def test_a_syntax_error_elsewhere_does_not_hide_the_function() -> None:
 
 
 def test_column_zero_text_in_a_string_does_not_split_the_function() -> None:
-    source = 'def report(x):\n    text = """\nTotal:\n"""\n    return text + x\n\n\ndef g():\n    pass\n'
+    source = (
+        'def report(x):\n    text = """\nTotal:\n"""\n    return text + x\n\n\ndef g():\n    pass\n'
+    )
     for anchor in ("return text", "def report", "Total"):
         fn = find_function(source, source.index(anchor))
         assert fn is not None and source[fn.start :].startswith("def report"), anchor

@@ -133,6 +133,7 @@ def test_protocol_probe_gets_the_same_results_through_the_server(engine, loaded,
     assert p["requests"] == 2 and p["same_suggestion"] == 2
     assert p["chat_requests"] == len(CHAT_QUESTIONS) == p["chat_same_reply"]
     assert p["overhead_ratio"] > 0 and p["chat_first_delta_ratio"] > 0
+    assert p["ratio_of_medians"] > 0
     report = {"cases": {}, "tokens": {}, "modes": {}, "edit": {}, "protocol": p}
     report.update(model="tiny", draft_model=None, device="cpu", threads=1)
     report["targets"] = targets(report)
