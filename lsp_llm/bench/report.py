@@ -169,7 +169,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"- protocol: inline completion {p['server_median_ms']:.1f} ms through `lsp-llm serve`"
             f" vs {p['engine_median_ms']:.1f} ms in-process ({p['overhead_ratio']:.3f}x, median"
             f" of {p['requests']} paired ratios; ratio of the medians"
-            f" {p.get('ratio_of_medians', 0.0):.3f}x; "
+            f" {p['ratio_of_medians']:.3f}x; "
             f"{p['same_suggestion']}/{p['requests']} identical suggestions); "
             f"`$/cancelRequest` answered in {p['lsp_cancel_median_ms']:.1f} ms"
         )

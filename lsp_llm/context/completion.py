@@ -18,7 +18,7 @@ class CompletionPlan:
     prompt: Prompt
     request: GenerationRequest
 
-    def suggestion(self, generated: str, reason: FinishReason = "stop") -> Suggestion | None:
+    def suggestion(self, generated: str, reason: FinishReason) -> Suggestion | None:
         """The cleaned suggestion for `generated` (which ended for `reason`), or None when
         nothing is worth showing."""
         return clean_suggestion(

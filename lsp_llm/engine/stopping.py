@@ -67,16 +67,37 @@ def _repeats(lines: list[_Line]) -> list[_Repeat]:
     return found
 
 
+@dataclass(frozen=True)
+class _RepeatScan:
+    cut: int | None
+    """Where the text ends, once a run has come `limit` times."""
+    safe: int
+    """How much may be streamed: whole lines, and none after the first copy of a block
+    that already repeats (a later copy may still complete the run and be cut)."""
+
+
+def _scan_repeats(text: str, limit: int) -> _RepeatScan:
+    lines = _complete_lines(text)
+    repeats = _repeats(lines)
+    cuts = [r.kept_end for r in repeats if r.copies >= limit]
+    safe = min([lines[-1].end, *(r.kept_end for r in repeats)]) if lines else 0
+    return _RepeatScan(min(cuts) if cuts else None, safe)
+
+
 class StopChecker:
     def __init__(self, rules: StopRules) -> None:
         self.rules = rules
 
     def feed(self, text: str) -> StopVerdict:
         """Check the whole generated text so far; cheap enough to call per token."""
-        cut = self._first_stop(text)
+        repeats = self._scan(text)
+        cut = self._first_stop(text, repeats)
         if cut is not None:
             return StopVerdict(emit_upto=cut, stop_at=cut)
-        return StopVerdict(emit_upto=self._safe_length(text))
+        safe = self._safe_length(text)
+        if repeats is not None:
+            safe = min(safe, repeats.safe)
+        return StopVerdict(emit_upto=safe)
 
     def finish(self, text: str) -> str:
         """The final text when the generation ends for another reason (EOS, length).
@@ -88,12 +109,17 @@ class StopChecker:
         verdict = self.feed(text)
         if verdict.stop_at is not None:
             return text[: verdict.stop_at]
-        repeat = self._repeat_cut(text + "\n")
-        if repeat is not None:
-            return text[:repeat]
+        repeats = self._scan(text + "\n")
+        if repeats is not None and repeats.cut is not None:
+            return text[: repeats.cut]
         return text[: len(text) - self._blank_tail(text)]
 
-    def _first_stop(self, text: str) -> int | None:
+    def _scan(self, text: str) -> _RepeatScan | None:
+        """The repetition rule's verdict, scanned once per call; None without the rule."""
+        limit = self.rules.max_line_repeats
+        return None if limit is None else _scan_repeats(text, limit)
+
+    def _first_stop(self, text: str, repeats: _RepeatScan | None) -> int | None:
         cuts: list[int] = []
         for s in self.rules.stop_strings:
             i = text.find(s)
@@ -107,25 +133,9 @@ class StopChecker:
             dedent = self._dedent_cut(text)
             if dedent is not None:
                 cuts.append(dedent)
-        repeat = self._repeat_cut(text)
-        if repeat is not None:
-            cuts.append(repeat)
+        if repeats is not None and repeats.cut is not None:
+            cuts.append(repeats.cut)
         return min(cuts) if cuts else None
-
-    def _repeat_cut(self, text: str) -> int | None:
-        limit = self.rules.max_line_repeats
-        if limit is None:
-            return None
-        cuts = [r.kept_end for r in _repeats(_complete_lines(text)) if r.copies >= limit]
-        return min(cuts) if cuts else None
-
-    def _repeat_safe(self, text: str) -> int:
-        """With the repetition rule, whole lines only, and none after the first copy of a
-        block that already repeats: a later copy may still complete the run and be cut."""
-        lines = _complete_lines(text)
-        if not lines:
-            return 0
-        return min([lines[-1].end, *(r.kept_end for r in _repeats(lines))])
 
     def _dedent_cut(self, text: str) -> int | None:
         """Offset of the newline before the first complete-enough line that leaves the block."""
@@ -145,10 +155,7 @@ class StopChecker:
 
     def _safe_length(self, text: str) -> int:
         """Hold back a tail that may still become a stop point."""
-        safe = len(text) - max(self._stop_string_tail(text), self._blank_tail(text))
-        if self.rules.max_line_repeats is not None:
-            safe = min(safe, self._repeat_safe(text))
-        return safe
+        return len(text) - max(self._stop_string_tail(text), self._blank_tail(text))
 
     def _stop_string_tail(self, text: str) -> int:
         held = 0
