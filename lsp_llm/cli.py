@@ -16,9 +16,14 @@ from typing import Any
 
 from lsp_llm import __version__
 
+MODEL_HELP = (
+    "smollm2, bundled, a Hugging Face id, a folder or a .gguf "
+    "(default: smollm2 when installed, else bundled)"
+)
+
 
 def _model_args(p: argparse.ArgumentParser, device: str) -> None:
-    p.add_argument("--model", help="model id or folder (default: the bundled model)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--draft-model", help="draft model id or folder")
     p.add_argument("--device", default=device)
 
@@ -149,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             p.add_argument("question")
             p.add_argument("--file", help="attach this file as code context")
-        p.add_argument("--model", help="model id or folder (default: the bundled model)")
+        p.add_argument("--model", help=MODEL_HELP)
         p.add_argument("--draft-model", help="draft model id or folder")
         p.add_argument("--settings", help="more settings as a JSON object (camelCase)")
         p.add_argument(
@@ -169,6 +174,20 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--num-tokens", type=int, default=6, help="speculation length")
     ev.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     ev.add_argument("--json", help="also write the report here")
+    ev.add_argument("--prompt-style", default="auto", choices=["auto", "fim", "prefix", "chat"])
+    ev.add_argument(
+        "--no-speculation",
+        action="store_true",
+        help="score quality only (greedy, no speculation modes, no continuations)",
+    )
+    ev.add_argument(
+        "--compare-styles", action="store_true", help="also score the other prompt styles"
+    )
+    ev.add_argument(
+        "--ablations",
+        action="store_true",
+        help="also score with token healing off and with the code below the line unread",
+    )
     be = sub.add_parser(
         "bench",
         help="time the engine side by side with transformers generate() and llama.cpp",

@@ -25,6 +25,10 @@ class CompletionSettings:
     max_new_tokens: int = field(default=96, metadata={"min": 1, "max": 4096})
     context_tokens: int = field(default=1536, metadata={"min": 16, "max": 131072})
     multiline: Literal["auto", "always", "never"] = "auto"
+    prompt_style: Literal["auto", "fim", "prefix", "chat"] = "auto"
+    """How a completion is asked for: fill-in-the-middle tokens, the code before the cursor
+    to be continued, or a chat instruction; `auto` is FIM when the model has FIM tokens,
+    else prefix (measured best on SmolLM2, see the README's quality table)."""
     fim_order: Literal["auto", "psm", "spm"] = "auto"
     """Fill-in-the-middle order: prefix-suffix-middle, or suffix-prefix-middle (only for
     models trained on it); `auto` is SPM when the model's training record says it was
@@ -50,7 +54,8 @@ class SpeculationSettings:
 @dataclass(frozen=True)
 class Settings:
     model: str | None = None
-    """Hugging Face model id or local folder; None means the bundled model."""
+    """`smollm2`, `bundled`, a Hugging Face id, a local folder, a `.gguf` file (or a folder
+    holding one) or `org/repo:FILE.gguf`; None: SmolLM2 when installed, else bundled."""
     draft_model: str | None = None
     quantization: Literal["auto", "4bit", "8bit", "none"] = "auto"
     device: str = "auto"

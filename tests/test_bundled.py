@@ -10,8 +10,8 @@ from lsp_llm.engine.worker import Engine
 
 
 def test_bundled_pair_loads_offline_and_answers():
-    loaded = load(Settings())
-    assert loaded.name == "bundled" and loaded.draft_name == "bundled-draft"
+    loaded = load(Settings(model="bundled"))
+    assert loaded.name == "bundled" and loaded.draft_name == "bundled-draft" and loaded.demo
     target = sum(p.numel() for p in loaded.model.parameters())
     draft = sum(p.numel() for p in loaded.draft_model.parameters())
     assert target <= 30_000_000 and draft * 5 <= target

@@ -8,7 +8,12 @@ def test_camel_case_fields_parse():
         {
             "model": "Qwen/Qwen2.5-Coder-1.5B-Instruct",
             "draftModel": "Qwen/Qwen2.5-Coder-0.5B-Instruct",
-            "completion": {"maxNewTokens": 64, "multiline": "never", "fimOrder": "spm"},
+            "completion": {
+                "maxNewTokens": 64,
+                "multiline": "never",
+                "fimOrder": "spm",
+                "promptStyle": "prefix",
+            },
             "chat": {"temperature": 0, "topP": 0.5},
             "speculation": {"mode": "promptLookup", "numTokens": 10},
         }
@@ -16,7 +21,7 @@ def test_camel_case_fields_parse():
     assert errors == []
     assert s.draft_model == "Qwen/Qwen2.5-Coder-0.5B-Instruct"
     assert s.completion.max_new_tokens == 64 and s.completion.multiline == "never"
-    assert s.completion.fim_order == "spm"
+    assert s.completion.fim_order == "spm" and s.completion.prompt_style == "prefix"
     assert s.chat.temperature == 0.0 and isinstance(s.chat.temperature, float)
     assert s.speculation.mode == "promptLookup" and s.speculation.num_tokens == 10
 
@@ -25,7 +30,12 @@ def test_invalid_fields_are_named_and_previous_values_kept():
     base, _ = parse_settings({"completion": {"maxNewTokens": 50}})
     s, errors = parse_settings(
         {
-            "completion": {"maxNewTokens": -3, "contextTokens": 900, "fimOrder": "mps"},
+            "completion": {
+                "maxNewTokens": -3,
+                "contextTokens": 900,
+                "fimOrder": "mps",
+                "promptStyle": "fill",
+            },
             "quantization": "3bit",
             "trustRemoteCode": "yes",
             "device": "gpu",
@@ -38,6 +48,7 @@ def test_invalid_fields_are_named_and_previous_values_kept():
     for name in (
         "completion.maxNewTokens",
         "completion.fimOrder",
+        "completion.promptStyle",
         "quantization",
         "trustRemoteCode",
         "device",

@@ -10,7 +10,13 @@ import pytest
 from lsp_llm.config import CompletionSettings, Settings
 from lsp_llm.engine.types import StopRules
 from lsp_llm.evaluation.holes import KINDS, punch_holes
-from lsp_llm.evaluation.metrics import edit_similarity, exact_line, levenshtein
+from lsp_llm.evaluation.metrics import (
+    edit_similarity,
+    exact_line,
+    exact_text,
+    levenshtein,
+    stray_whitespace,
+)
 from lsp_llm.evaluation.ngram import NGramModel
 from lsp_llm.evaluation.run import CONTINUATION_TOKENS, evaluate, markdown, previous_line
 
@@ -49,7 +55,7 @@ def test_holes_put_back_give_the_original_file() -> None:
 def test_hole_sampling_is_deterministic() -> None:
     a = punch_holes([("shapes.py", SOURCE)], per_kind=2, seed=7)
     b = punch_holes([("shapes.py", SOURCE)], per_kind=2, seed=7)
-    assert a == b and len(a) == 6
+    assert a == b and len(a) == 2 * len(KINDS)
 
 
 def test_metrics() -> None:
@@ -59,6 +65,21 @@ def test_metrics() -> None:
     assert edit_similarity("return x  \n", "return x") == 1.0
     assert exact_line("  return x\n  y = 2", "return x")
     assert not exact_line("return y", "return x")
+    # the indent kind scores the whole inserted text: a block where a line was wanted fails
+    assert exact_text("return x  ", "return x")
+    assert not exact_text("return x\n    y = 2", "return x")
+    assert stray_whitespace(" return x") and stray_whitespace("\nreturn x")
+    assert not stray_whitespace("return x") and not stray_whitespace("")
+
+
+def test_indent_holes_sit_where_the_editor_auto_indents() -> None:
+    holes = [h for h in punch_holes([("shapes.py", SOURCE)], 50, 1) if h.kind == "indent"]
+    assert holes
+    for h in holes:
+        line_start = h.text.rfind("\n", 0, h.offset) + 1
+        previous = h.text[:line_start].rstrip("\n").rsplit("\n", 1)[-1]
+        width = len(previous) - len(previous.lstrip())
+        assert h.offset - line_start == width + (4 if previous.rstrip().endswith(":") else 0)
 
 
 def test_previous_line_baseline() -> None:
@@ -98,9 +119,15 @@ def test_evaluate_reports_every_predictor_and_mode(loaded, trained_spm) -> None:
         )
     finally:
         engine.close()
-    predictors = {"model", "empty", "previous line", "n-gram"}
+    predictors = {"model (fim)", "empty", "previous line", "n-gram"}
     assert set(report["scores"]) == predictors | ({"model, PSM order"} if trained_spm else set())
-    assert report["scores"]["empty"]["all"] == {"n": 6, "exact": 0.0, "similarity": 0.0}
+    n = len(holes)
+    assert report["scores"]["empty"]["all"] == {
+        "n": n,
+        "exact": 0.0,
+        "similarity": 0.0,
+        "stray_whitespace": 0.0,
+    }
     for key in ("speculation", "continuation"):
         for mode in ("off", "draft"):
             s = report[key][mode]
@@ -108,8 +135,39 @@ def test_evaluate_reports_every_predictor_and_mode(loaded, trained_spm) -> None:
             assert s["tokens_per_target_forward"] > 0
         assert report[key]["off"]["tokens_per_target_forward"] <= 1.0
     # continuations run the full length, free of the completions' stop rules
-    assert report["continuation"]["off"]["completion_tokens"] == 6 * CONTINUATION_TOKENS
+    assert report["continuation"]["off"]["completion_tokens"] == n * CONTINUATION_TOKENS
     table = markdown(report)
     assert "| n-gram |" in table and "| draft |" in table
     assert ("| model, PSM order |" in table) is trained_spm
     assert f"{CONTINUATION_TOKENS}-token continuations" in table
+
+
+def test_styles_and_ablations_are_scored_beside_the_served_style(loaded) -> None:
+    from lsp_llm.engine.worker import Engine
+
+    engine = Engine(loaded)
+    try:
+        holes = punch_holes([("shapes.py", SOURCE)], per_kind=1, seed=3)
+        settings = Settings(completion=CompletionSettings(max_new_tokens=6))
+        report = evaluate(
+            engine,
+            settings,
+            [SOURCE],
+            holes,
+            modes=("off",),
+            progress=lambda _: None,
+            continuation=False,
+            compare_styles=True,
+            ablations=True,
+        )
+    finally:
+        engine.close()
+    assert "continuation" not in report and list(report["speculation"]) == ["off"]
+    assert {
+        "model (fim)",
+        "model (prefix)",
+        "model (chat)",
+        "model (fim), no token healing",
+        "model (fim), code below the line unread",
+    } <= set(report["scores"])
+    assert all(s["all"]["n"] == len(holes) for s in report["scores"].values())

@@ -54,3 +54,14 @@ def test_a_block_cut_by_the_token_budget_keeps_only_whole_lines():
         "return n %", 0
     )
     assert clean_suggestion("n % 2", "x = ", "\n", False, truncated=True) == Suggestion("n % 2", 0)
+
+
+def test_a_block_is_cut_where_it_starts_repeating_the_code_below():
+    before = "def f(x):\n    "
+    after = "\n    return total\n"
+    raw = "total = x * 2\n    return total"
+    assert clean_suggestion(raw, before, after, True) == Suggestion("total = x * 2", 0)
+    # a first line equal to the code below is the model retyping it: nothing to show
+    assert clean_suggestion("return total", before, after, True) is None
+    # with nothing below, the block is kept whole
+    assert clean_suggestion(raw, before, "\n", True) == Suggestion(raw, 0)

@@ -45,9 +45,13 @@ def test_spm_prompt_puts_the_suffix_first_and_ends_with_the_prefix(info):
     ids = list(prompt.token_ids)
     assert ids[:2] == [pre, suf] and ids.count(mid) == 1
     text = info.tokenizer.decode(ids, skip_special_tokens=False)
-    assert text == f"<|fim_prefix|><|fim_suffix|>{ctx.after}<|fim_middle|>{ctx.before}"
+    # the prompt ends at a token boundary; the cut text is generated again (healing)
+    assert prompt.heal == " " and ids[-1] != mid
+    spm_text = f"<|fim_prefix|><|fim_suffix|>{ctx.after}<|fim_middle|>{ctx.before}"
+    assert text + prompt.heal == spm_text
     psm = completion_prompt(info, ctx, context_tokens=512)
-    assert sorted(psm.token_ids) == sorted(ids)  # the same pieces, in another order
+    healed = [*ids, *info.encode(prompt.heal)]
+    assert sorted(psm.token_ids) == sorted(healed)  # the same pieces, in another order
 
 
 def test_fim_order_setting_follows_what_the_model_was_trained_on(loaded):
@@ -204,13 +208,16 @@ class _NoTemplate:
     def encode(self, text, **kw):
         return self.tok.encode(text, **kw)
 
+    def decode(self, ids, **kw):
+        return self.tok.decode(ids, **kw)
+
 
 def test_plain_prompt_without_fim_or_template(loaded):
     info = TokenizerInfo(_NoTemplate(loaded.tokenizer))
     assert info.fim is None and not info.has_template
     prompt = completion_prompt(info, EditorContext(SOURCE, 20), context_tokens=256)
-    assert prompt.kind == "plain"
-    assert list(prompt.token_ids) == info.encode(SOURCE[:20])
+    assert prompt.kind == "plain" and SOURCE[:20].endswith(prompt.heal)
+    assert list(prompt.token_ids) == info.encode(SOURCE[: 20 - len(prompt.heal)])
 
 
 def test_fast_token_count_matches_the_tokenizer(loaded):
@@ -254,3 +261,48 @@ def test_budgets_count_only_the_lines_an_edit_changed() -> None:
     assert tokenizer.calls <= 3  # the edited line, the cursor line, the suffix's first line
     assert second[0] != first[0] and second[0].endswith("\n    ")
     assert second[1] == first[1]
+
+
+@pytest.mark.parametrize(
+    ("after", "multiline", "single_line", "line_unless_opens"),
+    [
+        ("\n", True, False, False),  # nothing below: the block may go on
+        ("\n    return x\n", True, False, True),  # a body goes on below: a line, unless...
+        ("\n        y = 1\n", False, True, False),  # the next line is the body of this one
+        ("\nprint(f(1))\n", True, False, False),  # the cursor's block ends below
+    ],
+)
+def test_what_follows_an_empty_indented_line_decides_line_or_block(
+    after, multiline, single_line, line_unless_opens
+):
+    shape = completion_shape("def f(x):\n    ", after, "auto")
+    assert shape.multiline == multiline
+    assert shape.stop.single_line == single_line
+    assert bool(shape.stop.line_unless_opens) == line_unless_opens
+    if line_unless_opens:
+        assert ":" in shape.stop.line_unless_opens and shape.stop.block_indent == 4
+    # "always" and "never" are what the user asked for, whatever follows
+    assert completion_shape("def f(x):\n    ", after, "always").stop.block_indent == 4
+    assert completion_shape("def f(x):\n    ", after, "never").stop.single_line
+
+
+def test_prompt_style_setting_and_its_fallbacks(loaded, smollm2):
+    tiny = TokenizerInfo(loaded.tokenizer)  # FIM tokens and a chat template
+    smol = TokenizerInfo.of(smollm2)  # a chat template, no FIM tokens
+    assert [tiny.prompt_style(s) for s in ("auto", "fim", "prefix", "chat")] == [
+        "fim",
+        "fim",
+        "prefix",
+        "chat",
+    ]
+    assert [smol.prompt_style(s) for s in ("auto", "fim", "prefix", "chat")] == [
+        "prefix",
+        "prefix",
+        "prefix",
+        "chat",
+    ]
+    text = "def f(x):\n    "
+    ctx = EditorContext(text + "\n", len(text), "python", "a.py")
+    assert completion_prompt(smol, ctx, context_tokens=256, style="prefix").kind == "plain"
+    chat = completion_prompt(smol, ctx, context_tokens=256, style="chat")
+    assert chat.kind == "chat" and chat.heal == ""

@@ -86,3 +86,16 @@ def test_repeats_are_held_back_while_they_may_still_be_cut():
 def test_without_the_rule_repeats_stream_on():
     text = "    x\n" * 5
     assert feed_all(StopRules(block_indent=4), text)[1] is None
+
+
+def test_line_unless_the_first_line_opens_a_block():
+    rules = StopRules(block_indent=4, line_unless_opens=(":", "{"))
+    assert feed_all(rules, "x = 1\n    y = 2\n") == ("x = 1", "x = 1")
+    # a line that opens a block goes on as a block, until the dedent rule ends it
+    streamed, final = feed_all(rules, "if x:\n        y = 2\n    z = 3\nw = 4\n")
+    assert final == "if x:\n        y = 2\n    z = 3" and final.startswith(streamed)
+    # single_line wins over it
+    assert feed_all(StopRules(single_line=True, line_unless_opens=(":",)), "if x:\n  y") == (
+        "if x:",
+        "if x:",
+    )

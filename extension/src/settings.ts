@@ -20,6 +20,7 @@ export const SERVER_KEYS = [
   "completion.contextTokens",
   "completion.multiline",
   "completion.fimOrder",
+  "completion.promptStyle",
   "chat.maxNewTokens",
   "chat.temperature",
   "chat.topP",
@@ -30,11 +31,11 @@ export const SERVER_KEYS = [
 
 export type Lookup = (key: string) => unknown;
 
-/** Settings whose unset value is sent as null (the server's "use the bundled model"). */
+/** Settings whose unset value is sent as null (the server's "use the default model"). */
 const NULLABLE = new Set(["model", "draftModel"]);
 
 /** The nested settings object for the server. An unset model is sent as null (so clearing
- * the setting goes back to the bundled model); other unset values are left out. */
+ * the setting goes back to the default model); other unset values are left out. */
 export function serverSettings(get: Lookup): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of SERVER_KEYS) {

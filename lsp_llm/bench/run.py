@@ -95,7 +95,7 @@ def main(args: Any) -> int:
     torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
     settings = Settings(
-        model=args.model,
+        model=args.model or "bundled",  # the bench's default is the bundled pair
         draft_model=args.draft_model,
         device=args.device,
         speculation=SpeculationSettings(num_tokens=args.num_tokens),

@@ -48,9 +48,11 @@ def plan_completion(
         ),
         multiline=settings.completion.multiline,
         order=info.fim_order(settings.completion.fim_order),
+        style=info.prompt_style(settings.completion.prompt_style),
     )
     request = GenerationRequest(
         prompt.token_ids,
+        heal=prompt.heal,
         max_new_tokens=settings.completion.max_new_tokens,
         stop=prompt.stop,
         speculation=Speculation(

@@ -3,7 +3,8 @@
 Trailing whitespace trimmed; a multi-line suggestion cut off by the token budget loses its
 unfinished last line; closing brackets that close nothing dropped; the rest of the line
 replaced when the suggestion already ends with it (auto-closed brackets and quotes);
-suggestions that merely repeat what follows the cursor dropped.
+a block cut where it starts repeating the code below the cursor; suggestions that merely
+repeat what follows the cursor dropped.
 """
 
 from __future__ import annotations
@@ -84,6 +85,20 @@ def _repeats_following(suggestion: str, after: str) -> bool:
     return following[: len(sug)] == sug
 
 
+def cut_at_following(suggestion: str, after: str) -> str:
+    """A multi-line suggestion up to the line where it starts to repeat the code that
+    follows the cursor's line (the model wrote what is already there)."""
+    nl = after.find("\n")
+    following = next((ln.strip() for ln in after[nl + 1 :].split("\n") if ln.strip()), None)
+    if nl < 0 or following is None:
+        return suggestion
+    lines = suggestion.split("\n")
+    for i in range(1, len(lines)):
+        if lines[i].strip() == following:
+            return "\n".join(lines[:i]).rstrip()
+    return suggestion
+
+
 def clean_suggestion(
     raw: str, before: str, after: str, multiline: bool, truncated: bool = False
 ) -> Suggestion | None:
@@ -98,6 +113,8 @@ def clean_suggestion(
     nl = after.find("\n")
     line_after = (after if nl < 0 else after[:nl]).rstrip()
     text = balance_brackets(line_before, text).rstrip()
+    if multiline:
+        text = cut_at_following(text, after)
     if not text.strip() or _repeats_following(text, after):
         return None
     replace = 0

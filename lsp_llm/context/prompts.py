@@ -1,6 +1,8 @@
-"""Prompts from editor context: fill-in-the-middle when the tokenizer has FIM tokens,
-a chat-templated instruction when it has a chat template, plain left context otherwise;
-and chat prompts from messages plus optional code context."""
+"""Prompts from editor context, in one of three styles (`completion.promptStyle`):
+fill-in-the-middle when the tokenizer has FIM tokens, the code before the cursor to be
+continued (`prefix`, what `auto` picks for models without FIM tokens: measured best on
+SmolLM2), or a chat-templated instruction; and chat prompts from messages plus optional
+code context. Prompts that end with the code before the cursor are token-healed."""
 
 from __future__ import annotations
 
@@ -8,11 +10,13 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from lsp_llm.context.budget import encode_plain, take_head, take_tail
+from lsp_llm.context.healing import heal_tail
 from lsp_llm.context.shape import completion_shape
 from lsp_llm.engine.types import StopRules
 
 PromptKind = Literal["fim", "chat", "plain"]
 FimOrder = Literal["psm", "spm"]
+PromptStyle = Literal["fim", "prefix", "chat"]
 
 FIM_NAMINGS = (
     ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),  # Qwen2.5-Coder, the bundled model
@@ -75,6 +79,8 @@ class Prompt:
     multiline: bool = False
     prefix: str = ""
     suffix: str = ""
+    heal: str = ""
+    """Text cut off the prompt's end at a token boundary, to be generated again."""
 
 
 class TokenizerInfo:
@@ -104,6 +110,17 @@ class TokenizerInfo:
     def of(cls, loaded: Any) -> TokenizerInfo:
         """The info for a `LoadedModel`: its tokenizer, window and trained FIM orders."""
         return cls(loaded.tokenizer, loaded.context_window, loaded.trained_spm)
+
+    def prompt_style(self, requested: str) -> PromptStyle:
+        """The completion prompt style for the `completion.promptStyle` setting: `auto` is
+        FIM when the tokenizer has FIM tokens, else the prefix continuation (on SmolLM2 it
+        beat the chat-instruct form on every hole kind of `lsp-llm eval`). A style the model
+        cannot take (FIM without FIM tokens, chat without a template) falls back the same."""
+        if requested == "chat" and self.has_template:
+            return "chat"
+        if requested in ("auto", "fim") and self.fim is not None:
+            return "fim"
+        return "prefix"
 
     def fim_order(self, requested: str) -> FimOrder:
         """The FIM order a completion prompt uses for the `completion.fimOrder` setting."""
@@ -137,6 +154,7 @@ def completion_prompt(
     context_tokens: int,
     multiline: str = "auto",
     order: FimOrder = "psm",
+    style: PromptStyle = "fim",
 ) -> Prompt:
     """The prompt for an inline completion at the cursor, within `context_tokens`.
 
@@ -145,11 +163,19 @@ def completion_prompt(
     SPM puts everything that stays put while the user types first: a keystroke or a line
     inserted above the cursor changes only the prompt's last tokens, so the engine's
     cached prefix covers the suffix and the prefix up to the edit. For that the suffix gets
-    a fixed share of the budget, whatever the prefix holds."""
+    a fixed share of the budget, whatever the prefix holds.
+
+    `style` falls back to the prefix continuation when the model cannot take it; the
+    prompts that end with the code before the cursor (SPM, prefix) are token-healed."""
     shape = completion_shape(ctx.before, ctx.after, multiline)
     stop = replace(shape.stop, stop_token_ids=info.end_ids)
     prefix_budget = context_tokens * PREFIX_PERCENT // 100
-    if info.fim is not None and order == "spm":
+    if style == "prefix" or (info.fim is None if style == "fim" else not info.has_template):
+        prefix = take_tail(info.tokenizer, ctx.before, context_tokens, align=PREFIX_ALIGN_LINES)
+        ids, heal = heal_tail(info.tokenizer, info.encode(prefix), prefix)
+        return Prompt(tuple(ids), "plain", stop, shape.multiline, prefix, "", heal)
+    if style == "fim" and order == "spm":
+        assert info.fim is not None
         pre, suf, mid = info.fim
         suffix = take_head(info.tokenizer, ctx.after, context_tokens - prefix_budget)
         suffix_ids = info.encode(suffix)
@@ -157,25 +183,25 @@ def completion_prompt(
             info.tokenizer, ctx.before, context_tokens - len(suffix_ids), align=PREFIX_ALIGN_LINES
         )
         ids = [pre, suf, *suffix_ids, mid, *info.encode(prefix)]
-        return Prompt(tuple(ids), "fim", stop, shape.multiline, prefix, suffix)
+        ids, heal = heal_tail(info.tokenizer, ids, prefix)
+        return Prompt(tuple(ids), "fim", stop, shape.multiline, prefix, suffix, heal)
     prefix = take_tail(info.tokenizer, ctx.before, prefix_budget, align=PREFIX_ALIGN_LINES)
     prefix_ids = info.encode(prefix)
     suffix_budget = context_tokens - len(prefix_ids)
-    if info.fim is not None:
+    if style == "fim":
+        assert info.fim is not None
         pre, suf, mid = info.fim
         suffix = take_head(info.tokenizer, ctx.after, suffix_budget)
         ids = [pre, *prefix_ids, suf, *info.encode(suffix), mid]
         return Prompt(tuple(ids), "fim", stop, shape.multiline, prefix, suffix)
-    if info.has_template:
-        suffix = take_head(info.tokenizer, ctx.after, suffix_budget)
-        where = f" from {ctx.path}" if ctx.path else ""
-        user = f"```{ctx.language}{where}\n{prefix}{CURSOR}{suffix}\n```"
-        ids = info.template(
-            [{"role": "system", "content": COMPLETION_SYSTEM}, {"role": "user", "content": user}]
-        )
-        stop = replace(stop, stop_strings=(*stop.stop_strings, "```"))
-        return Prompt(tuple(ids), "chat", stop, shape.multiline, prefix, suffix)
-    return Prompt(tuple(prefix_ids), "plain", stop, shape.multiline, prefix, "")
+    suffix = take_head(info.tokenizer, ctx.after, suffix_budget)  # the chat-instruct form
+    where = f" from {ctx.path}" if ctx.path else ""
+    user = f"```{ctx.language}{where}\n{prefix}{CURSOR}{suffix}\n```"
+    ids = info.template(
+        [{"role": "system", "content": COMPLETION_SYSTEM}, {"role": "user", "content": user}]
+    )
+    stop = replace(stop, stop_strings=(*stop.stop_strings, "```"))
+    return Prompt(tuple(ids), "chat", stop, shape.multiline, prefix, suffix)
 
 
 @dataclass(frozen=True)

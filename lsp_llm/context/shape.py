@@ -3,7 +3,7 @@ stop rules that follow from it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lsp_llm.engine.types import StopRules
 
@@ -31,7 +31,10 @@ def completion_shape(before: str, after: str, multiline: str = "auto") -> Shape:
 
     auto: text after the cursor on its line (other than closing brackets, quotes and
     punctuation) means the rest of that line only; an empty line, or the end of a line
-    that opens a block, asks for a block.
+    that opens a block, asks for a block. On an empty indented line, what follows decides:
+    a next line at the same indentation means one line is wanted (a block only when that
+    line opens one), a deeper one means a single line (it heads the body below), a
+    shallower one or none means the block may run to the end of the cursor's block.
     """
     line_before = before[before.rfind("\n") + 1 :]
     nl = after.find("\n")
@@ -55,7 +58,20 @@ def completion_shape(before: str, after: str, multiline: str = "auto") -> Shape:
         indent = max(len(line_before), 1)
     else:
         indent = _indent(line_before) + (1 if opens_block else 0)
-    return Shape(
-        True,
-        StopRules(block_indent=indent, stop_strings=("\n\n\n",), max_line_repeats=LINE_REPEATS),
-    )
+    rules = StopRules(block_indent=indent, stop_strings=("\n\n\n",), max_line_repeats=LINE_REPEATS)
+    following = _next_code_indent(after) if at_blank and multiline == "auto" else None
+    if following is not None and following > len(line_before):
+        # The next line is already the body of what goes here: one line (a header).
+        return Shape(False, StopRules(single_line=True))
+    if following is not None and following == len(line_before) and line_before:
+        # Inside a body that goes on below: a line, or a block only if the line opens one.
+        return Shape(True, replace(rules, line_unless_opens=BLOCK_OPENERS))
+    return Shape(True, rules)
+
+
+def _next_code_indent(after: str) -> int | None:
+    """The indentation of the first non-blank line after the cursor's line, if any."""
+    for line in after.split("\n")[1:]:
+        if line.strip():
+            return _indent(line)
+    return None

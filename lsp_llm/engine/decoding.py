@@ -24,6 +24,7 @@ from lsp_llm.engine.drafting import (
     ForwardCosts,
     prompt_lookup,
 )
+from lsp_llm.engine.healing import TokenTexts, constrain
 from lsp_llm.engine.kvcache import Logits, cache_for
 from lsp_llm.engine.stopping import StopChecker
 from lsp_llm.engine.types import (
@@ -115,6 +116,19 @@ class _Run:
         self.reason: FinishReason = "stop"
         self.acceptance = Acceptance()
         """How often this request's draft-model tokens were accepted (auto mode's guide)."""
+        self.heal = req.heal
+        self.heal_tokens = 0
+        """Tokens that spelled (part of) `heal`: they do not count against the budget."""
+
+    @property
+    def healing(self) -> bool:
+        """The generated text has not yet spelled all of `req.heal`."""
+        return len(self.detok.text) < len(self.heal)
+
+    @property
+    def visible(self) -> str:
+        """The generated text past the healed part: what the stop rules and the user see."""
+        return self.detok.text[len(self.heal) :]
 
     def before_forward(self, draft: bool = False) -> None:
         if self.cancelled.is_set():
@@ -131,27 +145,29 @@ class _Run:
     def accept(self, token: int) -> bool:
         """Add one token; apply every stop rule; return True when the generation ends."""
         if token in self.req.stop.stop_token_ids:
-            self.final_text = self.checker.finish(self.detok.text)
+            self.final_text = self.checker.finish(self.visible)
             self.reason = "stop"
             return True
         self.tokens.append(token)
         self.generated += 1
-        if self.detok.add(token):
-            verdict = self.checker.feed(self.detok.text)
+        if self.healing:
+            self.heal_tokens += 1
+        if self.detok.add(token) and not self.healing:
+            verdict = self.checker.feed(self.visible)
             self.safe_upto = verdict.emit_upto
             if verdict.stop_at is not None:
-                self.final_text = self.detok.text[: verdict.stop_at]
+                self.final_text = self.visible[: verdict.stop_at]
                 self.reason = "stop"
                 return True
-        if self.generated >= self.req.max_new_tokens:
-            self.final_text = self.checker.finish(self.detok.text)
+        if self.generated - self.heal_tokens >= self.req.max_new_tokens:
+            self.final_text = self.checker.finish(self.visible)
             self.reason = "length"
             return True
         return False
 
     def flush(self) -> None:
         """Emit the text that is final so far."""
-        text = self.final_text if self.final_text is not None else self.detok.text
+        text = self.final_text if self.final_text is not None else self.visible
         upto = len(text) if self.final_text is not None else self.safe_upto
         if upto > self.emitted:
             if self.t_first is None:
@@ -161,7 +177,7 @@ class _Run:
 
     def done(self, reason: FinishReason) -> Done:
         now = time.perf_counter()
-        text = self.final_text if self.final_text is not None else self.detok.text[: self.emitted]
+        text = self.final_text if self.final_text is not None else self.visible[: self.emitted]
         busy = now - self.t_start
         timings = Timings(
             queue_ms=(self.t_start - self.t_submit) * 1000,
@@ -169,7 +185,11 @@ class _Run:
             total_ms=(now - self.t_submit) * 1000,
             tokens_per_second=self.generated / busy if busy > 0 else 0.0,
         )
-        usage = Usage(prompt_tokens=len(self.req.prompt_ids), completion_tokens=self.generated)
+        # The tokens that spelled the healed text again belong to the prompt's text.
+        usage = Usage(
+            prompt_tokens=len(self.req.prompt_ids) + self.heal_tokens,
+            completion_tokens=self.generated - self.heal_tokens,
+        )
         generated = tuple(self.tokens[len(self.req.prompt_ids) :])
         return Done(
             reason=reason,
@@ -198,6 +218,8 @@ class Decoder:
         self.draft = DraftModel(draft_model, vocab) if draft_model is not None else None
         self.allow_draft_in_auto = allow_draft_in_auto
         self.costs = ForwardCosts()
+        self.token_texts = TokenTexts(tokenizer, vocab)
+        """For token healing; built here, at load, so no request pays for it (~0.5 s)."""
 
     def run(
         self,
@@ -238,6 +260,14 @@ class Decoder:
         assert logits is not None
         return logits
 
+    def _healed(self, run: _Run, logits: Logits) -> Logits:
+        """The last position's logits, restricted while the generation must still spell
+        the healed text; `logits` as they are otherwise."""
+        if not run.healing:
+            return logits
+        remaining = run.heal[len(run.detok.text) :]
+        return constrain(logits[len(logits) - 1], self.token_texts.allowed(remaining))
+
     def _propose(self, run: _Run, length: DraftLength) -> tuple[list[int], bool]:
         """The next draft and whether the draft model made it. `auto` takes prompt lookup's
         free proposal when there is one, else the draft model's, as long as its measured
@@ -276,12 +306,20 @@ class Decoder:
             generator.manual_seed(
                 req.sampling.seed if req.sampling.seed is not None else int(time.time_ns() % 2**63)
             )
-        next_token = pick_tokens(self._prefill(run), req.sampling, generator, [])[0]
+        logits = self._prefill(run)
+        next_token = pick_tokens(self._healed(run, logits), req.sampling, generator, [])[0]
         length = DraftLength(req.speculation.num_tokens)
         while True:
             if run.accept(next_token):
                 return
             run.flush()
+            if run.healing:  # one constrained token at a time, no drafting
+                run.before_forward()
+                rows = self.target.forward_rows([run.tokens[-1]], 1)
+                run.after_forward()
+                run.stats.tokens_fed += 1
+                next_token = pick_tokens(self._healed(run, rows), req.sampling, generator, [])[0]
+                continue
             draft, from_model = self._propose(run, length)
             run.before_forward()
             t0 = time.perf_counter()

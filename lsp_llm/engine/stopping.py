@@ -125,17 +125,28 @@ class StopChecker:
             i = text.find(s)
             if i >= 0:
                 cuts.append(i)
-        if self.rules.single_line:
-            i = text.find("\n")
-            if i >= 0:
-                cuts.append(i)
-        elif self.rules.block_indent is not None:
+        line_end = self._line_end(text)
+        if line_end is not None:
+            cuts.append(line_end)
+        elif not self.rules.single_line and self.rules.block_indent is not None:
             dedent = self._dedent_cut(text)
             if dedent is not None:
                 cuts.append(dedent)
         if repeats is not None and repeats.cut is not None:
             cuts.append(repeats.cut)
         return min(cuts) if cuts else None
+
+    def _line_end(self, text: str) -> int | None:
+        """Where the first line ends, when the text must end there: always in single-line
+        mode; under `line_unless_opens` unless that line opens a block."""
+        if not (self.rules.single_line or self.rules.line_unless_opens):
+            return None
+        i = text.find("\n")
+        if i < 0:
+            return None
+        if not self.rules.single_line and text[:i].rstrip().endswith(self.rules.line_unless_opens):
+            return None
+        return i
 
     def _dedent_cut(self, text: str) -> int | None:
         """Offset of the newline before the first complete-enough line that leaves the block."""

@@ -26,6 +26,7 @@ class StopRules:
     this many times in a row (blank lines aside); the text keeps the first copy. A small
     model caught in a loop then ends at once instead of filling its token budget. Only
     lines that cannot be cut any more are streamed while it applies.
+    `line_unless_opens`: see below.
     """
 
     stop_token_ids: frozenset[int] = frozenset()
@@ -34,6 +35,10 @@ class StopRules:
     block_indent: int | None = None
     first_line_open: bool = True
     max_line_repeats: int | None = None
+    line_unless_opens: tuple[str, ...] = ()
+    """When set (in block mode), stop at the first newline unless the first line ends with
+    one of these (`:`, `{`): inside a body whose next line is code, one line is wanted,
+    and only a line that opens a block goes on as a block."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,10 @@ class GenerationRequest:
     reuse_prefix: bool = True
     """Reuse the KV caches' prefix shared with the previous request; False starts cold
     (benchmarks compare engines without carried-over state)."""
+    heal: str = ""
+    """Text cut from the end of the prompt to a token boundary (token healing): the first
+    generated tokens are constrained to spell it again, and it is left out of the text that
+    is returned, streamed and checked by the stop rules."""
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """Holes punched in real code, the way an editor asks for completions: the cursor after a
 line's indentation inside a function body (the line removed), mid-line after a space or
-punctuation (the rest of the line removed), and a whole small function body removed (the
-signature and docstring kept). Deterministic for a given seed and set of sources."""
+punctuation (the rest of the line removed), a whole small function body removed (the
+signature and docstring kept), and `indent`: a line removed where the editor's auto-indent
+puts the cursor exactly at its indentation (scored on the whole inserted text, so a block
+where one line was wanted is wrong). Deterministic for a given seed and set of sources."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-HoleKind = Literal["line", "midline", "body"]
-KINDS: tuple[HoleKind, ...] = ("line", "midline", "body")
+HoleKind = Literal["line", "midline", "body", "indent"]
+KINDS: tuple[HoleKind, ...] = ("line", "midline", "body", "indent")
 MIDLINE_AFTER = " (.,[=:"
 """Mid-line cursors sit right after one of these characters (a token boundary)."""
 MAX_BODY_LINES = 8
@@ -55,6 +57,13 @@ def _body_start(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     return body[0].lineno if body else 0
 
 
+def auto_indent(previous: str) -> int:
+    """Where an editor puts the cursor on a new line after `previous`: at its indentation,
+    one level (4 columns) deeper after a line that opens a block."""
+    indent = len(previous) - len(previous.lstrip())
+    return indent + 4 if previous.rstrip().endswith(":") else indent
+
+
 def _candidates(path: str, text: str) -> dict[HoleKind, list[Hole]]:
     out: dict[HoleKind, list[Hole]] = {k: [] for k in KINDS}
     try:
@@ -87,6 +96,9 @@ def _candidates(path: str, text: str) -> dict[HoleKind, list[Hole]]:
             begin = starts[lineno - 1]
             doc, mid = cut(begin + indent, begin + len(content))
             out["line"].append(Hole("line", path, lineno, doc, begin + indent, mid))
+            previous = next((p for p in reversed(lines[: lineno - 1]) if _is_code(p)), "")
+            if lineno > first and auto_indent(previous) == indent:
+                out["indent"].append(Hole("indent", path, lineno, doc, begin + indent, mid))
             cuts = [
                 i
                 for i in range(indent + 1, len(content) - 1)

@@ -12,6 +12,18 @@ def exact_line(predicted: str, expected: str) -> bool:
     return first_line(predicted) == first_line(expected)
 
 
+def exact_text(predicted: str, expected: str) -> bool:
+    """The whole inserted text matches (trailing whitespace aside): a block where one line
+    was wanted is wrong."""
+    return normalize(predicted).strip() == normalize(expected).strip()
+
+
+def stray_whitespace(predicted: str) -> bool:
+    """A suggestion that starts with a space or newline: every hole's cursor sits where the
+    code itself starts, so such a suggestion would shift what the user accepts."""
+    return bool(predicted) and predicted[0].isspace()
+
+
 def normalize(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.strip("\n").split("\n")).rstrip()
 

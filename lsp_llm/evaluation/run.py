@@ -2,7 +2,8 @@
 baselines on held-out holes, then speculative decoding in every mode; print Markdown
 tables and optionally write JSON.
 
-    lsp-llm eval [--model DIR --draft-model DIR] [--per-kind 60] [--json report.json]
+    lsp-llm eval [--model smollm2|bundled|DIR|FILE.gguf] [--per-kind 60] [--json report.json]
+                 [--no-speculation] [--compare-styles] [--ablations]
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from lsp_llm.context.completion import CompletionPlan, plan_completion
 from lsp_llm.context.prompts import CodeContext, EditorContext, TokenizerInfo, chat_prompt
 from lsp_llm.engine.types import Done, GenerationRequest, SpeculationMode, StopRules
 from lsp_llm.evaluation.holes import KINDS, Hole, punch_holes
-from lsp_llm.evaluation.metrics import edit_similarity, exact_line, first_line
+from lsp_llm.evaluation.metrics import (
+    edit_similarity,
+    exact_line,
+    exact_text,
+    first_line,
+    stray_whitespace,
+)
 from lsp_llm.evaluation.ngram import NGramModel
 
 MODES: tuple[SpeculationMode, ...] = ("off", "draft", "promptLookup", "auto")
@@ -31,11 +38,15 @@ SAMPLE_FUNCTION = "def add(a, b):\n    return a + b\n"
 class Tally:
     exact: dict[str, list[bool]] = field(default_factory=lambda: {k: [] for k in KINDS})
     similarity: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    stray: list[bool] = field(default_factory=list)
 
     def add(self, hole: Hole, predicted: str) -> None:
-        scored = predicted if hole.kind == "body" else first_line(predicted)
-        self.exact[hole.kind].append(exact_line(predicted, hole.expected))
+        whole = hole.kind in ("body", "indent")
+        scored = predicted if whole else first_line(predicted)
+        exact = exact_text if hole.kind == "indent" else exact_line
+        self.exact[hole.kind].append(exact(predicted, hole.expected))
         self.similarity[hole.kind].append(edit_similarity(scored, hole.expected))
+        self.stray.append(stray_whitespace(predicted))
 
     def summary(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
@@ -49,6 +60,7 @@ class Tally:
                 "exact": sum(ex) / n if n else 0.0,
                 "similarity": sum(sim) / n if n else 0.0,
             }
+        out["all"]["stray_whitespace"] = sum(self.stray) / max(1, len(self.stray))
         return out
 
 
@@ -107,12 +119,17 @@ def evaluate(
     holes: list[Hole],
     modes: tuple[SpeculationMode, ...] = MODES,
     progress: Callable[[str], None] = _progress,
+    *,
+    continuation: bool = True,
+    compare_styles: bool = False,
+    ablations: bool = False,
 ) -> dict[str, Any]:
+    """Score the model on `holes` beside the baselines; `modes` after the first only check
+    speculation. `compare_styles` also scores the other prompt styles the model can take;
+    `ablations` scores the served style with token healing off and with the code after the
+    cursor's line hidden (no line/block choice from it, no cut of repeated code)."""
     info = TokenizerInfo.of(engine.loaded)
-    plans: list[CompletionPlan] = [
-        plan_completion(info, EditorContext(h.text, h.offset, "python", h.path), settings)
-        for h in holes
-    ]
+    plans = [plan_completion(info, _context(h), settings) for h in holes]
     t0 = time.perf_counter()
     ngram = NGramModel(len(engine.tokenizer)).fit(info.encode(t) for t in training_texts)
     progress(f"n-gram baseline fitted in {time.perf_counter() - t0:.0f}s")
@@ -144,35 +161,87 @@ def evaluate(
             examples.append({"kind": hole.kind, "expected": hole.expected, "predicted": predicted})
 
     speculation = speculate(engine, [p.request for p in plans], modes, score, progress)
-    if info.fim_order(settings.completion.fim_order) == "spm":
-        # The model learned both orders; the server sends SPM. Score PSM too, to show
-        # what that choice costs or gains in quality.
-        psm = replace(settings, completion=replace(settings.completion, fim_order="psm"))
-        tallies["model, PSM order"] = Tally()
+    served = info.prompt_style(settings.completion.prompt_style)
+    label = f"model ({served})"
+    tallies[label] = tallies.pop("model")
+    for name, variant in variants(info, settings, served, compare_styles, ablations).items():
         t0 = time.perf_counter()
-        for hole in holes:
-            ctx = EditorContext(hole.text, hole.offset, "python", hole.path)
-            plan = plan_completion(info, ctx, psm)
-            done = engine.generate(plan.request)
-            sug = plan.suggestion(done.text, done.reason)
-            tallies["model, PSM order"].add(hole, sug.text if sug else "")
-        progress(f"PSM order: {len(holes)} generations in {time.perf_counter() - t0:.0f}s")
-    # The same prompts continued for a fixed length with no stop rules: what the draft
-    # achieves per target pass, free of the ceiling a short completion puts on it (a
-    # 3-token line can never reach more than 3 tokens in 2 passes).
-    continued = [
-        replace(p.request, max_new_tokens=CONTINUATION_TOKENS, stop=StopRules()) for p in plans
-    ]
-    continuation = speculate(engine, continued, modes, lambda i, done: None, progress)
-
-    return {
+        tallies[name] = score_plans(engine, holes, [variant(h) for h in holes])
+        progress(f"{name}: {len(holes)} generations in {time.perf_counter() - t0:.0f}s")
+    report: dict[str, Any] = {
         "cases": {k: sum(h.kind == k for h in holes) for k in KINDS},
+        "prompt_style": served,
         "scores": {name: t.summary() for name, t in tallies.items()},
         "speculation": speculation,
-        "continuation": continuation,
         "examples": examples,
         "samples": samples(engine, info, settings),
     }
+    if continuation:
+        # The same prompts continued for a fixed length with no stop rules: what the draft
+        # achieves per target pass, free of the ceiling a short completion puts on it (a
+        # 3-token line can never reach more than 3 tokens in 2 passes).
+        continued = [
+            replace(p.request, max_new_tokens=CONTINUATION_TOKENS, stop=StopRules()) for p in plans
+        ]
+        report["continuation"] = speculate(engine, continued, modes, lambda i, done: None, progress)
+    return report
+
+
+Variant = Callable[[Hole], CompletionPlan]
+
+
+def _context(hole: Hole, hide_suffix: bool = False) -> EditorContext:
+    """The editor context of a hole; `hide_suffix` keeps only the rest of its line after
+    the cursor, as if nothing followed it."""
+    text = hole.text
+    if hide_suffix:
+        nl = text.find("\n", hole.offset)
+        text = text if nl < 0 else text[:nl]
+    return EditorContext(text, hole.offset, "python", hole.path)
+
+
+def variants(
+    info: TokenizerInfo, settings: Settings, served: str, styles: bool, ablations: bool
+) -> dict[str, Variant]:
+    """The other ways of asking that the report scores beside the served one."""
+    out: dict[str, Variant] = {}
+
+    def planner(**changes: Any) -> Variant:
+        changed = replace(settings, completion=replace(settings.completion, **changes))
+        return lambda h: plan_completion(info, _context(h), changed)
+
+    if served == "fim" and info.fim_order(settings.completion.fim_order) == "spm":
+        # The model learned both orders; the server sends SPM. Score PSM too, to show what
+        # that choice costs or gains in quality.
+        out["model, PSM order"] = planner(fim_order="psm")
+    if styles:
+        for style in ("fim", "prefix", "chat"):
+            if style != served and info.prompt_style(style) == style:
+                out[f"model ({style})"] = planner(prompt_style=style)
+    if ablations:
+
+        def unhealed(h: Hole) -> CompletionPlan:
+            plan = plan_completion(info, _context(h), settings)
+            ids = (*plan.request.prompt_ids, *info.encode(plan.prompt.heal))
+            request = replace(plan.request, prompt_ids=ids, heal="")
+            return replace(plan, request=request)
+
+        out[f"model ({served}), no token healing"] = unhealed
+
+        def unseen_suffix(h: Hole) -> CompletionPlan:
+            return plan_completion(info, _context(h, hide_suffix=True), settings)
+
+        out[f"model ({served}), code below the line unread"] = unseen_suffix
+    return out
+
+
+def score_plans(engine: Any, holes: list[Hole], plans: list[CompletionPlan]) -> Tally:
+    tally = Tally()
+    for hole, plan in zip(holes, plans, strict=True):
+        done = engine.generate(plan.request)
+        sug = plan.suggestion(done.text, done.reason)
+        tally.add(hole, sug.text if sug else "")
+    return tally
 
 
 def speculate(
@@ -230,14 +299,17 @@ def samples(engine: Any, info: TokenizerInfo, settings: Settings) -> dict[str, s
 
 def markdown(report: dict[str, Any]) -> str:
     lines = [
-        "| predictor | " + " | ".join(f"{k} exact | {k} sim" for k in (*KINDS, "all")) + " |",
-        "|---|" + "---:|---:|" * (len(KINDS) + 1),
+        "| predictor | "
+        + " | ".join(f"{k} exact | {k} sim" for k in (*KINDS, "all"))
+        + " | starts with whitespace |",
+        "|---|" + "---:|---:|" * (len(KINDS) + 1) + "---:|",
     ]
     for name, by_kind in report["scores"].items():
         cells = []
         for kind in (*KINDS, "all"):
             s = by_kind[kind]
             cells += [f"{100 * s['exact']:.1f}%", f"{s['similarity']:.3f}"]
+        cells.append(f"{100 * by_kind['all'].get('stray_whitespace', 0):.1f}%")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for key, title in (
         ("speculation", "completions (editor stop rules)"),
@@ -271,7 +343,9 @@ def main(args: Any) -> int:
         model=args.model,
         draft_model=args.draft_model,
         device=args.device,
-        completion=CompletionSettings(max_new_tokens=args.max_new_tokens),
+        completion=CompletionSettings(
+            max_new_tokens=args.max_new_tokens, prompt_style=args.prompt_style
+        ),
         speculation=SpeculationSettings(num_tokens=args.num_tokens),
     )
     held_out = load_sources(held_out=True)
@@ -288,7 +362,16 @@ def main(args: Any) -> int:
         _progress("no draft model: the draft and auto modes draft nothing")
     engine = Engine(loaded)
     try:
-        report = evaluate(engine, settings, [s.text for s in load_sources(held_out=False)], holes)
+        report = evaluate(
+            engine,
+            settings,
+            [s.text for s in load_sources(held_out=False)],
+            holes,
+            ("off",) if args.no_speculation else MODES,
+            continuation=not args.no_speculation,
+            compare_styles=args.compare_styles,
+            ablations=args.ablations,
+        )
     finally:
         engine.close()
     report["model"] = loaded.name

@@ -80,9 +80,10 @@ class LspLlmServer(LanguageServer):
                 types.ShowMessageParams(types.MessageType.Error, f"lsp-llm: {status.message}")
             )
         elif status.state == "ready" and status.message:
-            self.window_show_message(
-                types.ShowMessageParams(types.MessageType.Warning, f"lsp-llm: {status.message}")
+            kind = (
+                types.MessageType.Warning if status.level == "warning" else types.MessageType.Info
             )
+            self.window_show_message(types.ShowMessageParams(kind, f"lsp-llm: {status.message}"))
         if status.state in ("ready", "error"):
             self._end_progress(status.message if status.state == "error" else "model ready")
         self.protocol.notify(STATUS, status.to_wire())

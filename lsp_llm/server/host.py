@@ -28,6 +28,8 @@ class Status:
     device: str | None = None
     quantization: str | None = None
     message: str | None = None
+    level: str = "warning"
+    """How a `ready` message is shown: `warning` (something is degraded) or `info`."""
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -85,7 +87,9 @@ class ModelHost:
         return await asyncio.shield(self._ready)
 
     async def _load(self, settings: Settings, ready: asyncio.Future[Any]) -> None:
-        name = settings.model or "bundled"
+        from lsp_llm.engine.sources import default_model
+
+        name = settings.model or default_model()
         self.set_status(
             Status("loading", model=name, draft_model=settings.draft_model, message="loading model")
         )
@@ -124,7 +128,8 @@ class ModelHost:
                 draft_model=loaded.draft_name,
                 device=loaded.device,
                 quantization=loaded.quantization,
-                message="; ".join(loaded.warnings) or None,
+                message="; ".join(loaded.warnings) or loaded.notice,
+                level="warning" if loaded.warnings else "info",
             )
         )
 

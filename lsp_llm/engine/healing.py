@@ -1,0 +1,59 @@
+"""Token healing on the engine side: while the first generated tokens must reproduce the
+text a prompt was backed up over (`GenerationRequest.heal`), only tokens consistent with
+what is left of it may be picked.
+
+A prompt that ends inside what the tokenizer would merge (trailing indentation, a partial
+identifier) is cut back to a token boundary by `context.healing`; here the model chooses
+how to spell that text again, so `"\\n    "` becomes the `"\\n   "` + `" return"` it was
+trained on, and the suggestion never starts with a stray space or newline.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import torch
+
+CACHED_MASKS = 64
+
+
+class TokenTexts:
+    """The text of every token of a tokenizer (special and added tokens left out: they
+    never spell user text), and the masks of tokens allowed while healing."""
+
+    def __init__(self, tokenizer: Any, width: int) -> None:
+        size = min(len(tokenizer), width)
+        texts = tokenizer.batch_decode([[i] for i in range(size)])
+        skip = set(getattr(tokenizer, "all_special_ids", []) or [])
+        skip.update(int(i) for i in (tokenizer.get_added_vocab() or {}).values())
+        self.texts: list[str] = [
+            "" if i in skip or "\ufffd" in t else t for i, t in enumerate(texts)
+        ]
+        self.width = width
+        self._masks: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def allowed(self, remaining: str) -> torch.Tensor:
+        """A [width] bool mask: tokens that start with `remaining`, or that `remaining`
+        starts with (the text is then spelled over several tokens)."""
+        mask = self._masks.get(remaining)
+        if mask is None:
+            flags = [
+                bool(t) and (t.startswith(remaining) or remaining.startswith(t)) for t in self.texts
+            ]
+            mask = torch.zeros(self.width, dtype=torch.bool)
+            mask[: len(flags)] = torch.tensor(flags, dtype=torch.bool)
+            self._masks[remaining] = mask
+            if len(self._masks) > CACHED_MASKS:
+                self._masks.popitem(last=False)
+        self._masks.move_to_end(remaining)
+        return mask
+
+
+def constrain(row: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """One position's logits with every token outside `mask` ruled out, as a [1, vocab]
+    tensor (what `pick_tokens` reads). A mask that allows nothing leaves the row as is."""
+    mask = mask.to(row.device)
+    if not bool(mask.any()):
+        return row.unsqueeze(0)
+    return row.masked_fill(~mask, float("-inf")).unsqueeze(0)

