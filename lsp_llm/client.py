@@ -47,6 +47,14 @@ class ServerSession:
         def create(params: Any) -> None:
             return None
 
+        @self.client.feature(types.WINDOW_SHOW_MESSAGE)
+        def show(params: types.ShowMessageParams) -> None:
+            print(params.message, file=sys.stderr)  # what an editor would pop up
+
+        @self.client.feature(types.WINDOW_LOG_MESSAGE)
+        def log(params: types.LogMessageParams) -> None:
+            return None  # the server logs the same to its stderr
+
         @self.client.feature("lspLlm/status")
         def status(params: Any) -> None:
             value = params._asdict() if hasattr(params, "_asdict") else dict(params)

@@ -66,3 +66,26 @@ async def test_a_chat_answer_names_what_the_function_computes(client: LanguageCl
     )
     assert "".join(client.rec.partials[token]) == result.content
     assert "area" in result.content.lower() and "circle" in result.content.lower()
+
+
+def test_the_readme_run_command_completes_with_smollm2(smollm2_folder):
+    """`lsp-llm complete` (what scripts/demo runs): a real suggestion on stdout, and on
+    stderr the server's word on which model serves, with no protocol warnings."""
+    import subprocess
+    import sys
+
+    from tests.lsp_helpers import server_env
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "lsp_llm", "complete", f"{SHAPES}:10:5"],
+        capture_output=True,
+        text=True,
+        env=server_env(),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    suggestion = proc.stdout.strip()
+    text = SHAPES.read_text()
+    ast.parse(text.replace("def is_prime(n):\n    ", "def is_prime(n):\n    " + suggestion))
+    assert "serving SmolLM2-135M-Instruct" in proc.stderr
+    assert "Ignoring notification" not in proc.stderr and "[complete] latencyMs=" in proc.stderr
