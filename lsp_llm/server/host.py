@@ -8,9 +8,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from lsp_llm.config import Settings
+from lsp_llm.engine.sources import default_model
 from lsp_llm.server.pool import POOL, EnginePool, model_key
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ class Status:
     device: str | None = None
     quantization: str | None = None
     message: str | None = None
-    level: str = "warning"
+    level: Literal["warning", "info"] = "warning"
     """How a `ready` message is shown: `warning` (something is degraded) or `info`."""
 
     def to_wire(self) -> dict[str, Any]:
@@ -87,8 +88,6 @@ class ModelHost:
         return await asyncio.shield(self._ready)
 
     async def _load(self, settings: Settings, ready: asyncio.Future[Any]) -> None:
-        from lsp_llm.engine.sources import default_model
-
         name = settings.model or default_model()
         self.set_status(
             Status("loading", model=name, draft_model=settings.draft_model, message="loading model")
