@@ -89,31 +89,32 @@ async def test_daemon_serves_editors_at_once_and_one_after_another(tiny):
 
 
 async def test_pool_shares_one_engine_per_model_and_keeps_one_idle(tiny):
-    from lsp_llm.server.pool import EnginePool, _load
+    from lsp_llm.backend import LocalBackend
+    from lsp_llm.server.pool import EnginePool
 
     loads: list[str | None] = []
 
     def counting_load(settings, progress):
         loads.append(settings.model)
-        return _load(settings, progress)
+        return LocalBackend.load(settings, progress)
 
     pool = EnginePool(keep_idle=1, loader=counting_load)
     target, draft = Settings(model=str(tiny.target)), Settings(model=str(tiny.draft))
     try:
-        (one, _), (two, _) = await asyncio.gather(
+        one, two = await asyncio.gather(
             pool.acquire(target, lambda *_: None), pool.acquire(target, lambda *_: None)
         )
         assert one is two and loads == [str(tiny.target)]
         pool.release(one)
-        assert pool.loaded() == [one] and one.worker.alive  # still used by the other
+        assert pool.loaded() == [one] and one.engine.worker.alive  # still used by the other
         pool.release(two)
-        assert pool.loaded() == [one] and one.worker.alive  # idle, kept warm
-        again, _ = await pool.acquire(target, lambda *_: None)
+        assert pool.loaded() == [one] and one.engine.worker.alive  # idle, kept warm
+        again = await pool.acquire(target, lambda *_: None)
         assert again is one and len(loads) == 1
         pool.release(again)
         # Another model: the idle one is closed before it loads.
-        other, _ = await pool.acquire(draft, lambda *_: None)
-        assert other is not one and not one.worker.alive
+        other = await pool.acquire(draft, lambda *_: None)
+        assert other is not one and not one.engine.worker.alive
         assert pool.loaded() == [other] and loads == [str(tiny.target), str(tiny.draft)]
         pool.release(other)
         # A model that fails to load: the error reaches the caller, the next call retries.

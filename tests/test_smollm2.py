@@ -14,7 +14,7 @@ from pytest_lsp import LanguageClient, client_capabilities
 
 from tests.lsp_helpers import CONFIG, inline_params, open_doc
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+in_module_loop = pytest.mark.asyncio(loop_scope="module")
 
 SHAPES = Path(__file__).resolve().parent.parent / "examples" / "shapes.py"
 URI = SHAPES.as_uri()
@@ -34,6 +34,7 @@ async def client(lsp_client: LanguageClient, smollm2_folder):
     await lsp_client.shutdown_session()
 
 
+@in_module_loop
 async def test_the_default_model_is_smollm2_and_the_user_is_told(client: LanguageClient):
     assert client.ready["model"] == "smollm2" and client.ready["draftModel"] is None
     told = [m for m in client.messages if "SmolLM2-135M-Instruct" in m.message]
@@ -41,6 +42,7 @@ async def test_the_default_model_is_smollm2_and_the_user_is_told(client: Languag
     assert not [m for m in client.messages if m.type <= types.MessageType.Warning]
 
 
+@in_module_loop
 async def test_a_real_completion_at_a_function_header(client: LanguageClient):
     text = SHAPES.read_text()
     lines = text.split("\n")
@@ -54,6 +56,7 @@ async def test_a_real_completion_at_a_function_header(client: LanguageClient):
     ast.parse(text[:offset] + suggestion + text[offset:])  # valid Python where it lands
 
 
+@in_module_loop
 async def test_a_chat_answer_names_what_the_function_computes(client: LanguageClient):
     token = "smollm2-chat"
     result = await client.protocol.send_request_async(

@@ -13,8 +13,11 @@ from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
 from lsp_llm import __version__
+from lsp_llm.backend import Backend
 from lsp_llm.config import Settings, parse_settings
 from lsp_llm.context.positions import PositionError, line_starts, to_offset, to_position
+from lsp_llm.context.prompts import TokenizerInfo
+from lsp_llm.engine.types import Done, GenerationRequest
 from lsp_llm.server.host import ModelHost, ModelUnavailable, Status
 from lsp_llm.server.protocol import LspLlmProtocol
 
@@ -125,13 +128,13 @@ class LspLlmServer(LanguageServer):
         self.host.start(self.settings)
 
     # -- what handlers share -------------------------------------------------------------
-    async def engine(self) -> Any:
+    async def engine(self) -> Backend:
         try:
             return await self.host.ready()
         except ModelUnavailable as exc:
             raise RequestFailed(f"lsp-llm: the model is not available: {exc}") from exc
 
-    async def generate(self, engine: Any, request: Any) -> Any:
+    async def generate(self, engine: Backend, request: GenerationRequest) -> Done:
         """Run one generation to its end (a `Done`), counted as busy; errors become
         RequestFailed. Cancelling the calling task cancels the generation."""
         self.busy(+1)
@@ -141,6 +144,14 @@ class LspLlmServer(LanguageServer):
             raise RequestFailed(f"lsp-llm: {exc}") from exc
         finally:
             self.busy(-1)
+
+    @property
+    def tokens(self) -> TokenizerInfo:
+        """The loaded model's tokenizer info (call after `engine()`)."""
+        info = self.host.info
+        if info is None:
+            raise RequestFailed("lsp-llm: the model is not loaded")
+        return info
 
     def busy(self, delta: int) -> None:
         """Count running generations; report busy/ready on the transitions."""

@@ -116,7 +116,7 @@ def register(server: LspLlmServer) -> None:
         code = code_context(ls, params)
         token = params.get("partialResultToken")
         engine = await ls.engine()
-        request = chat_request(ls.host.info, ls.settings, messages, code)
+        request = chat_request(ls.tokens, ls.settings, messages, code)
         ls.busy(+1)
         try:
             async for event in engine.stream(request):

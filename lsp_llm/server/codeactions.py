@@ -115,7 +115,7 @@ async def compute_edit(ls: LspLlmServer, data: Any) -> types.WorkspaceEdit:
     if fn is None:
         raise RequestFailed("lsp-llm: no Python function at the cursor")
     await ls.engine()
-    info = ls.host.info
+    info = ls.tokens
     budget = info.budget(ls.settings.completion.context_tokens, ACTION_NEW_TOKENS)
     fim = info.fim is not None
     if data["action"] == "docstring":
@@ -153,10 +153,10 @@ async def rewrite_edit(ls: LspLlmServer, args: list[Any]) -> types.WorkspaceEdit
     from lsp_llm.server.completion import language_of
 
     prompt = actions.chat_action_prompt(
-        ls.host.info,
+        ls.tokens,
         instruction,
         selected,
-        ls.host.info.budget(ls.settings.chat.context_tokens, ls.settings.chat.max_new_tokens),
+        ls.tokens.budget(ls.settings.chat.context_tokens, ls.settings.chat.max_new_tokens),
         language_of(doc),
     )
     reply = await _generate(ls, prompt, ls.settings.chat.max_new_tokens)

@@ -44,7 +44,7 @@ async def suggest(ls: LspLlmServer, uri: str, position: types.Position) -> Place
         return None  # binary content: nothing sensible to suggest
     engine = await ls.engine()
     ctx = EditorContext(text, offset, language_of(doc), doc.path)
-    plan = plan_completion(ls.host.info, ctx, ls.settings, group=f"complete:{ls.session}:{uri}")
+    plan = plan_completion(ls.tokens, ctx, ls.settings, group=f"complete:{ls.session}:{uri}")
     done = await ls.generate(engine, plan.request)
     logger.debug(
         "completion %s: %r (%s, %.0f ms)", uri, done.text, done.reason, done.timings.total_ms

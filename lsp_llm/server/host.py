@@ -10,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from lsp_llm.backend import Backend
 from lsp_llm.config import Settings
+from lsp_llm.context.prompts import TokenizerInfo
 from lsp_llm.engine.sources import default_model
 from lsp_llm.server.pool import POOL, EnginePool, model_key
 
@@ -60,11 +62,11 @@ class ModelHost:
         self.pool = pool
         self.on_status = on_status
         self.on_progress = on_progress
-        self.engine: Any | None = None
-        self.info: Any = None
-        """`context.prompts.TokenizerInfo` of the loaded model."""
+        self.engine: Backend | None = None
+        self.info: TokenizerInfo | None = None
+        """How the loaded model's tokenizer reads (prompts are built with it)."""
         self.warnings: list[str] = []
-        self._ready: asyncio.Future[Any] | None = None
+        self._ready: asyncio.Future[Backend] | None = None
         self._task: asyncio.Task[None] | None = None
         self.status = Status("loading")
 
@@ -82,12 +84,12 @@ class ModelHost:
         self._task = loop.create_task(self._load(settings, self._ready))
         return self._task
 
-    async def ready(self) -> Any:
+    async def ready(self) -> Backend:
         if self._ready is None:
             raise ModelUnavailable("the model is not loaded: the client has not sent initialized")
         return await asyncio.shield(self._ready)
 
-    async def _load(self, settings: Settings, ready: asyncio.Future[Any]) -> None:
+    async def _load(self, settings: Settings, ready: asyncio.Future[Backend]) -> None:
         name = settings.model or default_model()
         self.set_status(
             Status("loading", model=name, draft_model=settings.draft_model, message="loading model")
@@ -98,7 +100,7 @@ class ModelHost:
         if old is not None:
             self.pool.release(old)
         try:
-            engine, info = await self.pool.acquire(settings, self.on_progress)
+            engine = await self.pool.acquire(settings, self.on_progress)
         except Exception as exc:
             from lsp_llm.engine.loading import ModelLoadError
 
@@ -116,19 +118,19 @@ class ModelHost:
         if ready.cancelled():  # a newer load superseded this one
             self.pool.release(engine)
             return
-        self.engine, self.info = engine, info
-        loaded = engine.loaded
-        self.warnings = list(loaded.warnings)
+        self.engine, self.info = engine, engine.tokens
+        serving = engine.serving
+        self.warnings = list(serving.warnings)
         ready.set_result(engine)
         self.set_status(
             Status(
                 "ready",
-                model=loaded.name,
-                draft_model=loaded.draft_name,
-                device=loaded.device,
-                quantization=loaded.quantization,
-                message="; ".join(loaded.warnings) or loaded.notice,
-                level="warning" if loaded.warnings else "info",
+                model=serving.model,
+                draft_model=serving.draft_model,
+                device=serving.device,
+                quantization=serving.quantization,
+                message="; ".join(serving.warnings) or serving.notice,
+                level="warning" if serving.warnings else "info",
             )
         )
 

@@ -14,8 +14,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from lsp_llm.backend import Backend, LocalBackend
 from lsp_llm.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -34,46 +34,40 @@ MODEL_FIELDS = (
 Progress = Callable[[float, str], None]
 
 
-def model_key(settings: Settings) -> tuple[Any, ...]:
+def model_key(settings: Settings) -> tuple[object, ...]:
     return tuple(getattr(settings, f) for f in MODEL_FIELDS)
 
 
-def _load(settings: Settings, progress: Progress) -> tuple[Any, Any]:
-    """Runs in a worker thread: the engine and its `TokenizerInfo`."""
-    from lsp_llm.context.prompts import TokenizerInfo
-    from lsp_llm.engine.loading import load
-    from lsp_llm.engine.worker import Engine
-
-    engine = Engine(load(settings, progress))
-    return engine, TokenizerInfo.of(engine.loaded)
+Loader = Callable[[Settings, Progress], Backend]
+"""Runs in a worker thread: the backend for some settings."""
 
 
-def _failed(task: asyncio.Task[Any]) -> bool:
+def _failed(task: asyncio.Task[Backend]) -> bool:
     return task.done() and (task.cancelled() or task.exception() is not None)
 
 
-def _engine(task: asyncio.Task[tuple[Any, Any]]) -> Any | None:
-    """The engine a finished, successful load gave; else None."""
-    return None if not task.done() or _failed(task) else task.result()[0]
+def _engine(task: asyncio.Task[Backend]) -> Backend | None:
+    """The backend a finished, successful load gave; else None."""
+    return None if not task.done() or _failed(task) else task.result()
 
 
 @dataclass
 class _Entry:
-    loading: asyncio.Task[tuple[Any, Any]]
+    loading: asyncio.Task[Backend]
     users: int = 0
     idle_since: int = 0
     listeners: list[Progress] = field(default_factory=list)
 
 
 class EnginePool:
-    def __init__(self, keep_idle: int = 1, loader: Callable[..., tuple[Any, Any]] = _load) -> None:
+    def __init__(self, keep_idle: int = 1, loader: Loader = LocalBackend.load) -> None:
         self.keep_idle = keep_idle
         self._loader = loader
-        self._entries: dict[tuple[Any, ...], _Entry] = {}
+        self._entries: dict[tuple[object, ...], _Entry] = {}
         self._clock = 0
 
-    async def acquire(self, settings: Settings, progress: Progress) -> tuple[Any, Any]:
-        """The engine for `settings` and its `TokenizerInfo`, loading it unless a session
+    async def acquire(self, settings: Settings, progress: Progress) -> Backend:
+        """The backend for `settings`, loading it unless a session
         already did; `progress(fraction, message)` hears about the load on the event loop.
         Raises what loading raised. Pair every successful call with `release`."""
         key = model_key(settings)
@@ -105,7 +99,7 @@ class EnginePool:
             if progress in entry.listeners:
                 entry.listeners.remove(progress)
 
-    def release(self, engine: Any) -> None:
+    def release(self, engine: Backend) -> None:
         """A session stopped using `engine`; idle engines past `keep_idle` are closed."""
         for entry in self._entries.values():
             if _engine(entry.loading) is engine:
@@ -119,7 +113,7 @@ class EnginePool:
             except RuntimeError:
                 idle.close()
 
-    def _evict(self, keep: int) -> list[Any]:
+    def _evict(self, keep: int) -> list[Backend]:
         """Drop idle engines but the `keep` most recently released; the caller closes the
         returned engines."""
         idle = [(k, e) for k, e in self._entries.items() if e.users == 0 and e.loading.done()]
@@ -133,7 +127,7 @@ class EnginePool:
                 dropped.append(loaded)
         return dropped
 
-    def loaded(self) -> list[Any]:
+    def loaded(self) -> list[Backend]:
         """The engines loaded now (for tests and logs)."""
         engines = (_engine(e.loading) for e in self._entries.values())
         return [e for e in engines if e is not None]

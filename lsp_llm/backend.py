@@ -1,0 +1,108 @@
+"""The typed seam between the server and what generates text: a `Backend` takes
+`GenerationRequest`s (built by `context/`) and yields streams of events (`TextDelta`,
+then `Done` or `GenerationError`), and says what it serves and how its tokenizer reads.
+
+`LocalBackend` is the local engine (`engine.worker.Engine`, one inference thread over a
+loaded model) behind it; an engine reached over HTTP can implement it the same way. No
+torch is imported here until a local model is loaded, so the server imports it freely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from lsp_llm.context.prompts import TokenizerInfo
+from lsp_llm.engine.types import Done, Event, GenerationRequest
+
+if TYPE_CHECKING:
+    from lsp_llm.config import Settings
+    from lsp_llm.engine.worker import Engine
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What a backend serves, as `lspLlm/status` reports it."""
+
+    model: str
+    draft_model: str | None = None
+    device: str | None = None
+    quantization: str | None = None
+    warnings: tuple[str, ...] = ()
+    """What is degraded (a draft model that failed to load): shown as a warning."""
+    notice: str | None = None
+    """What the user is told once it is ready (which default model was chosen)."""
+
+
+class GenerationStream(Protocol):
+    """One request's events; iterating ends after its `Done` or `GenerationError`, and a
+    reader that stops early, or `cancel()`, stops the generation."""
+
+    def cancel(self) -> None: ...
+
+    def __aiter__(self) -> AsyncIterator[Event]: ...
+
+    async def result(self) -> Done:
+        """The end of the stream, deltas ignored; raises `RuntimeError` on an error."""
+        ...
+
+
+class Backend(Protocol):
+    @property
+    def serving(self) -> Serving: ...
+
+    @property
+    def tokens(self) -> TokenizerInfo:
+        """How prompts are tokenized and budgeted for this backend's model."""
+        ...
+
+    def stream(self, request: GenerationRequest, deltas: bool = True) -> GenerationStream:
+        """Start `request`; with `deltas=False` only its end is delivered."""
+        ...
+
+    def generate(
+        self, request: GenerationRequest, on_delta: Callable[[str], None] | None = None
+    ) -> Done:
+        """Blocking: run `request` to its end (for scripts, the eval and the bench)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LocalBackend:
+    """A model loaded in this process, behind its one inference thread."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        loaded = engine.loaded
+        self.serving = Serving(
+            model=loaded.name,
+            draft_model=loaded.draft_name,
+            device=loaded.device,
+            quantization=loaded.quantization,
+            warnings=tuple(loaded.warnings),
+            notice=loaded.notice,
+        )
+        self.tokens = TokenizerInfo.of(loaded)
+
+    @classmethod
+    def load(cls, settings: Settings, progress: Progress) -> LocalBackend:
+        """Load the model `settings` name (blocking: call it from a worker thread)."""
+        from lsp_llm.engine.loading import load
+        from lsp_llm.engine.worker import Engine
+
+        return cls(Engine(load(settings, progress)))
+
+    def stream(self, request: GenerationRequest, deltas: bool = True) -> GenerationStream:
+        return self.engine.stream(request, deltas)
+
+    def generate(
+        self, request: GenerationRequest, on_delta: Callable[[str], None] | None = None
+    ) -> Done:
+        return self.engine.generate(request, on_delta)
+
+    def close(self) -> None:
+        self.engine.close()
