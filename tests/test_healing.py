@@ -110,3 +110,26 @@ def test_completion_prompts_heal_where_the_prompt_ends_with_the_prefix(loaded):
     assert prefix.heal and spm.heal == prefix.heal  # both end with the code before the cursor
     assert psm.heal == ""  # its prompt ends with the FIM middle token: nothing to heal
     assert prefix.kind == "plain" and spm.kind == psm.kind == "fim"
+
+
+def test_which_tokens_may_spell_the_cut_text():
+    from lsp_llm.engine.healing import _fits
+
+    assert _fits("\n   ", "\n    ", False)  # a part of it, the rest comes next
+    assert _fits("\n    ", "\n    ", True)  # all of it
+    assert _fits(" return", " ", True)  # all of it and the code that follows
+    assert not _fits(" x", "\n    ", False)  # something else
+    assert not _fits("", "\n    ", False)  # special tokens spell nothing
+    # after a space or indentation the cursor is where the code starts: no more whitespace
+    assert not _fits("\n        ", "\n    ", True) and _fits("\n        ", "\n    ", False)
+    assert not _fits(" ", "", True) and _fits("x", "", True)
+
+
+@pytest.mark.parametrize("mode", ["off", "promptLookup"])
+def test_nothing_shown_starts_with_whitespace_after_a_healed_indentation(loaded, mode):
+    for text in ("def area(r):\n    ", "    total = ", "class A:\n    def f(self):\n        "):
+        ids, cut = heal_tail(loaded.tokenizer, encode_plain(loaded.tokenizer, text), text)
+        assert cut.endswith(" ")
+        request = GenerationRequest(tuple(ids), max_new_tokens=6, stop=StopRules(), heal=cut)
+        done, streamed = run(loaded, request, mode)
+        assert done.text == streamed and done.text and not done.text[0].isspace()

@@ -126,6 +126,15 @@ class _Run:
         return len(self.detok.text) < len(self.heal)
 
     @property
+    def constrained(self) -> bool:
+        """The next token is constrained: it spells (more of) `req.heal`, or, when that
+        ends with a space or tab (the cursor after indentation or `= `), it is the first
+        token after it, which must not start with more whitespace."""
+        if self.healing:
+            return True
+        return self.heal.endswith((" ", "\t")) and len(self.detok.text) == len(self.heal)
+
+    @property
     def visible(self) -> str:
         """The generated text past the healed part: what the stop rules and the user see."""
         return self.detok.text[len(self.heal) :]
@@ -263,10 +272,11 @@ class Decoder:
     def _healed(self, run: _Run, logits: Logits) -> Logits:
         """The last position's logits, restricted while the generation must still spell
         the healed text; `logits` as they are otherwise."""
-        if not run.healing:
+        if not run.constrained:
             return logits
         remaining = run.heal[len(run.detok.text) :]
-        return constrain(logits[len(logits) - 1], self.token_texts.allowed(remaining))
+        no_space = run.heal.endswith((" ", "\t"))
+        return constrain(logits[len(logits) - 1], self.token_texts.allowed(remaining, no_space))
 
     def _propose(self, run: _Run, length: DraftLength) -> tuple[list[int], bool]:
         """The next draft and whether the draft model made it. `auto` takes prompt lookup's
@@ -313,7 +323,7 @@ class Decoder:
             if run.accept(next_token):
                 return
             run.flush()
-            if run.healing:  # one constrained token at a time, no drafting
+            if run.constrained:  # one constrained token at a time, no drafting
                 run.before_forward()
                 rows = self.target.forward_rows([run.tokens[-1]], 1)
                 run.after_forward()

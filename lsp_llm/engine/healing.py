@@ -31,23 +31,34 @@ class TokenTexts:
             "" if i in skip or "\ufffd" in t else t for i, t in enumerate(texts)
         ]
         self.width = width
-        self._masks: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._masks: OrderedDict[tuple[str, bool], torch.Tensor] = OrderedDict()
 
-    def allowed(self, remaining: str) -> torch.Tensor:
+    def allowed(self, remaining: str, no_space_after: bool = False) -> torch.Tensor:
         """A [width] bool mask: tokens that start with `remaining`, or that `remaining`
-        starts with (the text is then spelled over several tokens)."""
-        mask = self._masks.get(remaining)
+        starts with (the text is then spelled over several tokens). With `no_space_after`,
+        a token may not go on past `remaining` with whitespace: the user's cursor sits after
+        a space or indentation, so what follows starts right there."""
+        key = (remaining, no_space_after)
+        mask = self._masks.get(key)
         if mask is None:
-            flags = [
-                bool(t) and (t.startswith(remaining) or remaining.startswith(t)) for t in self.texts
-            ]
+            flags = [_fits(t, remaining, no_space_after) for t in self.texts]
             mask = torch.zeros(self.width, dtype=torch.bool)
             mask[: len(flags)] = torch.tensor(flags, dtype=torch.bool)
-            self._masks[remaining] = mask
+            self._masks[key] = mask
             if len(self._masks) > CACHED_MASKS:
                 self._masks.popitem(last=False)
-        self._masks.move_to_end(remaining)
+        self._masks.move_to_end(key)
         return mask
+
+
+def _fits(token: str, remaining: str, no_space_after: bool) -> bool:
+    if not token:
+        return False
+    if remaining.startswith(token):
+        return True
+    if not token.startswith(remaining):
+        return False
+    return not (no_space_after and token[len(remaining) : len(remaining) + 1].isspace())
 
 
 def constrain(row: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

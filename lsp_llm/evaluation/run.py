@@ -315,6 +315,8 @@ def markdown(report: dict[str, Any]) -> str:
         ("speculation", "completions (editor stop rules)"),
         ("continuation", f"{CONTINUATION_TOKENS}-token continuations"),
     ):
+        if not report.get(key):
+            continue  # --no-speculation: no continuations
         lines += [
             "",
             f"| speculation, {title} | tokens / target forward | draft acceptance | tok/s"
