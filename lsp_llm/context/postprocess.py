@@ -72,6 +72,20 @@ def balance_brackets(line_before: str, suggestion: str) -> str:
     return suggestion
 
 
+def _lines_below(after: str, count: int) -> list[str]:
+    """The first `count` non-blank lines after the cursor's line, stripped; read line by
+    line, so the rest of a large document is never split."""
+    out: list[str] = []
+    start = after.find("\n")
+    while start >= 0 and len(out) < count:
+        end = after.find("\n", start + 1)
+        line = after[start + 1 : end if end >= 0 else len(after)].strip()
+        if line:
+            out.append(line)
+        start = end
+    return out
+
+
 def _repeats_following(suggestion: str, after: str) -> bool:
     """True when the suggestion's lines are just the lines that follow the cursor."""
     sug = [ln.strip() for ln in suggestion.split("\n") if ln.strip()]
@@ -81,20 +95,18 @@ def _repeats_following(suggestion: str, after: str) -> bool:
     rest_of_line = after if nl < 0 else after[:nl]
     if len(sug) == 1 and sug[0] == rest_of_line.strip():
         return True
-    following = [ln.strip() for ln in after[nl + 1 :].split("\n") if ln.strip()] if nl >= 0 else []
-    return following[: len(sug)] == sug
+    return _lines_below(after, len(sug)) == sug
 
 
 def cut_at_following(suggestion: str, after: str) -> str:
     """A multi-line suggestion up to the line where it starts to repeat the code that
     follows the cursor's line (the model wrote what is already there)."""
-    nl = after.find("\n")
-    following = next((ln.strip() for ln in after[nl + 1 :].split("\n") if ln.strip()), None)
-    if nl < 0 or following is None:
+    following = _lines_below(after, 1)
+    if not following:
         return suggestion
     lines = suggestion.split("\n")
     for i in range(1, len(lines)):
-        if lines[i].strip() == following:
+        if lines[i].strip() == following[0]:
             return "\n".join(lines[:i]).rstrip()
     return suggestion
 

@@ -117,6 +117,8 @@ class _Run:
         self.acceptance = Acceptance()
         """How often this request's draft-model tokens were accepted (auto mode's guide)."""
         self.heal = req.heal
+        self.no_space_after = req.heal.endswith((" ", "\t"))
+        """The cut ended after a space or indentation: no more whitespace may follow it."""
         self.heal_tokens = 0
         """Tokens that spelled (part of) `heal`: they do not count against the budget."""
 
@@ -132,7 +134,7 @@ class _Run:
         token after it, which must not start with more whitespace."""
         if self.healing:
             return True
-        return self.heal.endswith((" ", "\t")) and len(self.detok.text) == len(self.heal)
+        return self.no_space_after and len(self.detok.text) == len(self.heal)
 
     @property
     def visible(self) -> str:
@@ -275,8 +277,8 @@ class Decoder:
         if not run.constrained:
             return logits
         remaining = run.heal[len(run.detok.text) :]
-        no_space = run.heal.endswith((" ", "\t"))
-        return constrain(logits[len(logits) - 1], self.token_texts.allowed(remaining, no_space))
+        mask = self.token_texts.allowed(remaining, run.no_space_after)
+        return constrain(logits[len(logits) - 1], mask)
 
     def _propose(self, run: _Run, length: DraftLength) -> tuple[list[int], bool]:
         """The next draft and whether the draft model made it. `auto` takes prompt lookup's
