@@ -3,8 +3,9 @@
 then `Done` or `GenerationError`), and says what it serves and how its tokenizer reads.
 
 `LocalBackend` is the local engine (`engine.worker.Engine`, one inference thread over a
-loaded model) behind it; an engine reached over HTTP can implement it the same way. No
-torch is imported here until a local model is loaded, so the server imports it freely.
+loaded model) behind it; `remote.backend.RemoteBackend` is an engine reached over its
+OpenAI-compatible HTTP API. `load_backend` picks one from the settings. No torch is
+imported here until a local model is loaded, so the server imports it freely.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from lsp_llm.engine.worker import Engine
 
 Progress = Callable[[float, str], None]
+HealthListener = Callable[[str | None], None]
+"""Told the reason a backend cannot generate now, or None once it can again."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,26 @@ class Backend(Protocol):
         """Blocking: run `request` to its end (for scripts, the eval and the bench)."""
         ...
 
+    @property
+    def health(self) -> str | None:
+        """Why the backend cannot generate now (a remote engine down), or None."""
+        ...
+
+    def watch(self, listener: HealthListener) -> Callable[[], None]:
+        """Hear about `health` changes (from any thread); returns the unsubscribe call."""
+        ...
+
     def close(self) -> None: ...
+
+
+def load_backend(settings: Settings, progress: Progress) -> Backend:
+    """The backend `settings` ask for: the remote engine at `backend.url`, else the local
+    model (blocking: call it from a worker thread)."""
+    if settings.backend.url is not None:
+        from lsp_llm.remote.backend import RemoteBackend
+
+        return RemoteBackend.load(settings, progress)
+    return LocalBackend.load(settings, progress)
 
 
 class LocalBackend:
@@ -103,6 +125,12 @@ class LocalBackend:
         self, request: GenerationRequest, on_delta: Callable[[str], None] | None = None
     ) -> Done:
         return self.engine.generate(request, on_delta)
+
+    health: str | None = None
+    """A model in this process is always reachable."""
+
+    def watch(self, listener: HealthListener) -> Callable[[], None]:
+        return lambda: None
 
     def close(self) -> None:
         self.engine.close()

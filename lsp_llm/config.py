@@ -52,6 +52,32 @@ class SpeculationSettings:
 
 
 @dataclass(frozen=True)
+class BackendSettings:
+    """A remote engine with an OpenAI-compatible API (vLLM, TGI, llama.cpp's server,
+    Ollama). With `url` set no weights are loaded here: generation goes to the engine."""
+
+    url: str | None = None
+    """The API's base URL, e.g. `http://127.0.0.1:8080/v1`."""
+    model: str | None = None
+    """The model name the engine serves (sent as `model`); None: the engine's default."""
+    api_key: str | None = None
+    api_key_env: str | None = None
+    """The environment variable of the server process that holds the API key."""
+
+    @property
+    def remote(self) -> bool:
+        return self.url is not None
+
+    def key(self) -> str | None:
+        """The API key: `apiKey`, else the variable `apiKeyEnv` names."""
+        import os
+
+        if self.api_key:
+            return self.api_key
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+@dataclass(frozen=True)
 class Settings:
     model: str | None = None
     """`smollm2`, `bundled`, a Hugging Face id, a local folder, a `.gguf` file (or a folder
@@ -65,6 +91,7 @@ class Settings:
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
     speculation: SpeculationSettings = field(default_factory=SpeculationSettings)
+    backend: BackendSettings = field(default_factory=BackendSettings)
 
 
 def to_camel(name: str) -> str:
@@ -77,6 +104,8 @@ def to_snake(name: str) -> str:
 
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _check_value(value: Any, tp: Any, meta: typing.Mapping[str, Any]) -> tuple[bool, Any, str]:
@@ -134,6 +163,14 @@ def _parse(cls: Any, data: Any, base: Any, prefix: str, errors: list[str]) -> An
         ok, converted, expect = _check_value(value, tp, f.metadata)
         if ok and f.name == "device" and not _DEVICE.match(converted):
             ok, expect = False, "auto, cpu, mps, cuda or cuda:N"
+        if ok and cls is BackendSettings and converted is not None:
+            if f.name == "url" and not _URL.match(converted):
+                ok, expect = (
+                    False,
+                    "an http:// or https:// base URL such as http://127.0.0.1:8080/v1",
+                )
+            if f.name == "api_key_env" and not _ENV_NAME.match(converted):
+                ok, expect = False, "an environment variable name"
         if (
             ok
             and f.name in ("model", "draft_model")
@@ -144,6 +181,8 @@ def _parse(cls: Any, data: Any, base: Any, prefix: str, errors: list[str]) -> An
         if ok:
             changes[f.name] = converted
         else:
+            if f.name == "api_key":  # never echo a secret into a message or a log
+                value, current = "(hidden)", "(hidden)" if current else None
             errors.append(f"{name}: expected {expect}, got {_show(value)}; kept {_show(current)}")
     return dataclasses.replace(base, **changes)
 

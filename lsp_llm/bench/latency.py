@@ -220,14 +220,14 @@ async def _chat_side_by_side(
     session: Any, engine: Any, info: TokenizerInfo, settings: Settings, out: ProtocolResult
 ) -> None:
     """Greedy chat turns through the server and in-process, same settings, alternating."""
-    from lsp_llm.server.chat import chat_request
+    from lsp_llm.context.chat import plan_chat
 
     for question in CHAT_QUESTIONS:
         messages = [{"role": "user", "content": question}]
         served = _FirstDelta()
         reply = await session.chat(messages, served)
         local = _FirstDelta()
-        done = engine.generate(chat_request(info, settings, messages), on_delta=local)
+        done = engine.generate(plan_chat(info, settings, messages), on_delta=local)
         if served.first_ms is not None and local.first_ms is not None:
             out.chat_server_ms.append(served.first_ms)
             out.chat_engine_ms.append(local.first_ms)

@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from lsp_llm.config import Settings
 from lsp_llm.context.budget import take_head, take_tail
-from lsp_llm.context.prompts import Prompt, TokenizerInfo
-from lsp_llm.engine.types import StopRules
+from lsp_llm.context.prompts import Prompt, TokenizerInfo, as_messages
+from lsp_llm.engine.types import GenerationRequest, Speculation, StopRules
 
 ActionKind = Literal["docstring", "fillBody", "rewrite"]
 STUB_BODY = re.compile(r"^\s*(pass|\.\.\.|raise NotImplementedError(\(.*\))?)\s*(#.*)?$")
@@ -105,8 +106,15 @@ def _fim(info: TokenizerInfo, before: str, after: str, budget: int, stop: StopRu
     prefix = take_tail(info.tokenizer, before, budget * 3 // 4)
     suffix = take_head(info.tokenizer, after, budget // 4)
     ids = [pre, *info.encode(prefix), suf, *info.encode(suffix), mid]
+    pre_name, suf_name, mid_name = info.fim_names
     return Prompt(
-        tuple(ids), "fim", replace(stop, stop_token_ids=info.end_ids), True, prefix, suffix
+        tuple(ids),
+        "fim",
+        replace(stop, stop_token_ids=info.end_ids),
+        True,
+        prefix,
+        suffix,
+        text=f"{pre_name}{prefix}{suf_name}{suffix}{mid_name}",
     )
 
 
@@ -153,8 +161,18 @@ def chat_action_prompt(
         "Reply with only the resulting code in one fenced code block."
     )
     system = "You edit code exactly as asked and keep everything else unchanged."
-    ids = info.template([{"role": "system", "content": system}, {"role": "user", "content": user}])
-    return Prompt(tuple(ids), "chat", StopRules(stop_token_ids=info.end_ids), True)
+    turns = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    ids = [] if info.approximate else info.template(turns)
+    stop = StopRules(stop_token_ids=info.end_ids)
+    return Prompt(tuple(ids), "chat", stop, True, messages=as_messages(turns))
+
+
+def action_request(prompt: Prompt, max_new_tokens: int, settings: Settings) -> GenerationRequest:
+    """The generation for a code action's prompt under `settings` (greedy)."""
+    return prompt.request(
+        max_new_tokens=max_new_tokens,
+        speculation=Speculation(settings.speculation.mode, settings.speculation.num_tokens),
+    )
 
 
 def extract_code(reply: str) -> str:

@@ -11,6 +11,26 @@ class Encodes(Protocol):
     def __hash__(self) -> int: ...  # per-line counts are remembered per tokenizer
 
 
+CHARS_PER_TOKEN = 4
+"""How many characters a token is taken to be when no tokenizer is known (code averages
+3-4 characters per token with BPE vocabularies; 4 errs on the side of longer prompts)."""
+
+
+class CharacterBudget:
+    """Stands in for a tokenizer when none is known (a remote engine with no `model`
+    setting): it only counts, a token per `CHARS_PER_TOKEN` characters. Prompts built with
+    it are text (no token ids, no FIM, no chat template)."""
+
+    eos_token_id = None
+    chat_template = None
+
+    def encode(self, text: str, **kwargs: Any) -> list[int]:
+        return [0] * -(-len(text) // CHARS_PER_TOKEN)
+
+    def get_vocab(self) -> dict[str, int]:
+        return {}
+
+
 def encode_plain(tokenizer: Encodes, text: str) -> list[int]:
     """The tokens of `text`, special-token names read as plain text (a file that contains
     `<|im_end|>` must not end a prompt). Straight through the Rust tokenizer when there is

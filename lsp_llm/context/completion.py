@@ -50,11 +50,8 @@ def plan_completion(
         order=info.fim_order(settings.completion.fim_order),
         style=info.prompt_style(settings.completion.prompt_style),
     )
-    request = GenerationRequest(
-        prompt.token_ids,
-        heal=prompt.heal,
+    request = prompt.request(
         max_new_tokens=settings.completion.max_new_tokens,
-        stop=prompt.stop,
         speculation=Speculation(
             speculation or settings.speculation.mode, settings.speculation.num_tokens
         ),

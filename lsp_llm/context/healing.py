@@ -19,6 +19,21 @@ TRAILING = re.compile(r"(\s+|\s?\w+|\s?[^\w\s]+)\Z")
 space before it, or a run of punctuation (the split of GPT-2 style pre-tokenizers)."""
 
 
+MAX_TEXT_HEAL = 16
+"""The longest piece `heal_text` cuts (a long identifier is left whole)."""
+
+
+def heal_text(text: str) -> str:
+    """For a prompt sent as text with no tokenizer known: the last piece of `text`
+    (`TRAILING`) to cut off, which the engine's output must then begin with; nothing when
+    it is long, not ASCII, or all of `text`."""
+    piece = TRAILING.search(text)
+    cut = piece.group(0) if piece else ""
+    if len(cut) > MAX_TEXT_HEAL or not cut.isascii() or len(cut) == len(text):
+        return ""
+    return cut
+
+
 def _decode(tokenizer: Any, ids: list[int]) -> str:
     return str(tokenizer.decode(ids, skip_special_tokens=False))
 

@@ -9,10 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from lsp_llm.context.budget import encode_plain, take_head, take_tail
-from lsp_llm.context.healing import heal_tail
+from lsp_llm.context.budget import CharacterBudget, count_tokens, encode_plain, take_head, take_tail
+from lsp_llm.context.healing import heal_tail, heal_text
 from lsp_llm.context.shape import completion_shape
-from lsp_llm.engine.types import StopRules
+from lsp_llm.engine.types import (
+    ChatMessage,
+    GenerationRequest,
+    Sampling,
+    Speculation,
+    StopRules,
+)
 
 PromptKind = Literal["fim", "chat", "plain"]
 FimOrder = Literal["psm", "spm"]
@@ -81,6 +87,35 @@ class Prompt:
     suffix: str = ""
     heal: str = ""
     """Text cut off the prompt's end at a token boundary, to be generated again."""
+    text: str = ""
+    """The prompt as text, special tokens by name (for engines that take text)."""
+    messages: tuple[ChatMessage, ...] = ()
+    """A chat prompt's turns, for engines that apply their own chat template."""
+
+    def request(
+        self,
+        *,
+        max_new_tokens: int,
+        speculation: Speculation,
+        sampling: Sampling | None = None,
+        group: str | None = None,
+    ) -> GenerationRequest:
+        """The generation request for this prompt (every backend reads what it needs)."""
+        return GenerationRequest(
+            self.token_ids,
+            max_new_tokens=max_new_tokens,
+            stop=self.stop,
+            sampling=sampling or Sampling(),
+            speculation=speculation,
+            group=group,
+            heal=self.heal,
+            prompt_text=self.text,
+            messages=self.messages,
+        )
+
+
+def as_messages(turns: list[dict[str, str]]) -> tuple[ChatMessage, ...]:
+    return tuple(ChatMessage(t["role"], t["content"]) for t in turns)
 
 
 class TokenizerInfo:
@@ -90,15 +125,19 @@ class TokenizerInfo:
         self, tokenizer: Any, context_window: int | None = None, trained_spm: bool = False
     ) -> None:
         self.tokenizer = tokenizer
+        self.approximate = isinstance(tokenizer, CharacterBudget)
+        """No tokenizer is known: budgets count characters, prompts are text only."""
         self.context_window = context_window
         """Positions the model was built for (None: unknown); prompts are kept inside it."""
         self.trained_spm = trained_spm
         """The model learned suffix-prefix-middle order (what `fimOrder: auto` picks)."""
         vocab = tokenizer.get_vocab()
         self.fim: tuple[int, int, int] | None = None
+        self.fim_names: tuple[str, str, str] = FIM_NAMINGS[0]
         for names in FIM_NAMINGS:
             if all(n in vocab for n in names):
                 self.fim = (int(vocab[names[0]]), int(vocab[names[1]]), int(vocab[names[2]]))
+                self.fim_names = names
                 break
         ends = {vocab[n] for n in END_TOKENS if n in vocab}
         if tokenizer.eos_token_id is not None:
@@ -110,6 +149,15 @@ class TokenizerInfo:
     def of(cls, loaded: Any) -> TokenizerInfo:
         """The info for a `LoadedModel`: its tokenizer, window and trained FIM orders."""
         return cls(loaded.tokenizer, loaded.context_window, loaded.trained_spm)
+
+    @classmethod
+    def by_characters(cls) -> TokenizerInfo:
+        """No tokenizer known: character budgets, text prompts, the engine's chat template."""
+        return cls(CharacterBudget())
+
+    def ids(self, ids: list[int]) -> tuple[int, ...]:
+        """A prompt's token ids, or none when they are only counts (`approximate`)."""
+        return () if self.approximate else tuple(ids)
 
     def prompt_style(self, requested: str) -> PromptStyle:
         """The completion prompt style for the `completion.promptStyle` setting: `auto` is
@@ -170,10 +218,13 @@ def completion_prompt(
     shape = completion_shape(ctx.before, ctx.after, multiline)
     stop = replace(shape.stop, stop_token_ids=info.end_ids)
     prefix_budget = context_tokens * PREFIX_PERCENT // 100
-    if style == "prefix" or (info.fim is None if style == "fim" else not info.has_template):
+    chat_ok = info.has_template or info.approximate
+    if style == "prefix" or (info.fim is None if style == "fim" else not chat_ok):
         prefix = take_tail(info.tokenizer, ctx.before, context_tokens, align=PREFIX_ALIGN_LINES)
-        ids, heal = heal_tail(info.tokenizer, info.encode(prefix), prefix)
-        return Prompt(tuple(ids), "plain", stop, shape.multiline, prefix, "", heal)
+        ids, heal = _healed(info, info.encode(prefix), prefix)
+        text = prefix[: len(prefix) - len(heal)]
+        return Prompt(info.ids(ids), "plain", stop, shape.multiline, prefix, "", heal, text)
+    pre_name, suf_name, mid_name = info.fim_names
     if style == "fim" and order == "spm":
         assert info.fim is not None
         pre, suf, mid = info.fim
@@ -184,7 +235,8 @@ def completion_prompt(
         )
         ids = [pre, suf, *suffix_ids, mid, *info.encode(prefix)]
         ids, heal = heal_tail(info.tokenizer, ids, prefix)
-        return Prompt(tuple(ids), "fim", stop, shape.multiline, prefix, suffix, heal)
+        text = f"{pre_name}{suf_name}{suffix}{mid_name}{prefix[: len(prefix) - len(heal)]}"
+        return Prompt(tuple(ids), "fim", stop, shape.multiline, prefix, suffix, heal, text)
     prefix = take_tail(info.tokenizer, ctx.before, prefix_budget, align=PREFIX_ALIGN_LINES)
     prefix_ids = info.encode(prefix)
     suffix_budget = context_tokens - len(prefix_ids)
@@ -193,15 +245,25 @@ def completion_prompt(
         pre, suf, mid = info.fim
         suffix = take_head(info.tokenizer, ctx.after, suffix_budget)
         ids = [pre, *prefix_ids, suf, *info.encode(suffix), mid]
-        return Prompt(tuple(ids), "fim", stop, shape.multiline, prefix, suffix)
+        text = f"{pre_name}{prefix}{suf_name}{suffix}{mid_name}"
+        return Prompt(tuple(ids), "fim", stop, shape.multiline, prefix, suffix, "", text)
     suffix = take_head(info.tokenizer, ctx.after, suffix_budget)  # the chat-instruct form
     where = f" from {ctx.path}" if ctx.path else ""
     user = f"```{ctx.language}{where}\n{prefix}{CURSOR}{suffix}\n```"
-    ids = info.template(
-        [{"role": "system", "content": COMPLETION_SYSTEM}, {"role": "user", "content": user}]
-    )
+    turns = [{"role": "system", "content": COMPLETION_SYSTEM}, {"role": "user", "content": user}]
+    ids = [] if info.approximate else info.template(turns)
     stop = replace(stop, stop_strings=(*stop.stop_strings, "```"))
-    return Prompt(tuple(ids), "chat", stop, shape.multiline, prefix, suffix)
+    return Prompt(
+        tuple(ids), "chat", stop, shape.multiline, prefix, suffix, messages=as_messages(turns)
+    )
+
+
+def _healed(info: TokenizerInfo, ids: list[int], text: str) -> tuple[list[int], str]:
+    """Token healing of a prompt that ends with `text`: at a token boundary when the
+    tokenizer is known, else by characters (the engine's output must begin with the cut)."""
+    if info.approximate:
+        return ids, heal_text(text)
+    return heal_tail(info.tokenizer, ids, text)
 
 
 @dataclass(frozen=True)
@@ -237,17 +299,31 @@ def chat_prompt(
                 turn["content"] = block + turn["content"]
                 break
     stop = StopRules(stop_token_ids=info.end_ids)
-    if not info.has_template:
+    if not info.has_template and not info.approximate:
         text = (
             system
             + "\n\n"
             + "".join(f"{m['role']}: {m['content']}\n" for m in turns)
             + "assistant:"
         )
-        ids = info.encode(take_tail(info.tokenizer, text, context_tokens))
-        return Prompt(tuple(ids), "plain", replace(stop, stop_strings=("\nuser:",)), True)
+        text = take_tail(info.tokenizer, text, context_tokens)
+        ids = info.encode(text)
+        return Prompt(
+            tuple(ids),
+            "plain",
+            replace(stop, stop_strings=("\nuser:",)),
+            True,
+            text=text,
+            messages=as_messages([{"role": "system", "content": system}, *turns]),
+        )
     while True:
-        ids = info.template([{"role": "system", "content": system}, *turns])
-        if len(ids) <= context_tokens or len(turns) <= 1:
-            return Prompt(tuple(ids), "chat", stop, True)
+        conversation = [{"role": "system", "content": system}, *turns]
+        if info.approximate:  # the engine applies its template; count the text
+            ids = []
+            size = sum(4 + count_tokens(info.tokenizer, m["content"]) for m in conversation)
+        else:
+            ids = info.template(conversation)
+            size = len(ids)
+        if size <= context_tokens or len(turns) <= 1:
+            return Prompt(tuple(ids), "chat", stop, True, messages=as_messages(conversation))
         turns = turns[1:]

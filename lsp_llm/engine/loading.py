@@ -250,6 +250,38 @@ def default_notice(source: Source) -> str:
     return f"serving {source.name} (the default model)"
 
 
+@dataclass(frozen=True)
+class LoadedTokenizer:
+    """A model's tokenizer without its weights (prompts for a remote engine)."""
+
+    tokenizer: Any
+    name: str
+    context_window: int | None
+    trained_spm: bool
+
+
+def load_tokenizer(settings: Settings, progress: Progress | None = None) -> LoadedTokenizer:
+    """The tokenizer and context window of the model `settings.model` names (any form the
+    `model` setting takes; a GGUF file is converted once, as for serving it)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    report = progress or (lambda fraction, message: None)
+    source = _resolve(settings.model, "tokenizer model", report)
+    trust = settings.trust_remote_code
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.folder, trust_remote_code=trust)
+        config = AutoConfig.from_pretrained(source.folder, trust_remote_code=trust)
+    except Exception as exc:
+        raise ModelLoadError(_explain(exc, "the tokenizer of", source.folder)) from exc
+    window = getattr(config, "max_position_embeddings", None)
+    return LoadedTokenizer(
+        tokenizer,
+        source.name,
+        int(window) if isinstance(window, int) and window > 0 else None,
+        trained_on_spm(source.folder),
+    )
+
+
 def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
     """Load the configured model (and draft model); None model means the default one
     (SmolLM2 when its package is installed, else the bundled pair)."""

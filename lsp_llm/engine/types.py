@@ -61,6 +61,12 @@ class Speculation:
 
 
 @dataclass(frozen=True)
+class ChatMessage:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """One generation. `group` names a superseding group: a newer request of the same
     group (e.g. inline completion of one document) cancels the older ones."""
@@ -78,6 +84,11 @@ class GenerationRequest:
     """Text cut from the end of the prompt to a token boundary (token healing): the first
     generated tokens are constrained to spell it again, and it is left out of the text that
     is returned, streamed and checked by the stop rules."""
+    prompt_text: str = ""
+    """The same prompt as text (special tokens by name), for engines that take text."""
+    messages: tuple[ChatMessage, ...] = ()
+    """For a chat prompt, its turns: an engine with a chat endpoint applies its own
+    template to these instead of reading `prompt_ids`."""
 
 
 @dataclass

@@ -1,19 +1,18 @@
 """The one inference thread, and the asyncio face the server uses.
 
 Requests enter a queue; the thread runs them one at a time through the `Decoder` and
-hands each event to the request's sink. `EventStream` carries those events into an
-`asyncio.Queue` via `loop.call_soon_threadsafe`. A newer request of the same `group`
+hands each event to the request's sink; `streaming.EventStream` carries them to the
+server's event loop. A newer request of the same `group`
 supersedes (cancels) older queued or running ones.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from lsp_llm.engine.types import (
@@ -25,10 +24,9 @@ from lsp_llm.engine.types import (
     Timings,
     Usage,
 )
+from lsp_llm.streaming import EventStream, Sink, wait_done
 
 logger = logging.getLogger(__name__)
-
-Sink = Callable[[Event], None]
 
 
 class Job:
@@ -134,48 +132,6 @@ def _describe(exc: Exception) -> str:
     return f"generation failed: {type(exc).__name__}: {text}"
 
 
-class EventStream:
-    """Async iterator over one request's events; `cancel()` stops its generation.
-
-    With `deltas=False` only the end (a `Done` or `GenerationError`) crosses to the event
-    loop: a caller that wants just the result (a completion) then does not wake the loop,
-    and take the GIL from the inference thread, for every streamed piece."""
-
-    def __init__(
-        self, worker: InferenceWorker, request: GenerationRequest, deltas: bool = True
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[Event] = asyncio.Queue()
-
-        def sink(event: Event) -> None:
-            if deltas or isinstance(event, Done | GenerationError):
-                loop.call_soon_threadsafe(self._queue.put_nowait, event)
-
-        self.job = worker.submit(request, sink)
-
-    def cancel(self) -> None:
-        self.job.cancel()
-
-    async def __aiter__(self) -> AsyncIterator[Event]:
-        try:
-            while True:
-                event = await self._queue.get()
-                yield event
-                if isinstance(event, Done | GenerationError):
-                    return
-        finally:
-            self.job.cancel()  # a reader that stops early stops the generation too
-
-    async def result(self) -> Done:
-        """Wait for the end, ignoring deltas; raise on error."""
-        async for event in self:
-            if isinstance(event, Done):
-                return event
-            if isinstance(event, GenerationError):
-                raise RuntimeError(event.message)
-        raise RuntimeError("stream ended without a result")
-
-
 class Engine:
     """A loaded model behind one inference thread."""
 
@@ -202,16 +158,7 @@ class Engine:
         self, request: GenerationRequest, on_delta: Callable[[str], None] | None = None
     ) -> Done:
         """Blocking helper for scripts and benchmarks: run on the inference thread, wait."""
-        events: queue.Queue[Event] = queue.Queue()
-        self.worker.submit(request, events.put)
-        while True:
-            event = events.get()
-            if isinstance(event, Done):
-                return event
-            if isinstance(event, GenerationError):
-                raise RuntimeError(event.message)
-            if on_delta is not None:
-                on_delta(event.text)
+        return wait_done(self.worker, request, on_delta)
 
     def close(self) -> None:
         self.worker.close()

@@ -11,16 +11,9 @@ from typing import Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp_llm.config import Settings
-from lsp_llm.context.prompts import CodeContext, TokenizerInfo, chat_prompt
-from lsp_llm.engine.types import (
-    Done,
-    GenerationError,
-    GenerationRequest,
-    Sampling,
-    Speculation,
-    TextDelta,
-)
+from lsp_llm.context.chat import plan_chat
+from lsp_llm.context.prompts import CodeContext
+from lsp_llm.engine.types import Done, GenerationError, TextDelta
 from lsp_llm.server.app import LspLlmServer, RequestFailed
 
 logger = logging.getLogger(__name__)
@@ -82,31 +75,6 @@ def code_context(ls: LspLlmServer, params: dict[str, Any]) -> CodeContext | None
     return CodeContext(text, doc.path, language_of(doc))
 
 
-def chat_request(
-    info: TokenizerInfo,
-    settings: Settings,
-    messages: list[dict[str, str]],
-    code: CodeContext | None = None,
-) -> GenerationRequest:
-    """The generation for a chat turn under `settings` (also what the benchmark runs
-    in-process to compare with the server)."""
-    s = settings.chat
-    prompt = chat_prompt(
-        info,
-        messages,
-        system_prompt=s.system_prompt,
-        context_tokens=info.budget(s.context_tokens, s.max_new_tokens),
-        code=code,
-    )
-    return GenerationRequest(
-        prompt.token_ids,
-        max_new_tokens=s.max_new_tokens,
-        stop=prompt.stop,
-        sampling=Sampling(s.temperature, s.top_p, s.seed),
-        speculation=Speculation(settings.speculation.mode, settings.speculation.num_tokens),
-    )
-
-
 def register(server: LspLlmServer) -> None:
     @server.feature(CHAT)
     async def chat(ls: LspLlmServer, raw: Any) -> dict[str, Any]:
@@ -116,7 +84,7 @@ def register(server: LspLlmServer) -> None:
         code = code_context(ls, params)
         token = params.get("partialResultToken")
         engine = await ls.engine()
-        request = chat_request(ls.tokens, ls.settings, messages, code)
+        request = plan_chat(ls.tokens, ls.settings, messages, code)
         ls.busy(+1)
         try:
             async for event in engine.stream(request):

@@ -13,7 +13,6 @@ from pygls.exceptions import JsonRpcInvalidParams
 
 from lsp_llm.context import actions
 from lsp_llm.context.prompts import Prompt
-from lsp_llm.engine.types import GenerationRequest, Speculation
 from lsp_llm.server.app import LspLlmServer, RequestFailed
 from lsp_llm.server.chat import plain
 
@@ -78,13 +77,7 @@ ACTION_NEW_TOKENS = 160
 
 async def _generate(ls: LspLlmServer, prompt: Prompt, max_new_tokens: int) -> str:
     engine = await ls.engine()
-    request = GenerationRequest(
-        prompt.token_ids,
-        max_new_tokens=max_new_tokens,
-        stop=prompt.stop,
-        speculation=Speculation(ls.settings.speculation.mode, ls.settings.speculation.num_tokens),
-    )
-    done = await ls.generate(engine, request)
+    done = await ls.generate(engine, actions.action_request(prompt, max_new_tokens, ls.settings))
     return done.text
 
 

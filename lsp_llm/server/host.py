@@ -5,6 +5,7 @@ change, and let requests wait until the engine is ready."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ class ModelHost:
         self.info: TokenizerInfo | None = None
         """How the loaded model's tokenizer reads (prompts are built with it)."""
         self.warnings: list[str] = []
+        self._unwatch: Callable[[], None] = lambda: None
         self._ready: asyncio.Future[Backend] | None = None
         self._task: asyncio.Task[None] | None = None
         self.status = Status("loading")
@@ -97,6 +99,7 @@ class ModelHost:
 
         old = self.engine
         self.engine = None
+        self._unwatch()
         if old is not None:
             self.pool.release(old)
         try:
@@ -119,23 +122,38 @@ class ModelHost:
             self.pool.release(engine)
             return
         self.engine, self.info = engine, engine.tokens
-        serving = engine.serving
-        self.warnings = list(serving.warnings)
+        self.warnings = list(engine.serving.warnings)
+        loop = asyncio.get_running_loop()
+
+        def heard(reason: str | None) -> None:  # from the backend's thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to tell
+                loop.call_soon_threadsafe(self._health_changed, engine)
+
+        self._unwatch = engine.watch(heard)
         ready.set_result(engine)
-        self.set_status(
-            Status(
-                "ready",
-                model=serving.model,
-                draft_model=serving.draft_model,
-                device=serving.device,
-                quantization=serving.quantization,
-                message="; ".join(serving.warnings) or serving.notice,
-                level="warning" if serving.warnings else "info",
-            )
+        self.set_status(self._status_of(engine))
+
+    def _status_of(self, engine: Backend) -> Status:
+        """`ready` with what it serves, or `error` while it cannot generate."""
+        serving = engine.serving
+        reason = engine.health
+        return Status(
+            "error" if reason else "ready",
+            model=serving.model,
+            draft_model=serving.draft_model,
+            device=serving.device,
+            quantization=serving.quantization,
+            message=reason or "; ".join(serving.warnings) or serving.notice,
+            level="warning" if serving.warnings else "info",
         )
+
+    def _health_changed(self, engine: Backend) -> None:
+        if engine is self.engine:
+            self.set_status(self._status_of(engine))
 
     def close(self) -> None:
         """This session is over: its engine goes back to the pool."""
+        self._unwatch()
         if self.engine is not None:
             self.pool.release(self.engine)
             self.engine = None

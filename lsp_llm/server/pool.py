@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lsp_llm.backend import Backend, LocalBackend
+from lsp_llm.backend import Backend, load_backend
 from lsp_llm.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ MODEL_FIELDS = (
     "dtype",
     "trust_remote_code",
     "allow_pickle_weights",
+    "backend",
 )
 """The settings that pick what gets loaded; sessions equal in these share an engine."""
 
@@ -60,7 +61,7 @@ class _Entry:
 
 
 class EnginePool:
-    def __init__(self, keep_idle: int = 1, loader: Loader = LocalBackend.load) -> None:
+    def __init__(self, keep_idle: int = 1, loader: Loader = load_backend) -> None:
         self.keep_idle = keep_idle
         self._loader = loader
         self._entries: dict[tuple[object, ...], _Entry] = {}
