@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from lsp_llm.context.prompts import TokenizerInfo
 from lsp_llm.engine.types import Done, Event, GenerationRequest
+from lsp_llm.streaming import Cancellable, Sink
 
 if TYPE_CHECKING:
     from lsp_llm.config import Settings
@@ -64,6 +65,11 @@ class Backend(Protocol):
 
     def stream(self, request: GenerationRequest, deltas: bool = True) -> GenerationStream:
         """Start `request`; with `deltas=False` only its end is delivered."""
+        ...
+
+    def submit(self, request: GenerationRequest, sink: Sink) -> Cancellable:
+        """Start `request`, handing each event to `sink` from the backend's own thread (the
+        primitive under `stream` and `generate`; the bench times events as they come)."""
         ...
 
     def generate(
@@ -120,6 +126,9 @@ class LocalBackend:
 
     def stream(self, request: GenerationRequest, deltas: bool = True) -> GenerationStream:
         return self.engine.stream(request, deltas)
+
+    def submit(self, request: GenerationRequest, sink: Sink) -> Cancellable:
+        return self.engine.worker.submit(request, sink)
 
     def generate(
         self, request: GenerationRequest, on_delta: Callable[[str], None] | None = None

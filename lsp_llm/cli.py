@@ -184,10 +184,28 @@ def main(argv: list[str] | None = None) -> int:
         "--compare-styles", action="store_true", help="also score the other prompt styles"
     )
     ev.add_argument(
+        "--backend-url",
+        help="score a remote OpenAI-compatible engine at this base URL (--model names the "
+        "tokenizer prompts are built with)",
+    )
+    ev.add_argument("--backend-model", help="the model name the engine serves")
+    ev.add_argument(
         "--ablations",
         action="store_true",
         help="also score with token healing off and with the code below the line unread",
     )
+    sc = sub.add_parser(
+        "bench-scale",
+        help="latency through a --tcp daemon fronting a remote engine: 1 session vs several",
+    )
+    sc.add_argument("--backend-url", required=True, help="the engine's OpenAI-compatible base URL")
+    sc.add_argument("--backend-model", help="the model name the engine serves")
+    sc.add_argument("--model", default="smollm2", help="the tokenizer prompts are built with")
+    sc.add_argument("--sessions", type=int, default=4)
+    sc.add_argument("--requests", type=int, default=12, help="completions per session")
+    sc.add_argument("--max-new-tokens", type=int, default=48)
+    sc.add_argument("--seed", type=int, default=0)
+    sc.add_argument("--out", default="bench-scale", help="folder for scale.json and scale.md")
     be = sub.add_parser(
         "bench",
         help="time the engine side by side with transformers generate() and llama.cpp",
@@ -205,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     be.add_argument("--no-server", action="store_true", help="skip the protocol overhead run")
     args = parser.parse_args(argv)
     _setup_logging(args.log_level, args.log_file)
+    if args.command == "bench-scale":
+        from lsp_llm.bench.scale import main as run_scale
+
+        return run_scale(args)
     if args.command == "bench":
         from lsp_llm.bench.run import main as run_bench
 

@@ -108,9 +108,10 @@ def test_ngram_continues_what_it_counted(tiny) -> None:
 def test_evaluate_reports_every_predictor_and_mode(loaded, trained_spm) -> None:
     """A model trained on SPM is scored in the order the server sends it (SPM), and in PSM
     beside it."""
+    from lsp_llm.backend import LocalBackend
     from lsp_llm.engine.worker import Engine
 
-    engine = Engine(dataclasses.replace(loaded, trained_spm=trained_spm))
+    engine = LocalBackend(Engine(dataclasses.replace(loaded, trained_spm=trained_spm)))
     try:
         holes = punch_holes([("shapes.py", SOURCE)], per_kind=2, seed=3)
         settings = Settings(completion=CompletionSettings(max_new_tokens=8))
@@ -143,9 +144,10 @@ def test_evaluate_reports_every_predictor_and_mode(loaded, trained_spm) -> None:
 
 
 def test_styles_and_ablations_are_scored_beside_the_served_style(loaded) -> None:
+    from lsp_llm.backend import LocalBackend
     from lsp_llm.engine.worker import Engine
 
-    engine = Engine(loaded)
+    engine = LocalBackend(Engine(loaded))
     try:
         holes = punch_holes([("shapes.py", SOURCE)], per_kind=1, seed=3)
         settings = Settings(completion=CompletionSettings(max_new_tokens=6))

@@ -27,12 +27,17 @@ export const SERVER_KEYS = [
   "chat.systemPrompt",
   "speculation.mode",
   "speculation.numTokens",
+  "backend.url",
+  "backend.model",
+  "backend.apiKey",
+  "backend.apiKeyEnv",
 ] as const;
 
 export type Lookup = (key: string) => unknown;
 
-/** Settings whose unset value is sent as null (the server's "use the default model"). */
-const NULLABLE = new Set(["model", "draftModel"]);
+/** Settings whose unset value is sent as null (the server's "use the default model", "no
+ * remote engine"): clearing one must reach the server, not leave its previous value. */
+const NULLABLE = new Set(["model", "draftModel", "backend.url", "backend.model", "backend.apiKey", "backend.apiKeyEnv"]);
 
 /** The nested settings object for the server. An unset model is sent as null (so clearing
  * the setting goes back to the default model); other unset values are left out. */

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lsp_llm.backend import Backend
 from lsp_llm.bench.cases import Case
 from lsp_llm.config import Settings, settings_to_wire
 from lsp_llm.context.completion import plan_completion
@@ -48,7 +49,7 @@ class _Watch:
         self.finished.set()
 
 
-def cancel_latency(engine: Any, case: Case, repeats: int = 5, after: int = 8) -> dict[str, Any]:
+def cancel_latency(engine: Backend, case: Case, repeats: int = 5, after: int = 8) -> dict[str, Any]:
     """Start a long generation, cancel it from another thread after `after` pieces of text
     (mid forward pass, as a `$/cancelRequest` arrives), and time until the engine is idle."""
     ms: list[float] = []
@@ -56,7 +57,7 @@ def cancel_latency(engine: Any, case: Case, repeats: int = 5, after: int = 8) ->
     for _ in range(repeats):
         watch = _Watch(after)
         request = GenerationRequest(case.prompt_ids, max_new_tokens=100_000, stop=StopRules())
-        job = engine.worker.submit(request, watch)
+        job = engine.submit(request, watch)
         watch.started.wait(120)
         t0 = time.perf_counter()
         job.cancel()
@@ -91,7 +92,7 @@ def edit_document(sources: list[tuple[str, str]], seed: int = 0) -> tuple[str, l
 
 
 def _time_to_first_token(
-    engine: Any, info: TokenizerInfo, settings: Settings, text: str, offset: int, reuse: bool
+    engine: Backend, info: TokenizerInfo, settings: Settings, text: str, offset: int, reuse: bool
 ) -> tuple[float, Done]:
     """Milliseconds from the request (prompt building included) to the first generated
     token, and the engine's result (prompt size, reused prefix)."""
@@ -108,7 +109,7 @@ def _time_to_first_token(
 
 
 def edit_reuse(
-    engine: Any, info: TokenizerInfo, settings: Settings, document: str, cursors: list[int]
+    engine: Backend, info: TokenizerInfo, settings: Settings, document: str, cursors: list[int]
 ) -> dict[str, Any]:
     """For each cursor line: a first request (cold), then the user inserts one line just
     above the cursor and asks again, once with the cached prefix and once without; then
@@ -217,7 +218,7 @@ class _FirstDelta:
 
 
 async def _chat_side_by_side(
-    session: Any, engine: Any, info: TokenizerInfo, settings: Settings, out: ProtocolResult
+    session: Any, engine: Backend, info: TokenizerInfo, settings: Settings, out: ProtocolResult
 ) -> None:
     """Greedy chat turns through the server and in-process, same settings, alternating."""
     from lsp_llm.context.chat import plan_chat
@@ -235,7 +236,7 @@ async def _chat_side_by_side(
 
 
 async def protocol_overhead(
-    engine: Any,
+    engine: Backend,
     info: TokenizerInfo,
     settings: Settings,
     document: str,

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from lsp_llm.backend import Backend
 from lsp_llm.bench.cases import Case, chat_cases, completion_cases
 from lsp_llm.bench.latency import cancel_latency, edit_document, edit_reuse, protocol_overhead
 from lsp_llm.bench.report import BASELINE, ModeTally, chart, markdown, targets, with_ratios
@@ -54,7 +55,7 @@ def side_by_side(runners: dict[str, Runner], cases: list[Case]) -> dict[str, dic
 
 
 def edit_probes(
-    engine: Any, loaded: Any, settings: Settings, document: str, cursors: list[int]
+    engine: Backend, loaded: Any, settings: Settings, document: str, cursors: list[int]
 ) -> dict[str, dict[str, Any]]:
     """The one-line-edit probe in the model's own window and, when that is smaller than the
     default budget, in the default 1,536-token window (speed only). In the FIM order the
@@ -87,6 +88,7 @@ def main(args: Any) -> int:
     import torch
     import transformers
 
+    from lsp_llm.backend import LocalBackend
     from lsp_llm.engine.bundled import bundled_model_dir
     from lsp_llm.engine.loading import load
     from lsp_llm.engine.worker import Engine
@@ -101,9 +103,9 @@ def main(args: Any) -> int:
         speculation=SpeculationSettings(num_tokens=args.num_tokens),
     )
     out = Path(args.out)
-    loaded = load(settings)
-    engine = Engine(loaded)
-    info = TokenizerInfo.of(loaded)
+    loaded = load(settings)  # the weights, for generate() beside our engine
+    engine = LocalBackend(Engine(loaded))
+    info = engine.tokens
     sources = [(s.path, s.text) for s in load_sources(held_out=True)]
     cases = {
         "completion": completion_cases(

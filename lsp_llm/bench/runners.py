@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from lsp_llm.backend import Backend
 from lsp_llm.bench.cases import Case
 from lsp_llm.engine.types import GenerationRequest, Speculation, SpeculationMode, StopRules
 
@@ -35,7 +36,7 @@ class Sample:
 Runner = Callable[[Case], Sample]
 
 
-def engine_runner(engine: Any, mode: SpeculationMode, num_tokens: int) -> Runner:
+def engine_runner(engine: Backend, mode: SpeculationMode, num_tokens: int) -> Runner:
     """Our engine (through its inference thread, as the server uses it)."""
 
     def run(case: Case) -> Sample:

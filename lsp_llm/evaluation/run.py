@@ -15,10 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lsp_llm.config import CompletionSettings, Settings, SpeculationSettings
+from lsp_llm.backend import Backend
+from lsp_llm.config import BackendSettings, CompletionSettings, Settings, SpeculationSettings
 from lsp_llm.context.completion import CompletionPlan, plan_completion
 from lsp_llm.context.prompts import CodeContext, EditorContext, TokenizerInfo, chat_prompt
-from lsp_llm.engine.types import Done, GenerationRequest, SpeculationMode, StopRules
+from lsp_llm.engine.types import Done, GenerationRequest, Speculation, SpeculationMode, StopRules
 from lsp_llm.evaluation.holes import KINDS, Hole, punch_holes
 from lsp_llm.evaluation.metrics import (
     edit_similarity,
@@ -113,7 +114,7 @@ def _progress(msg: str) -> None:
 
 
 def evaluate(
-    engine: Any,
+    engine: Backend,
     settings: Settings,
     training_texts: list[str],
     holes: list[Hole],
@@ -128,10 +129,12 @@ def evaluate(
     speculation. `compare_styles` also scores the other prompt styles the model can take;
     `ablations` scores the served style with token healing off and with the code after the
     cursor's line hidden (no line/block choice from it, no cut of repeated code)."""
-    info = TokenizerInfo.of(engine.loaded)
+    info = engine.tokens
+    if info.approximate:
+        raise ValueError("the eval needs the model's tokenizer: set --model")
     plans = [plan_completion(info, _context(h), settings) for h in holes]
     t0 = time.perf_counter()
-    ngram = NGramModel(len(engine.tokenizer)).fit(info.encode(t) for t in training_texts)
+    ngram = NGramModel(len(info.tokenizer)).fit(info.encode(t) for t in training_texts)
     progress(f"n-gram baseline fitted in {time.perf_counter() - t0:.0f}s")
 
     tallies = {"model": Tally(), "empty": Tally(), "previous line": Tally(), "n-gram": Tally()}
@@ -139,7 +142,7 @@ def evaluate(
         tallies["empty"].add(hole, "")
         tallies["previous line"].add(hole, previous_line(hole))
         raw, reason = ngram.complete(
-            engine.tokenizer,
+            info.tokenizer,
             info.encode(plan.prompt.prefix),
             plan.request.stop,
             plan.request.max_new_tokens,
@@ -235,7 +238,7 @@ def variants(
     return out
 
 
-def score_plans(engine: Any, holes: list[Hole], plans: list[CompletionPlan]) -> Tally:
+def score_plans(engine: Backend, holes: list[Hole], plans: list[CompletionPlan]) -> Tally:
     tally = Tally()
     for hole, plan in zip(holes, plans, strict=True):
         done = engine.generate(plan.request)
@@ -245,7 +248,7 @@ def score_plans(engine: Any, holes: list[Hole], plans: list[CompletionPlan]) -> 
 
 
 def speculate(
-    engine: Any,
+    engine: Backend,
     requests: list[GenerationRequest],
     modes: tuple[SpeculationMode, ...],
     on_reference: Callable[[int, Done], None],
@@ -272,7 +275,7 @@ def _with_mode(request: GenerationRequest, mode: SpeculationMode) -> GenerationR
     return replace(request, speculation=replace(request.speculation, mode=mode))
 
 
-def samples(engine: Any, info: TokenizerInfo, settings: Settings) -> dict[str, str]:
+def samples(engine: Backend, info: TokenizerInfo, settings: Settings) -> dict[str, str]:
     """The two readable-output checks of the model card, greedy."""
     text = "def is_prime(n):\n    "
     plan = plan_completion(info, EditorContext(text, len(text), "python"), settings)
@@ -285,9 +288,7 @@ def samples(engine: Any, info: TokenizerInfo, settings: Settings) -> dict[str, s
         context_tokens=settings.chat.context_tokens,
         code=CodeContext(SAMPLE_FUNCTION, language="python"),
     )
-    answer = engine.generate(
-        GenerationRequest(prompt.token_ids, max_new_tokens=96, stop=prompt.stop)
-    ).text
+    answer = engine.generate(prompt.request(max_new_tokens=96, speculation=Speculation())).text
     return {
         "completion_prompt": text,
         "completion": sug.text if sug else "",
@@ -335,8 +336,7 @@ def markdown(report: dict[str, Any]) -> str:
 def main(args: Any) -> int:
     import torch
 
-    from lsp_llm.engine.loading import load
-    from lsp_llm.engine.worker import Engine
+    from lsp_llm.backend import load_backend
     from lsp_llm.train.data import HELD_OUT, load_sources
 
     if args.threads:
@@ -349,7 +349,12 @@ def main(args: Any) -> int:
             max_new_tokens=args.max_new_tokens, prompt_style=args.prompt_style
         ),
         speculation=SpeculationSettings(num_tokens=args.num_tokens),
+        backend=BackendSettings(url=args.backend_url, model=args.backend_model),
     )
+    remote = settings.backend.remote
+    if remote and args.model is None:
+        print("lsp-llm eval: --backend-url needs --model (the tokenizer)", file=sys.stderr)
+        return 2
     held_out = load_sources(held_out=True)
     if not held_out:
         print("lsp-llm eval: no held-out sources found in this Python's stdlib", file=sys.stderr)
@@ -359,25 +364,30 @@ def main(args: Any) -> int:
         f"{len(holes)} holes from {len(held_out)} held-out files ({', '.join(HELD_OUT)}), "
         f"seed {args.seed}"
     )
-    loaded = load(settings)
-    if args.draft_model is None and loaded.draft_model is None:
+    engine = load_backend(settings, lambda fraction, message: _progress(message))
+    if engine.health:
+        print(f"lsp-llm eval: {engine.health}", file=sys.stderr)
+        engine.close()
+        return 1
+    serving = engine.serving
+    if not remote and args.draft_model is None and serving.draft_model is None:
         _progress("no draft model: the draft and auto modes draft nothing")
-    engine = Engine(loaded)
     try:
         report = evaluate(
             engine,
             settings,
             [s.text for s in load_sources(held_out=False)],
             holes,
-            ("off",) if args.no_speculation else MODES,
-            continuation=not args.no_speculation,
+            ("off",) if args.no_speculation or remote else MODES,
+            continuation=not (args.no_speculation or remote),
             compare_styles=args.compare_styles,
             ablations=args.ablations,
         )
     finally:
         engine.close()
-    report["model"] = loaded.name
-    report["draft_model"] = loaded.draft_name
+    report["model"] = serving.model
+    report["draft_model"] = serving.draft_model
+    report["backend"] = serving.device if remote else "local"
     report["seed"] = args.seed
     report["threads"] = torch.get_num_threads()
     print(markdown(report))

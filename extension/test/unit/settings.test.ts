@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CLIENT_ONLY, SERVER_KEYS, missingInstall, serverCommand, serverSettings } from "../../src/settings";
 
+const LOCAL = { url: null, model: null, apiKey: null, apiKeyEnv: null };
 const lookup = (values: Record<string, unknown>) => (key: string) => values[key];
 
 test("server settings are nested camelCase, client-only keys stay out", () => {
@@ -21,12 +22,20 @@ test("server settings are nested camelCase, client-only keys stay out", () => {
     completion: { maxNewTokens: 64 },
     chat: { temperature: 0 },
     speculation: { mode: "promptLookup" },
+    backend: LOCAL,
   });
+});
+
+test("a remote engine is sent, and clearing its URL goes back to the local model", () => {
+  const url = "http://127.0.0.1:8080/v1";
+  const s = serverSettings(lookup({ "backend.url": url, "backend.apiKeyEnv": "KEY" }));
+  assert.deepEqual(s.backend, { url, model: null, apiKey: null, apiKeyEnv: "KEY" });
+  assert.deepEqual(serverSettings(lookup({ "backend.url": "" })).backend, LOCAL);
 });
 
 test("an unset or emptied model goes back to the bundled one; other empties are left out", () => {
   const s = serverSettings(lookup({ model: "", draftModel: null, "chat.systemPrompt": "", device: "cpu" }));
-  assert.deepEqual(s, { model: null, draftModel: null, device: "cpu" });
+  assert.deepEqual(s, { model: null, draftModel: null, device: "cpu", backend: LOCAL });
 });
 
 test("the server command: the configured one, else python -m lsp_llm serve", () => {
