@@ -139,6 +139,15 @@ def main(argv: list[str] | None = None) -> int:
         help="listen on TCP instead of stdio (host defaults to 127.0.0.1)",
     )
     serve.add_argument(
+        "--backend-url",
+        help="generate with the OpenAI-compatible engine at this base URL (every session; "
+        "over --tcp, clients cannot change it)",
+    )
+    serve.add_argument("--backend-model", help="the model name that engine serves")
+    serve.add_argument(
+        "--backend-api-key-env", help="the environment variable holding that engine's API key"
+    )
+    serve.add_argument(
         "--stdio",
         action="store_true",
         help="LSP over stdin/stdout (the default; accepted "
@@ -238,9 +247,17 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger().setLevel(logging.WARNING)
         return run_eval(args)
     if args.command == "serve":
+        from lsp_llm.config import parse_settings
         from lsp_llm.server.main import serve as run
 
-        return run(args.tcp)
+        wire = {"url": args.backend_url, "model": args.backend_model}
+        if args.backend_api_key_env:
+            wire["apiKeyEnv"] = args.backend_api_key_env
+        defaults, errors = parse_settings({"backend": wire})
+        if errors:
+            print(f"lsp-llm serve: {'; '.join(errors)}", file=sys.stderr)
+            return 2
+        return run(args.tcp, defaults)
     logging.getLogger().setLevel(logging.WARNING)
     runner = _complete if args.command == "complete" else _chat
     try:

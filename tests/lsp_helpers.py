@@ -29,7 +29,7 @@ def server_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def tcp_daemon() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+def tcp_daemon(*args: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """`lsp-llm serve --tcp PORT` on a free loopback port, once it accepts connections (the
     probe connection closes at once, as a vanishing client would): its port and process.
     The daemon is killed afterwards."""
@@ -37,7 +37,7 @@ def tcp_daemon() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     proc = subprocess.Popen(
-        [*SERVER, "--tcp", str(port)],
+        [*SERVER, "--tcp", str(port), *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         env=server_env(),

@@ -41,9 +41,10 @@ def describe(values):
 
 @pytest.fixture(scope="module")
 def engine(loaded):
+    from lsp_llm.backend import LocalBackend
     from lsp_llm.engine.worker import Engine
 
-    e = Engine(loaded)
+    e = LocalBackend(Engine(loaded))
     yield e
     e.close()
 

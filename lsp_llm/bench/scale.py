@@ -120,7 +120,17 @@ async def run(args: Any) -> dict[str, Any]:
     root.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "lsp_llm", "serve", "--tcp", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "lsp_llm",
+            "serve",
+            "--tcp",
+            str(port),
+            "--backend-url",
+            args.backend_url,
+            *(["--backend-model", args.backend_model] if args.backend_model else []),
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
     )

@@ -3,6 +3,7 @@ host, progress and status reporting) and the small helpers handlers share."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from typing import Any
@@ -34,14 +35,14 @@ class RequestFailed(JsonRpcException):
 
 
 class LspLlmServer(LanguageServer):
-    def __init__(self) -> None:
+    def __init__(self, defaults: Settings | None = None) -> None:
         super().__init__(
             "lsp-llm",
             __version__,
             protocol_cls=LspLlmProtocol,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
         )
-        self.settings = Settings()
+        self.settings = defaults or Settings()
         self.host = ModelHost(self.send_status, self._report_progress)
         self._progress_token: str | None = None
         self._active = 0
@@ -52,6 +53,14 @@ class LspLlmServer(LanguageServer):
     def apply_settings(self, data: Any, source: str) -> Settings:
         """Parse `data` over the current settings; tell the user about invalid fields."""
         new, errors = parse_settings(data, self.settings)
+        if getattr(self.protocol, "daemon_session", False) and new.backend != self.settings.backend:
+            # A network client must not point the daemon at a host of its choosing, nor
+            # have it send an environment variable of its choosing there as an API key.
+            errors.append(
+                "backend: a client of a --tcp daemon cannot choose the engine or its key "
+                "(the daemon's command line does: lsp-llm serve --tcp PORT --backend-url URL)"
+            )
+            new = dataclasses.replace(new, backend=self.settings.backend)
         if errors:
             text = f"lsp-llm: invalid settings in {source} (kept previous values): " + "; ".join(
                 errors

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from lsp_llm.config import Settings
 from lsp_llm.server import chat, codeactions, completion, lifecycle
 from lsp_llm.server.app import LspLlmServer
 from lsp_llm.server.daemon import serve_tcp
@@ -13,8 +14,8 @@ from lsp_llm.server.pool import POOL
 logger = logging.getLogger(__name__)
 
 
-def create_server() -> LspLlmServer:
-    server = LspLlmServer()
+def create_server(defaults: Settings | None = None) -> LspLlmServer:
+    server = LspLlmServer(defaults)
     lifecycle.register(server)
     completion.register(server)
     codeactions.register(server)
@@ -22,16 +23,19 @@ def create_server() -> LspLlmServer:
     return server
 
 
-def serve(tcp: tuple[str, int] | None = None) -> int:
+def serve(tcp: tuple[str, int] | None = None, defaults: Settings | None = None) -> int:
+    """Run over stdio, or as a `--tcp` daemon; `defaults` are every session's settings
+    before the client's own (the command line's engine)."""
     try:
         if tcp is None:
-            server = create_server()
+            server = create_server(defaults)
             try:
                 server.start_io()
             finally:
                 server.host.close()
         else:
-            asyncio.run(serve_tcp(*tcp, create_server))  # a session per editor
+            # a session per editor
+            asyncio.run(serve_tcp(*tcp, lambda: create_server(defaults)))
     except KeyboardInterrupt:
         pass
     finally:
