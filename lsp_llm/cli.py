@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -148,6 +149,16 @@ def main(argv: list[str] | None = None) -> int:
         "--backend-api-key-env", help="the environment variable holding that engine's API key"
     )
     serve.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let models run their own code (over --tcp, only this flag can allow it)",
+    )
+    serve.add_argument(
+        "--allow-pickle-weights",
+        action="store_true",
+        help="load non-safetensors weights (over --tcp, only this flag can allow it)",
+    )
+    serve.add_argument(
         "--stdio",
         action="store_true",
         help="LSP over stdin/stdout (the default; accepted "
@@ -253,7 +264,16 @@ def main(argv: list[str] | None = None) -> int:
         wire = {"url": args.backend_url, "model": args.backend_model}
         if args.backend_api_key_env:
             wire["apiKeyEnv"] = args.backend_api_key_env
-        defaults, errors = parse_settings({"backend": wire})
+        defaults, errors = parse_settings(
+            {
+                "backend": wire,
+                "trustRemoteCode": args.trust_remote_code,
+                "allowPickleWeights": args.allow_pickle_weights,
+            }
+        )
+        key_env = args.backend_api_key_env
+        if key_env and key_env not in os.environ:
+            errors.append(f"--backend-api-key-env: {key_env} is not set in this environment")
         if errors:
             print(f"lsp-llm serve: {'; '.join(errors)}", file=sys.stderr)
             return 2

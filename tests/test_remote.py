@@ -278,22 +278,26 @@ async def test_documents_are_served_concurrently_and_superseded_per_document(lla
 @in_module_loop
 async def test_a_daemon_client_cannot_choose_the_engine_or_its_key(llama_server, tmp_path, capsys):
     """`lsp-llm serve --tcp PORT --backend-url URL`: the operator picks the engine; a network
-    client asking for another URL (or for an environment variable as the key) is told no,
-    and is served by the daemon's engine."""
+    client asking for another URL (or for an environment variable as the key, or to run
+    model code) is told no, and is served by the daemon's engine."""
     from tests.engine_helpers import free_port
     from tests.lsp_helpers import tcp_daemon
 
     with tcp_daemon("--backend-url", llama_server.url) as (port, _):
         elsewhere = f"http://127.0.0.1:{free_port()}/v1"
         session = ServerSession(
-            {"model": "smollm2", "backend": {"url": elsewhere, "apiKeyEnv": "HOME"}},
+            {
+                "model": "smollm2",
+                "backend": {"url": elsewhere, "apiKeyEnv": "HOME"},
+                "trustRemoteCode": True,
+            },
             connect=("127.0.0.1", port),
         )
         await session.start()
         try:
             assert session.status["device"] == f"remote {llama_server.url}"
             shown = capsys.readouterr().err  # ServerSession prints what an editor pops up
-            assert "backend: a client of a --tcp daemon cannot choose" in shown
+            assert "backend, trustRemoteCode: a client of a --tcp daemon cannot set" in shown
             uri = session.open(tmp_path / "a.py", "def add(a, b):\n    ")
             assert (await asyncio.wait_for(session.inline(uri, 1, 4), 60)).items
         finally:

@@ -149,3 +149,31 @@ def test_a_closed_port_is_unreachable_after_retries():
 
     with pytest.raises(EngineUnreachable, match="is unreachable"):
         asyncio.run(ask())
+
+
+def test_control_token_names_in_the_code_are_text_for_the_engine():
+    """A file holding `<|endoftext|>` must not end the prompt an engine reads from text (the
+    local engine reads those names as plain text already)."""
+    info = TokenizerInfo.by_characters()
+    assert info.defuse("s = '<|endoftext|>' + '<fim_middle>'") == (
+        "s = '< |endoftext|>' + '< fim_middle>'"
+    )
+    assert info.defuse("if a < b and c > d: pass") == "if a < b and c > d: pass"
+    settings, _ = parse_settings({})
+    text = "marker = '<|im_end|>'\nvalue = "
+    plan = plan_completion(info, EditorContext(text, len(text)), settings)
+    assert "<|im_end|>" not in plan.request.prompt_text
+    chat = plan_chat(info, settings, [{"role": "user", "content": "what is <|im_start|>?"}])
+    assert chat.messages[-1].content == "what is < |im_start|>?"
+
+
+def test_smollm2_control_tokens_are_defused_and_its_ids_unchanged(smollm2_folder):
+    from transformers import AutoTokenizer
+
+    info = TokenizerInfo(AutoTokenizer.from_pretrained(smollm2_folder))
+    settings, _ = parse_settings({})
+    text = "END = '<|im_end|>'  # and <file_sep>\nvalue = "
+    plan = plan_completion(info, EditorContext(text, len(text)), settings)
+    assert plan.request.prompt_text.startswith("END = '< |im_end|>'  # and < file_sep>")
+    im_end = info.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert im_end not in plan.request.prompt_ids  # the local engine reads it as text too

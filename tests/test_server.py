@@ -201,6 +201,34 @@ async def test_bad_positions_and_documents_are_clear_errors(client: LanguageClie
     assert all(item.range.start == types.Position(0, end) for item in ok.items)
 
 
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "file:///home/u/my%20project/geometry.py",  # a space, as VS Code sends it
+        "file:///c%3A/Users/u/geometry.py",  # a Windows drive letter
+        "file:///home/u/g%C3%A9om%C3%A9trie.py",  # an accented name
+    ],
+)
+async def test_percent_encoded_uris_are_found(client: LanguageClient, uri: str):
+    open_doc(client, uri, SOURCE)
+    line = SOURCE.split("\n").index("def area(radius):") + 1
+    result = await client.text_document_inline_completion_async(inline_params(uri, line, 4))
+    assert result.items is not None  # found: a list (not an unknown-document error)
+    offered = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            types.TextDocumentIdentifier(uri),
+            types.Range(types.Position(line, 4), types.Position(line, 4)),
+            types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    assert offered and all(a.data["uri"] == uri for a in offered if a.data)
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri))
+    )
+    with pytest.raises(JsonRpcInvalidParams, match="unknown document"):
+        await client.text_document_inline_completion_async(inline_params(uri, line, 4))
+
+
 async def test_malformed_params_get_invalid_params(client: LanguageClient):
     with pytest.raises(JsonRpcInvalidParams):
         await raw_request(

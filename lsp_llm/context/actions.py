@@ -111,7 +111,7 @@ def _infill(
         prefix = take_tail(info.tokenizer, before, budget)
         ids = info.encode(prefix)
         ids, cut = heal_prompt(info, ids, prefix) if heal else (ids, "")
-        text = prefix[: len(prefix) - len(cut)]
+        text = info.defuse(prefix[: len(prefix) - len(cut)])
         return Prompt(info.ids(ids), "plain", stop, True, prefix, "", cut, text)
     pre, suf, mid = info.fim
     prefix = take_tail(info.tokenizer, before, budget * 3 // 4)
@@ -125,7 +125,7 @@ def _infill(
         True,
         prefix,
         suffix,
-        text=f"{pre_name}{prefix}{suf_name}{suffix}{mid_name}",
+        text=f"{pre_name}{info.defuse(prefix)}{suf_name}{info.defuse(suffix)}{mid_name}",
     )
 
 
@@ -168,7 +168,7 @@ def chat_action_prompt(
     turns = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     ids = [] if info.approximate else info.template(turns)
     stop = StopRules(stop_token_ids=info.end_ids)
-    return Prompt(tuple(ids), "chat", stop, True, messages=as_messages(turns))
+    return Prompt(tuple(ids), "chat", stop, True, messages=as_messages(info, turns))
 
 
 def action_request(prompt: Prompt, max_new_tokens: int, settings: Settings) -> GenerationRequest:

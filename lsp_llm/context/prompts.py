@@ -6,6 +6,7 @@ code context. Prompts that end with the code before the cursor are token-healed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -114,8 +115,14 @@ class Prompt:
         )
 
 
-def as_messages(turns: list[dict[str, str]]) -> tuple[ChatMessage, ...]:
-    return tuple(ChatMessage(t["role"], t["content"]) for t in turns)
+SPECIAL_SHAPES = re.compile(
+    r"<\|[A-Za-z0-9_]+\|>|<(?:fim[_-]\w+|file_sep|filename|repo_name|gh_stars|/?s)>"
+)
+"""Control-token names common tokenizers use, for when the tokenizer is not known."""
+
+
+def as_messages(info: TokenizerInfo, turns: list[dict[str, str]]) -> tuple[ChatMessage, ...]:
+    return tuple(ChatMessage(t["role"], info.defuse(t["content"])) for t in turns)
 
 
 class TokenizerInfo:
@@ -144,6 +151,24 @@ class TokenizerInfo:
             ends.add(int(tokenizer.eos_token_id))
         self.end_ids = frozenset(ends)
         self.has_template = bool(getattr(tokenizer, "chat_template", None))
+        specials = {str(t) for t in getattr(tokenizer, "all_special_tokens", [])}
+        decoder = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+        specials |= {str(t.content) for t in decoder.values() if getattr(t, "special", False)}
+        specials |= {n for naming in FIM_NAMINGS for n in naming if n in vocab}
+        self._specials = (
+            re.compile("|".join(re.escape(n) for n in sorted(specials, key=len, reverse=True)))
+            if specials
+            else SPECIAL_SHAPES
+        )
+
+    def defuse(self, text: str) -> str:
+        """`text` for a prompt sent as text: a control-token name inside the user's code
+        (`<|endoftext|>` in a file about tokenizers) gets a space after its first character,
+        so an engine that parses names in text reads it as text, as the token ids do, and a
+        file cannot steer the engine (end the prompt, open a new turn)."""
+        if "<" not in text:
+            return text
+        return self._specials.sub(lambda m: m.group(0)[0] + " " + m.group(0)[1:], text)
 
     @classmethod
     def of(cls, loaded: Any) -> TokenizerInfo:
@@ -222,7 +247,7 @@ def completion_prompt(
     if style == "prefix" or (info.fim is None if style == "fim" else not chat_ok):
         prefix = take_tail(info.tokenizer, ctx.before, context_tokens, align=PREFIX_ALIGN_LINES)
         ids, heal = heal_prompt(info, info.encode(prefix), prefix)
-        text = prefix[: len(prefix) - len(heal)]
+        text = info.defuse(prefix[: len(prefix) - len(heal)])
         return Prompt(info.ids(ids), "plain", stop, shape.multiline, prefix, "", heal, text)
     pre_name, suf_name, mid_name = info.fim_names
     if style == "fim" and order == "spm":
@@ -235,7 +260,8 @@ def completion_prompt(
         )
         ids = [pre, suf, *suffix_ids, mid, *info.encode(prefix)]
         ids, heal = heal_tail(info.tokenizer, ids, prefix)
-        text = f"{pre_name}{suf_name}{suffix}{mid_name}{prefix[: len(prefix) - len(heal)]}"
+        kept = prefix[: len(prefix) - len(heal)]
+        text = f"{pre_name}{suf_name}{info.defuse(suffix)}{mid_name}{info.defuse(kept)}"
         return Prompt(tuple(ids), "fim", stop, shape.multiline, prefix, suffix, heal, text)
     prefix = take_tail(info.tokenizer, ctx.before, prefix_budget, align=PREFIX_ALIGN_LINES)
     prefix_ids = info.encode(prefix)
@@ -245,7 +271,7 @@ def completion_prompt(
         pre, suf, mid = info.fim
         suffix = take_head(info.tokenizer, ctx.after, suffix_budget)
         ids = [pre, *prefix_ids, suf, *info.encode(suffix), mid]
-        text = f"{pre_name}{prefix}{suf_name}{suffix}{mid_name}"
+        text = f"{pre_name}{info.defuse(prefix)}{suf_name}{info.defuse(suffix)}{mid_name}"
         return Prompt(tuple(ids), "fim", stop, shape.multiline, prefix, suffix, "", text)
     suffix = take_head(info.tokenizer, ctx.after, suffix_budget)  # the chat-instruct form
     where = f" from {ctx.path}" if ctx.path else ""
@@ -254,7 +280,7 @@ def completion_prompt(
     ids = [] if info.approximate else info.template(turns)
     stop = replace(stop, stop_strings=(*stop.stop_strings, "```"))
     return Prompt(
-        tuple(ids), "chat", stop, shape.multiline, prefix, suffix, messages=as_messages(turns)
+        tuple(ids), "chat", stop, shape.multiline, prefix, suffix, messages=as_messages(info, turns)
     )
 
 
@@ -313,8 +339,8 @@ def chat_prompt(
             "plain",
             replace(stop, stop_strings=("\nuser:",)),
             True,
-            text=text,
-            messages=as_messages([{"role": "system", "content": system}, *turns]),
+            text=info.defuse(text),
+            messages=as_messages(info, [{"role": "system", "content": system}, *turns]),
         )
     while True:
         conversation = [{"role": "system", "content": system}, *turns]
@@ -325,5 +351,5 @@ def chat_prompt(
             ids = info.template(conversation)
             size = len(ids)
         if size <= context_tokens or len(turns) <= 1:
-            return Prompt(tuple(ids), "chat", stop, True, messages=as_messages(conversation))
+            return Prompt(tuple(ids), "chat", stop, True, messages=as_messages(info, conversation))
         turns = turns[1:]

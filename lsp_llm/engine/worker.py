@@ -2,8 +2,8 @@
 
 Requests enter a queue; the thread runs them one at a time through the `Decoder` and
 hands each event to the request's sink; `streaming.EventStream` carries them to the
-server's event loop. A newer request of the same `group`
-supersedes (cancels) older queued or running ones.
+server's event loop. A newer request of the same `group` supersedes (cancels) older
+queued or running ones.
 """
 
 from __future__ import annotations

@@ -226,7 +226,8 @@ def variants(
         def unhealed(h: Hole) -> CompletionPlan:
             plan = plan_completion(info, _context(h), settings)
             ids = (*plan.request.prompt_ids, *info.encode(plan.prompt.heal))
-            request = replace(plan.request, prompt_ids=ids, heal="")
+            text = plan.request.prompt_text + info.defuse(plan.prompt.heal)
+            request = replace(plan.request, prompt_ids=ids, prompt_text=text, heal="")
             return replace(plan, request=request)
 
         out[f"model ({served}), no token healing"] = unhealed

@@ -34,6 +34,7 @@ from lsp_llm.engine.types import (
 )
 from lsp_llm.remote.client import (
     CONNECT_TIMEOUT_S,
+    EngineFailed,
     EngineRefused,
     EngineUnreachable,
     OpenAIClient,
@@ -79,7 +80,8 @@ class RemoteBackend:
         self._lock = threading.Lock()
         self._groups: dict[str, _Job] = {}
         self._jobs: set[_Job] = set()
-        self._probing = False
+        self._probe: asyncio.Task[None] | None = None
+        self._closed = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="lsp-llm-remote", daemon=True
@@ -131,7 +133,8 @@ class RemoteBackend:
             future.result(timeout=CONNECT_TIMEOUT_S * 2)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            self._set_health(f"the engine at {self.url} did not answer in time")
+            reason = f"the engine at {self.url} did not answer in time"
+            self._loop.call_soon_threadsafe(self._set_health, reason)
 
     async def _check(self) -> None:
         try:
@@ -142,9 +145,9 @@ class RemoteBackend:
         if self.model is None and served:
             self.model = served[0]
         elif served and self.model not in served:
-            self.warnings.append(
-                f"the engine at {self.url} lists {', '.join(served[:5])}, not {self.model!r}"
-            )
+            warning = f"the engine at {self.url} lists {', '.join(served[:5])}, not {self.model!r}"
+            if warning not in self.warnings:
+                self.warnings.append(warning)
         self._set_health(None)
 
     def watch(self, listener: HealthListener) -> Callable[[], None]:
@@ -160,6 +163,7 @@ class RemoteBackend:
         return stop
 
     def _set_health(self, reason: str | None) -> None:
+        """On the HTTP loop only (so one probe runs at a time)."""
         if reason == self.health:
             return
         self.health = reason
@@ -171,21 +175,20 @@ class RemoteBackend:
                 listener(reason)
             except Exception:
                 logger.debug("health listener failed", exc_info=True)
-        if reason is not None and not self._probing:
-            self._probing = True
-            self._loop.call_soon_threadsafe(lambda: self._loop.create_task(self._probe()))
+        if reason is not None and (self._probe is None or self._probe.done()):
+            self._probe = self._loop.create_task(self._probe_until_back())
 
-    async def _probe(self) -> None:
-        try:
-            while self.health is not None:
-                await asyncio.sleep(PROBE_INTERVAL_S)
-                await self._check()
-        finally:
-            self._probing = False
+    async def _probe_until_back(self) -> None:
+        while self.health is not None:
+            await asyncio.sleep(PROBE_INTERVAL_S)
+            await self._check()
 
     # -- generation ----------------------------------------------------------------------
     def submit(self, request: GenerationRequest, sink: Sink) -> _Job:
         job = _Job(request)
+        if self._closed:
+            sink(GenerationError("the remote backend is closed (the model is being changed)"))
+            return job
         with self._lock:
             if request.group is not None:
                 older = self._groups.get(request.group)
@@ -261,6 +264,8 @@ class RemoteBackend:
             self._deliver(job, sink, GenerationError(str(exc)))
         except EngineRefused as exc:
             self._deliver(job, sink, GenerationError(f"the engine refused the request: {exc}"))
+        except EngineFailed as exc:
+            self._deliver(job, sink, GenerationError(str(exc)))
         except Exception as exc:  # a failing request must not take the thread down
             logger.exception("remote generation failed")
             self._deliver(job, sink, GenerationError(f"{type(exc).__name__}: {exc}"))
@@ -276,19 +281,32 @@ class RemoteBackend:
             sink(event)
         except Exception:  # the reader went away: stop generating for it
             logger.debug("event sink failed; cancelling its request", exc_info=True)
-            job.cancelled.set()
+            job.cancel()
 
     def close(self) -> None:
+        """Cancel what runs (each gets its `Done("cancelled")`), close the connections, stop
+        the HTTP thread. Later submissions get an error at once."""
+        if self._closed:
+            return
+        self._closed = True
         with self._lock:
             jobs = list(self._jobs)
             self._listeners.clear()
         for job in jobs:
             job.cancel()
-        if self._loop.is_closed():
-            return
+        futures = [job.future for job in jobs if job.future is not None]
+        concurrent.futures.wait(futures, timeout=5)
+
+        async def shut() -> None:
+            if self._probe is not None:
+                self._probe.cancel()
+            await self._client.aclose()
+
         try:
-            asyncio.run_coroutine_threadsafe(self._client.aclose(), self._loop).result(5)
+            asyncio.run_coroutine_threadsafe(shut(), self._loop).result(5)
         except Exception:
             logger.debug("closing the HTTP client failed", exc_info=True)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()

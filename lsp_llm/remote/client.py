@@ -34,6 +34,21 @@ class EngineRefused(Exception):
     """The engine answered with an error (wrong model name, bad key, bad request)."""
 
 
+class EngineFailed(Exception):
+    """A request failed once under way (the engine too slow, the connection dropped): the
+    engine itself may be fine."""
+
+
+RETRYABLE = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.RemoteProtocolError,  # a kept-alive connection the engine had closed
+    httpx.ReadError,
+    httpx.WriteError,
+)
+"""Failures before anything arrived that a new connection may not meet."""
+
+
 @dataclass(frozen=True)
 class Chunk:
     text: str
@@ -96,6 +111,8 @@ class OpenAIClient:
             )
         except httpx.HTTPError as exc:
             raise EngineUnreachable(self._describe(exc)) from exc
+        if response.status_code == 404:
+            return []  # an engine without the list: reachable, names unknown
         if response.status_code >= 400:
             raise EngineRefused(f"{self.base_url}/models: {_error_text(response)}")
         try:
@@ -107,7 +124,8 @@ class OpenAIClient:
     async def stream(self, path: str, body: dict[str, Any]) -> AsyncGenerator[Chunk, None]:
         """The chunks of one streamed request (`path` is `/completions` or
         `/chat/completions`). Leaving the iteration early closes the HTTP stream, which is
-        how the engine learns to stop generating."""
+        how the engine learns to stop generating; a stream read to its end leaves the
+        connection open for the next request."""
         chat = path.endswith("chat/completions")
         url = f"{self.base_url}{path}"
         for attempt in range(RETRIES + 1):
@@ -118,10 +136,12 @@ class OpenAIClient:
                     if response.status_code >= 400:
                         await response.aread()
                         raise EngineRefused(f"{url}: {_error_text(response)}")
+                    finished = False
                     async for event in source.aiter_sse():
                         started = True
-                        if event.data.strip() == "[DONE]":
-                            return
+                        if finished or event.data.strip() == "[DONE]":
+                            finished = True  # read on to the end: the connection is reused
+                            continue
                         try:
                             data = json.loads(event.data)
                         except ValueError as exc:
@@ -133,19 +153,20 @@ class OpenAIClient:
                     return
             except SSEError as exc:
                 raise EngineRefused(f"{url} did not answer with an event stream: {exc}") from exc
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
-                if started or attempt == RETRIES:
+            except RETRYABLE as exc:
+                if started:
+                    raise EngineFailed(self._describe(exc, "dropped the stream")) from exc
+                if attempt == RETRIES:
                     raise EngineUnreachable(self._describe(exc)) from exc
                 delay = BACKOFF_S * 2**attempt
                 logger.info("engine at %s: %s; retrying in %.2f s", url, exc, delay)
                 await asyncio.sleep(delay)
-            except httpx.HTTPError as exc:
-                raise EngineUnreachable(self._describe(exc)) from exc
+            except httpx.HTTPError as exc:  # a read timeout, the pool exhausted
+                raise EngineFailed(self._describe(exc, "did not answer in time")) from exc
 
-    def _describe(self, exc: httpx.HTTPError) -> str:
-        what = type(exc).__name__
+    def _describe(self, exc: httpx.HTTPError, what: str = "is unreachable") -> str:
         text = str(exc) or "no details"
-        return f"the engine at {self.base_url} is unreachable ({what}: {text})"
+        return f"the engine at {self.base_url} {what} ({type(exc).__name__}: {text})"
 
     async def aclose(self) -> None:
         await self._http.aclose()

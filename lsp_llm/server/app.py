@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import uuid
 from typing import Any
+from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
@@ -15,7 +16,7 @@ from pygls.workspace import TextDocument
 
 from lsp_llm import __version__
 from lsp_llm.backend import Backend
-from lsp_llm.config import Settings, parse_settings
+from lsp_llm.config import Settings, parse_settings, to_camel
 from lsp_llm.context.positions import PositionError, line_starts, to_offset, to_position
 from lsp_llm.context.prompts import TokenizerInfo
 from lsp_llm.engine.types import Done, GenerationRequest
@@ -25,6 +26,8 @@ from lsp_llm.server.protocol import LspLlmProtocol
 logger = logging.getLogger(__name__)
 
 STATUS = "lspLlm/status"
+DAEMON_ONLY = ("backend", "trust_remote_code", "allow_pickle_weights")
+"""Settings only the daemon's command line sets (see `_keep_daemon_only`)."""
 CONFIG_SECTION = "lspLlm"
 
 
@@ -53,14 +56,8 @@ class LspLlmServer(LanguageServer):
     def apply_settings(self, data: Any, source: str) -> Settings:
         """Parse `data` over the current settings; tell the user about invalid fields."""
         new, errors = parse_settings(data, self.settings)
-        if getattr(self.protocol, "daemon_session", False) and new.backend != self.settings.backend:
-            # A network client must not point the daemon at a host of its choosing, nor
-            # have it send an environment variable of its choosing there as an API key.
-            errors.append(
-                "backend: a client of a --tcp daemon cannot choose the engine or its key "
-                "(the daemon's command line does: lsp-llm serve --tcp PORT --backend-url URL)"
-            )
-            new = dataclasses.replace(new, backend=self.settings.backend)
+        if getattr(self.protocol, "daemon_session", False):
+            new = self._keep_daemon_only(new, data, errors)
         if errors:
             text = f"lsp-llm: invalid settings in {source} (kept previous values): " + "; ".join(
                 errors
@@ -70,6 +67,25 @@ class LspLlmServer(LanguageServer):
             self.window_log_message(types.LogMessageParams(types.MessageType.Warning, text))
         self.settings = new
         return new
+
+    def _keep_daemon_only(self, new: Settings, data: Any, errors: list[str]) -> Settings:
+        """A client of a `--tcp` daemon may be anyone who can reach the port: it cannot set
+        what runs code (`trustRemoteCode`, `allowPickleWeights`) or where prompts and the
+        API key go (`backend`); the daemon's command line sets those. A `backend` field the
+        client sends as null means no preference."""
+        sent = data.get("backend") if isinstance(data, dict) else None
+        if isinstance(sent, dict) and all(v is None for v in sent.values()):
+            new = dataclasses.replace(new, backend=self.settings.backend)
+        refused = [f for f in DAEMON_ONLY if getattr(new, f) != getattr(self.settings, f)]
+        if not refused:
+            return new
+        names = ", ".join(to_camel(f) for f in refused)
+        errors.append(
+            f"{names}: a client of a --tcp daemon cannot set this (it could make the daemon "
+            "run code or send prompts and keys elsewhere); the daemon's command line does "
+            "(lsp-llm serve --tcp PORT --backend-url URL --trust-remote-code ...)"
+        )
+        return dataclasses.replace(new, **{f: getattr(self.settings, f) for f in refused})
 
     async def pull_configuration(self) -> Any:
         caps = self.client_capabilities.workspace
@@ -172,7 +188,9 @@ class LspLlmServer(LanguageServer):
             self.protocol.notify(STATUS, status.to_wire())
 
     def document(self, uri: str) -> TextDocument:
-        doc = self.workspace.text_documents.get(uri)
+        # pygls keys open documents by the percent-decoded URI (VS Code encodes spaces,
+        # accents and Windows drive colons); never read one from disk: only open ones.
+        doc = self.workspace.text_documents.get(unquote(uri))
         if doc is None:
             raise JsonRpcInvalidParams(f"unknown document {uri}: send textDocument/didOpen first")
         return doc
