@@ -8,6 +8,7 @@ field is reported by its dotted camelCase name, and that field keeps its value f
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -126,6 +127,7 @@ def _check_value(value: Any, tp: Any, meta: typing.Mapping[str, Any]) -> tuple[b
         return _in_range(ok, value, meta, "an integer")
     if tp is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value)  # NaN passes every range check
         return _in_range(ok, float(value) if ok else value, meta, "a number")
     if tp is str:
         return isinstance(value, str), value, "a string"

@@ -71,3 +71,13 @@ def test_round_trip_through_wire_form():
 def test_not_an_object():
     s, errors = parse_settings(["model"])
     assert s == Settings() and errors and "expected an object" in errors[0]
+
+
+def test_non_finite_numbers_are_refused():
+    import math
+
+    from lsp_llm.config import parse_settings
+
+    for bad in (math.nan, math.inf, -math.inf):
+        settings, errors = parse_settings({"chat": {"temperature": bad, "topP": bad}})
+        assert len(errors) == 2 and settings.chat.temperature == 0.2

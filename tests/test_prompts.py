@@ -194,6 +194,27 @@ def test_chat_prompt_drops_oldest_turns_to_fit(info):
     assert "last question" in text and "question 0 " not in text
 
 
+def test_chat_prompt_work_is_linear_and_a_huge_message_is_cut(info, monkeypatch):
+    """10,000 short messages render the template a couple of times, not once per dropped
+    turn; a single 400 KB message is cut to the budget, keeping its end (the question)."""
+    renders = []
+    template = info.template
+    monkeypatch.setattr(info, "template", lambda turns: renders.append(1) or template(turns))
+    many = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"message {i}"}
+        for i in range(10_001)
+    ]
+    prompt = chat_prompt(info, many, system_prompt="S", context_tokens=300)
+    assert len(prompt.token_ids) <= 300 and len(renders) <= 3
+    assert prompt.messages[-1].content == "message 10000"
+    huge = "line of text\n" * 30_000 + "So what is it?"
+    prompt = chat_prompt(
+        info, [{"role": "user", "content": huge}], system_prompt="S", context_tokens=300
+    )
+    assert len(prompt.token_ids) <= 300
+    assert prompt.messages[-1].content.endswith("So what is it?")
+
+
 class _NoTemplate:
     """A tokenizer without FIM tokens or chat template (wraps a real one)."""
 

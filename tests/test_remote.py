@@ -226,6 +226,7 @@ async def test_a_wrong_url_is_an_error_status_and_failed_requests(tmp_path):
         with pytest.raises(JsonRpcException) as failed:
             await asyncio.wait_for(session.inline(uri, 1, 0), 60)
         assert "unreachable" in str(failed.value)
+        assert failed.value.code == -32803  # LSP's RequestFailed, not an internal error
         print(f"a request to a closed port failed in {time.perf_counter() - t0:.2f} s")
     finally:
         await session.close()

@@ -51,6 +51,8 @@ PREFIX_PERCENT = 85
 is for the code after it), as Copilot does. In prefix-suffix-middle order the suffix comes
 after the prefix, so every edit at the cursor re-reads the whole suffix: keeping it short
 keeps the next request's prefill short."""
+TURN_OVERHEAD = 8
+"""Tokens a chat template adds around one turn (role names, separators), as estimated."""
 PREFIX_ALIGN_LINES = 8
 """A completion prompt's window starts on a multiple of this many lines, so that it stays
 put while the user types and the next request reuses the cached prefix."""
@@ -342,14 +344,33 @@ def chat_prompt(
             text=info.defuse(text),
             messages=as_messages(info, [{"role": "system", "content": system}, *turns]),
         )
+    # Each turn is counted once (linear in the conversation); the oldest go first, and a
+    # turn longer than the whole budget keeps only its end. One render checks the count
+    # (a template adds a few tokens per turn: dropped a turn more if that was too few).
+    system = take_head(info.tokenizer, system, context_tokens // 4)
+    # the system turn, this turn and the generation prompt each add their overhead
+    share = max(16, context_tokens - count_tokens(info.tokenizer, system) - 3 * TURN_OVERHEAD)
+    for turn in turns:
+        if len(turn["content"]) > share:  # a token is at least one character
+            turn["content"] = take_tail(info.tokenizer, turn["content"], share)
+    sizes = [TURN_OVERHEAD + count_tokens(info.tokenizer, t["content"]) for t in turns]
+    used = TURN_OVERHEAD + count_tokens(info.tokenizer, system) + sum(sizes)
+    first = 0
+    while used > context_tokens and first < len(turns) - 1:
+        used -= sizes[first]
+        first += 1
     while True:
-        conversation = [{"role": "system", "content": system}, *turns]
-        if info.approximate:  # the engine applies its template; count the text
-            ids = []
-            size = sum(4 + count_tokens(info.tokenizer, m["content"]) for m in conversation)
-        else:
-            ids = info.template(conversation)
-            size = len(ids)
-        if size <= context_tokens or len(turns) <= 1:
+        conversation = [{"role": "system", "content": system}, *turns[first:]]
+        ids = [] if info.approximate else info.template(conversation)
+        excess = len(ids) - context_tokens
+        if excess > 0 and first >= len(turns) - 1 and sizes[-1] > excess + 16:
+            last = turns[-1]["content"]  # one turn left, still too long: cut it further
+            keep = count_tokens(info.tokenizer, last) - excess
+            turns[-1] = {**turns[-1], "content": take_tail(info.tokenizer, last, keep)}
+            sizes[-1] = 0  # cut once more at most
+            continue
+        if excess <= 0 or first >= len(turns) - 1:
             return Prompt(tuple(ids), "chat", stop, True, messages=as_messages(info, conversation))
-        turns = turns[1:]
+        while excess > 0 and first < len(turns) - 1:  # a render or two, not one per turn
+            excess -= sizes[first]
+            first += 1

@@ -34,7 +34,7 @@ CONFIG_SECTION = "lspLlm"
 class RequestFailed(JsonRpcException):
     """LSP's RequestFailed (-32803): the request was valid but could not be served."""
 
-    code = -32803
+    CODE = -32803
 
 
 class LspLlmServer(LanguageServer):

@@ -4,6 +4,7 @@ finish reason, usage and timings as the result."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -84,7 +85,8 @@ def register(server: LspLlmServer) -> None:
         code = code_context(ls, params)
         token = params.get("partialResultToken")
         engine = await ls.engine()
-        request = plan_chat(ls.tokens, ls.settings, messages, code)
+        # Tokenizing a long conversation takes time: not on the event loop.
+        request = await asyncio.to_thread(plan_chat, ls.tokens, ls.settings, messages, code)
         ls.busy(+1)
         try:
             async for event in engine.stream(request):
