@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
@@ -24,6 +25,36 @@ class Cancellable(Protocol):
 
 class Submits(Protocol):
     def submit(self, request: GenerationRequest, sink: Sink) -> Cancellable: ...
+
+
+class Groups:
+    """Superseding groups (`GenerationRequest.group`): a newer job of a group cancels the
+    older one, as a keystroke supersedes the last inline completion of its document.
+    Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[str, Cancellable] = {}
+
+    def start(self, group: str | None, job: Cancellable) -> None:
+        if group is None:
+            return
+        with self._lock:
+            older = self._latest.get(group)
+            if older is not None:
+                older.cancel()
+            self._latest[group] = job
+
+    def end(self, group: str | None, job: Cancellable) -> None:
+        with self._lock:
+            if group is not None and self._latest.get(group) is job:
+                del self._latest[group]
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            jobs = list(self._latest.values())
+        for job in jobs:
+            job.cancel()
 
 
 class EventStream:

@@ -24,7 +24,7 @@ from lsp_llm.engine.types import (
     Timings,
     Usage,
 )
-from lsp_llm.streaming import EventStream, Sink, wait_done
+from lsp_llm.streaming import EventStream, Groups, Sink, wait_done
 
 logger = logging.getLogger(__name__)
 
@@ -47,26 +47,18 @@ class InferenceWorker:
     def __init__(self, decoder: Any, name: str = "lsp-llm-inference") -> None:
         self.decoder = decoder
         self._queue: queue.Queue[Job | None] = queue.Queue()
-        self._lock = threading.Lock()
-        self._groups: dict[str, Job] = {}
+        self._groups = Groups()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, request: GenerationRequest, sink: Sink) -> Job:
         job = Job(request, sink)
-        with self._lock:
-            if request.group is not None:
-                older = self._groups.get(request.group)
-                if older is not None:
-                    older.cancel()
-                self._groups[request.group] = job
+        self._groups.start(request.group, job)
         self._queue.put(job)
         return job
 
     def close(self, timeout: float = 10.0) -> None:
-        with self._lock:
-            for job in self._groups.values():
-                job.cancel()
+        self._groups.cancel_all()
         self._queue.put(None)
         self._thread.join(timeout)
 
@@ -83,10 +75,7 @@ class InferenceWorker:
                 self._run(job)
             finally:
                 job.finished.set()
-                with self._lock:
-                    group = job.request.group
-                    if group is not None and self._groups.get(group) is job:
-                        del self._groups[group]
+                self._groups.end(job.request.group, job)
 
     def _run(self, job: Job) -> None:
         if job.cancelled.is_set():

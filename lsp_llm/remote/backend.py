@@ -40,7 +40,7 @@ from lsp_llm.remote.client import (
     OpenAIClient,
 )
 from lsp_llm.remote.generation import TextRun, request_body
-from lsp_llm.streaming import EventStream, Sink, wait_done
+from lsp_llm.streaming import EventStream, Groups, Sink, wait_done
 
 if TYPE_CHECKING:
     from lsp_llm.config import BackendSettings, Settings
@@ -78,7 +78,7 @@ class RemoteBackend:
         self.warnings: list[str] = []
         self._listeners: list[HealthListener] = []
         self._lock = threading.Lock()
-        self._groups: dict[str, _Job] = {}
+        self._groups = Groups()
         self._jobs: set[_Job] = set()
         self._probe: asyncio.Task[None] | None = None
         self._closed = False
@@ -189,12 +189,8 @@ class RemoteBackend:
         if self._closed:
             sink(GenerationError("the remote backend is closed (the model is being changed)"))
             return job
+        self._groups.start(request.group, job)
         with self._lock:
-            if request.group is not None:
-                older = self._groups.get(request.group)
-                if older is not None:
-                    older.cancel()
-                self._groups[request.group] = job
             self._jobs.add(job)
         job.future = asyncio.run_coroutine_threadsafe(self._run(job, sink), self._loop)
         if job.cancelled.is_set():
@@ -272,9 +268,7 @@ class RemoteBackend:
         finally:
             with self._lock:
                 self._jobs.discard(job)
-                group = request.group
-                if group is not None and self._groups.get(group) is job:
-                    del self._groups[group]
+            self._groups.end(request.group, job)
 
     def _deliver(self, job: _Job, sink: Sink, event: Event) -> None:
         try:
