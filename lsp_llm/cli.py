@@ -39,6 +39,12 @@ def _setup_logging(level: str, log_file: str | None) -> None:
         logging.getLogger("pygls").setLevel(logging.WARNING)  # it logs every message at INFO
 
 
+def _backend_args(p: argparse.ArgumentParser, url_help: str, required: bool = False) -> None:
+    """`--backend-url` and `--backend-model`: a remote engine (see the README's "Scale")."""
+    p.add_argument("--backend-url", required=required, help=url_help)
+    p.add_argument("--backend-model", help="the model name the engine serves")
+
+
 def _parse_tcp(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     try:
@@ -139,12 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="[HOST:]PORT",
         help="listen on TCP instead of stdio (host defaults to 127.0.0.1)",
     )
-    serve.add_argument(
-        "--backend-url",
-        help="generate with the OpenAI-compatible engine at this base URL (every session; "
-        "over --tcp, clients cannot change it)",
+    _backend_args(
+        serve,
+        "generate with the OpenAI-compatible engine at this base URL (every session; over "
+        "--tcp, clients cannot change it)",
     )
-    serve.add_argument("--backend-model", help="the model name that engine serves")
     serve.add_argument(
         "--backend-api-key-env", help="the environment variable holding that engine's API key"
     )
@@ -203,12 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument(
         "--compare-styles", action="store_true", help="also score the other prompt styles"
     )
-    ev.add_argument(
-        "--backend-url",
-        help="score a remote OpenAI-compatible engine at this base URL (--model names the "
+    _backend_args(
+        ev,
+        "score a remote OpenAI-compatible engine at this base URL (--model names the "
         "tokenizer prompts are built with)",
     )
-    ev.add_argument("--backend-model", help="the model name the engine serves")
     ev.add_argument(
         "--ablations",
         action="store_true",
@@ -218,8 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench-scale",
         help="latency through a --tcp daemon fronting a remote engine: 1 session vs several",
     )
-    sc.add_argument("--backend-url", required=True, help="the engine's OpenAI-compatible base URL")
-    sc.add_argument("--backend-model", help="the model name the engine serves")
+    _backend_args(sc, "the engine's OpenAI-compatible base URL", required=True)
     sc.add_argument("--model", default="smollm2", help="the tokenizer prompts are built with")
     sc.add_argument("--sessions", type=int, default=4)
     sc.add_argument("--requests", type=int, default=12, help="completions per session")
