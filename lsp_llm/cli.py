@@ -39,6 +39,10 @@ def _setup_logging(level: str, log_file: str | None) -> None:
         logging.getLogger("pygls").setLevel(logging.WARNING)  # it logs every message at INFO
 
 
+def _token_file(args: argparse.Namespace) -> Path | None:
+    return Path(args.token_file) if args.token_file else None
+
+
 def _backend_args(p: argparse.ArgumentParser, url_help: str, required: bool = False) -> None:
     """`--backend-url` and `--backend-model`: a remote engine (see the README's "Scale")."""
     p.add_argument("--backend-url", required=required, help=url_help)
@@ -73,7 +77,7 @@ async def _complete(args: argparse.Namespace) -> int:
     file, line, col = args.location.rsplit(":", 2)
     path = Path(file)
     text = path.read_text(encoding="utf-8")
-    session = ServerSession(_settings(args), connect=args.connect)
+    session = ServerSession(_settings(args), connect=args.connect, token_file=_token_file(args))
     await session.start()
     try:
         uri = session.open(path, text)
@@ -95,7 +99,7 @@ async def _complete(args: argparse.Namespace) -> int:
 async def _chat(args: argparse.Namespace) -> int:
     from lsp_llm.client import ServerSession
 
-    session = ServerSession(_settings(args), connect=args.connect)
+    session = ServerSession(_settings(args), connect=args.connect, token_file=_token_file(args))
     await session.start()
     t0 = time.perf_counter()
     first: list[float] = []
@@ -154,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         "--backend-api-key-env", help="the environment variable holding that engine's API key"
     )
     serve.add_argument(
+        "--token-file",
+        help="with --tcp: where to write the token clients must send (default "
+        "$XDG_RUNTIME_DIR/lsp-llm/tcp-PORT.token, else ~/.cache/lsp-llm/tcp-PORT.token)",
+    )
+    serve.add_argument(
         "--trust-remote-code",
         action="store_true",
         help="let models run their own code (over --tcp, only this flag can allow it)",
@@ -187,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
             type=_parse_tcp,
             metavar="[HOST:]PORT",
             help="use a running `lsp-llm serve --tcp` daemon instead of starting a server",
+        )
+        p.add_argument(
+            "--token-file", help="the daemon's token file (default: where the daemon writes it)"
         )
     ev = sub.add_parser(
         "eval",
@@ -280,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         if errors:
             print(f"lsp-llm serve: {'; '.join(errors)}", file=sys.stderr)
             return 2
-        return run(args.tcp, defaults)
+        return run(args.tcp, defaults, Path(args.token_file) if args.token_file else None)
     logging.getLogger().setLevel(logging.WARNING)
     runner = _complete if args.command == "complete" else _chat
     try:

@@ -15,6 +15,8 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
+from lsp_llm.server.auth import TOKEN_KEY, read_token, token_path
+
 
 class ServerSession:
     def __init__(
@@ -23,8 +25,14 @@ class ServerSession:
         on_status: Callable[[dict[str, Any]], None] | None = None,
         server_args: list[str] | None = None,
         connect: tuple[str, int] | None = None,
+        token_file: Path | None = None,
     ) -> None:
         self.settings = settings or {}
+        if connect is not None and TOKEN_KEY not in self.settings:
+            # A daemon asks for the token it wrote for its user (`lsp_llm.server.auth`).
+            token = read_token(token_file or token_path(connect[1]))
+            if token is not None:
+                self.settings = {**self.settings, TOKEN_KEY: token}
         self.client = LanguageClient("lsp-llm-cli", "1")
         self.deltas: dict[str, Callable[[str], None]] = {}
         self.ready = asyncio.Event()

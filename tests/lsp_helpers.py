@@ -32,7 +32,8 @@ def server_env() -> dict[str, str]:
 def tcp_daemon(*args: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """`lsp-llm serve --tcp PORT` on a free loopback port, once it accepts connections (the
     probe connection closes at once, as a vanishing client would): its port and process.
-    The daemon is killed afterwards."""
+    The daemon is stopped afterwards. Its token is where `lsp_llm.server.auth.token_path`
+    says (ServerSession finds it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
@@ -53,8 +54,12 @@ def tcp_daemon(*args: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
             raise AssertionError("the TCP server did not listen")
         yield port, proc
     finally:
-        proc.kill()
-        proc.wait(30)
+        proc.terminate()  # the daemon ends cleanly on SIGTERM (removing its token file)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
 
 
 def editor_env(model: Path, file: Path, out: Path) -> dict[str, str]:

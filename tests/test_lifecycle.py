@@ -23,12 +23,12 @@ def frame(message: dict) -> bytes:
     return f"Content-Length: {len(body)}\r\n\r\n".encode() + body
 
 
-def initialize(settings: dict) -> dict:
-    """An `initialize` request (id 1) from a client with no capabilities."""
+def initialize(settings: dict, msg_id: int = 1) -> dict:
+    """An `initialize` request from a client with no capabilities."""
     params = {"processId": None, "rootUri": None, "capabilities": {}}
     return {
         "jsonrpc": "2.0",
-        "id": 1,
+        "id": msg_id,
         "method": "initialize",
         "params": {**params, "initializationOptions": settings},
     }
@@ -136,15 +136,45 @@ async def test_failed_load_is_reported_and_requests_get_clear_error(broken: Lang
         )
 
 
-async def test_tcp_daemon_on_loopback(tiny):
-    with tcp_daemon() as (port, _), socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(frame(initialize({"model": str(tiny.target)})))
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += sock.recv(1)
-        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-        body = b""
-        while len(body) < length:
-            body += sock.recv(length - len(body))
-    reply = json.loads(body)
-    assert "inlineCompletionProvider" in reply["result"]["capabilities"]
+def _read_reply(sock: socket.socket) -> dict | None:
+    """One framed message from `sock`, or None when the daemon closed the connection."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        byte = sock.recv(1)
+        if not byte:
+            return None
+        head += byte
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    body = b""
+    while len(body) < length:
+        body += sock.recv(length - len(body))
+    return json.loads(body)
+
+
+async def test_tcp_daemon_on_loopback_needs_its_token(tiny):
+    """Without the token the daemon answers `initialize` with an error and closes the
+    connection, and nothing sent before has any effect; with it, a session starts."""
+    from lsp_llm.server.auth import read_token, token_path
+
+    with tcp_daemon() as (port, _):
+        path = token_path(port)
+        token = read_token(path)
+        assert token and len(token) >= 32
+        assert path.stat().st_mode & 0o777 == 0o600  # only the user can read it
+        for options in ({"model": str(tiny.target)}, {"authToken": token[:-1] + "x"}):
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                sock.sendall(frame({"jsonrpc": "2.0", "method": "initialized", "params": {}}))
+                sock.sendall(frame(initialize(options)))
+                reply = _read_reply(sock)
+                assert reply is not None and reply["error"]["code"] == -32600
+                assert "authToken" in reply["error"]["message"] and token not in str(reply)
+                assert _read_reply(sock) is None  # closed
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(frame(initialize({"model": str(tiny.target), "authToken": token})))
+            reply = _read_reply(sock)
+            assert reply is not None
+            assert "inlineCompletionProvider" in reply["result"]["capabilities"]
+            sock.sendall(frame(initialize({"authToken": token}, 2)))
+            again = _read_reply(sock)  # a second initialize is refused, the session kept
+            assert again is not None and again["error"]["code"] == -32600
+    assert read_token(path) is None  # the daemon ended: its token file is gone

@@ -4,8 +4,8 @@ Each connection gets its own LSP session (a fresh server: its documents, setting
 and pending requests); sessions share loaded models through `server.pool`. An editor's
 `exit`, or its connection dropping, ends that session only: its requests are cancelled and
 its model goes back to the pool, still loaded for the next editor. The daemon runs until
-it is interrupted. (pygls' own TCP server has one session for the process and exits with
-its first client.)
+it is interrupted. Every connection authenticates with the daemon's token (`server.auth`).
+(pygls' own TCP server has one session for the process and exits with its first client.)
 """
 
 from __future__ import annotations
@@ -14,20 +14,28 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pygls.io_ import run_async
+
+from lsp_llm.server.auth import create_token, read_token, token_path
 
 logger = logging.getLogger(__name__)
 
 
 async def _session(
-    create_server: Callable[[], Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    create_server: Callable[[], Any],
+    token: Token,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
 ) -> None:
     peer = writer.get_extra_info("peername")
     logger.info("editor connected from %s", peer)
     server = create_server()
     server.protocol.daemon_session = True
+    server.protocol.auth_token, server.protocol.token_hint = token.secret, str(token.path)
     server.protocol.set_writer(writer)
     server._stop_event = stop = threading.Event()
     try:
@@ -54,12 +62,30 @@ def end_session(server: Any) -> None:
     server.host.close()
 
 
-async def serve_tcp(host: str, port: int, create_server: Callable[[], Any]) -> None:
+@dataclass(frozen=True)
+class Token:
+    secret: str
+    path: Path
+
+
+async def serve_tcp(
+    host: str, port: int, create_server: Callable[[], Any], token_file: Path | None = None
+) -> None:
+    """Serve editors on `host:port` until interrupted; each must `initialize` with the token
+    written to `token_file` (default `auth.token_path(port)`), removed again at the end."""
+    path = token_file or token_path(port)
+    token = Token(create_token(path), path)
+    logger.info("the token for this daemon is in %s", path)
+
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _session(create_server, reader, writer)
+        await _session(create_server, token, reader, writer)
 
     listener = await asyncio.start_server(connection, host, port)
     addresses = ", ".join(str(s.getsockname()) for s in listener.sockets)
     logger.info("listening on %s", addresses)
-    async with listener:
-        await listener.serve_forever()
+    try:
+        async with listener:
+            await listener.serve_forever()
+    finally:
+        if read_token(path) == token.secret:  # not a newer daemon's on the same port
+            path.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ import logging
 from lsprotocol import types
 
 from lsp_llm.server.app import CONFIG_SECTION, LspLlmServer
+from lsp_llm.server.auth import TOKEN_KEY
 from lsp_llm.server.host import model_settings_changed
 
 logger = logging.getLogger(__name__)
@@ -17,7 +18,10 @@ logger = logging.getLogger(__name__)
 def register(server: LspLlmServer) -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls: LspLlmServer, params: types.InitializeParams) -> None:
-        ls.apply_settings(params.initialization_options, "initializationOptions")
+        options = params.initialization_options
+        if isinstance(options, dict):  # the daemon's token (checked already) is no setting
+            options = {k: v for k, v in options.items() if k != TOKEN_KEY}
+        ls.apply_settings(options, "initializationOptions")
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: LspLlmServer, params: types.InitializedParams) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+from pathlib import Path
 
 from lsp_llm.config import Settings
 from lsp_llm.server import chat, codeactions, completion, lifecycle
@@ -23,7 +25,15 @@ def create_server(defaults: Settings | None = None) -> LspLlmServer:
     return server
 
 
-def serve(tcp: tuple[str, int] | None = None, defaults: Settings | None = None) -> int:
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def serve(
+    tcp: tuple[str, int] | None = None,
+    defaults: Settings | None = None,
+    token_file: Path | None = None,
+) -> int:
     """Run over stdio, or as a `--tcp` daemon; `defaults` are every session's settings
     before the client's own (the command line's engine)."""
     try:
@@ -34,8 +44,11 @@ def serve(tcp: tuple[str, int] | None = None, defaults: Settings | None = None) 
             finally:
                 server.host.close()
         else:
+            # SIGTERM (a service manager stopping the daemon) ends it as Ctrl-C does, so
+            # its token file is removed
+            signal.signal(signal.SIGTERM, _interrupt)
             # a session per editor
-            asyncio.run(serve_tcp(*tcp, lambda: create_server(defaults)))
+            asyncio.run(serve_tcp(*tcp, lambda: create_server(defaults), token_file))
     except KeyboardInterrupt:
         pass
     finally:

@@ -9,12 +9,17 @@ local function finish(code) write_result(out, code) end
 -- The user's configuration (README, "Neovim 0.11+"; with LSP_LLM_TCP_PORT, the README's
 -- "Any client over TCP": a running `lsp-llm serve --tcp` daemon).
 local port = os.getenv("LSP_LLM_TCP_PORT")
+local init_options = vim.fn.json_decode(os.getenv("LSP_LLM_SETTINGS"))
+if port then -- the daemon's token, from the file it wrote for this user
+  local dir = os.getenv("XDG_RUNTIME_DIR") or (os.getenv("HOME") .. "/.cache")
+  init_options.authToken = vim.fn.readfile(dir .. "/lsp-llm/tcp-" .. port .. ".token")[1]
+end
 vim.lsp.config("lsp-llm", {
   cmd = port and vim.lsp.rpc.connect("127.0.0.1", tonumber(port))
     or vim.fn.json_decode(os.getenv("LSP_LLM_CMD")),
   filetypes = { "python" },
   root_markers = { ".git" },
-  init_options = vim.fn.json_decode(os.getenv("LSP_LLM_SETTINGS")),
+  init_options = init_options,
   handlers = { ["lspLlm/status"] = function(_, result) out.status = result.state end },
 })
 vim.lsp.enable("lsp-llm")

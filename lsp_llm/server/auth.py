@@ -1,0 +1,50 @@
+"""The `--tcp` daemon's token: a random secret made at start, written to a file only the
+user can read, and asked of every connection in `initializationOptions.authToken` (any
+process that can reach the port otherwise could use the GPU and send settings).
+
+The default file is `$XDG_RUNTIME_DIR/lsp-llm/tcp-PORT.token` (a per-user folder that
+lives as long as the login), else `~/.cache/lsp-llm/tcp-PORT.token`. No pygls here: the
+daemon writes it, clients (`lsp-llm complete --connect`, editors' set-ups) read it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+TOKEN_KEY = "authToken"
+"""Where a client puts the token: `initializationOptions.authToken`."""
+
+
+def token_path(port: int) -> Path:
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    root = Path(runtime) if runtime else Path.home() / ".cache"
+    return root / "lsp-llm" / f"tcp-{port}.token"
+
+
+def create_token(path: Path) -> str:
+    """A new token in `path` (mode 0600, its folder 0700), replacing an old one."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    token = secrets.token_urlsafe(32)
+    temp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(token + "\n")
+    os.replace(temp, path)  # readers never see a half-written token
+    return token
+
+
+def read_token(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="ascii").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def token_matches(expected: str, given: object) -> bool:
+    """Constant-time comparison (the time taken says nothing about the token)."""
+    return isinstance(given, str) and hmac.compare_digest(
+        expected.encode("utf-8"), given.encode("utf-8", "replace")
+    )
