@@ -3,14 +3,18 @@ host, progress and status reporting) and the small helpers handlers share."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+import sys
+import threading
 import uuid
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.io_ import StdinAsyncReader, StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
@@ -20,6 +24,7 @@ from lsp_llm.config import Settings, parse_settings, to_camel
 from lsp_llm.context.positions import PositionError, line_starts, to_offset, to_position
 from lsp_llm.context.prompts import TokenizerInfo
 from lsp_llm.engine.types import Done, GenerationRequest
+from lsp_llm.server.framing import serve_frames
 from lsp_llm.server.host import ModelHost, ModelUnavailable, Status
 from lsp_llm.server.protocol import LspLlmProtocol
 
@@ -49,8 +54,29 @@ class LspLlmServer(LanguageServer):
         self.host = ModelHost(self.send_status, self._report_progress)
         self._progress_token: str | None = None
         self._active = 0
+        self.exit_code = 0
         self.session = uuid.uuid4().hex[:8]
         """Names this editor's jobs on a shared engine (a `--tcp` daemon has several)."""
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """pygls' stdio server over our strict frame reader (`framing.serve_frames`).
+        `exit_code` is then 0 after `shutdown` + `exit`, 1 for an `exit` without `shutdown`
+        (the LSP's rule)."""
+        self._stop_event = threading.Event()
+        reader = StdinAsyncReader(stdin or sys.stdin.buffer, self.thread_pool)
+        protocol = self.protocol
+        assert isinstance(protocol, LspLlmProtocol)
+        protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            asyncio.run(serve_frames(self._stop_event, reader, protocol))
+        except BrokenPipeError:
+            logger.error("the client's connection is lost: shutting down")
+        except SystemExit as exc:  # pygls' `exit` handler
+            self.exit_code = exc.code if isinstance(exc.code, int) else 1
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.shutdown()
 
     # -- settings ----------------------------------------------------------------------
     def apply_settings(self, data: Any, source: str) -> Settings:

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pygls.io_ import run_async
-
 from lsp_llm.server.auth import create_token, read_token, token_path
+from lsp_llm.server.framing import serve_frames
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +38,7 @@ async def _session(
     server.protocol.set_writer(writer)
     server._stop_event = stop = threading.Event()
     try:
-        await run_async(
-            stop_event=stop,
-            reader=reader,
-            protocol=server.protocol,
-            logger=logger,
-            error_handler=server.report_server_error,
-        )
+        await serve_frames(stop, reader, server.protocol)
     finally:
         end_session(server)
         writer.close()

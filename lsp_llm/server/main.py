@@ -35,7 +35,8 @@ def serve(
     token_file: Path | None = None,
 ) -> int:
     """Run over stdio, or as a `--tcp` daemon; `defaults` are every session's settings
-    before the client's own (the command line's engine)."""
+    before the client's own (the command line's engine). Returns the exit code."""
+    code = 0
     try:
         if tcp is None:
             server = create_server(defaults)
@@ -43,6 +44,7 @@ def serve(
                 server.start_io()
             finally:
                 server.host.close()
+            code = server.exit_code
         else:
             # SIGTERM (a service manager stopping the daemon) ends it as Ctrl-C does, so
             # its token file is removed
@@ -54,4 +56,4 @@ def serve(
     finally:
         POOL.close()
     logger.info("server stopped")
-    return 0
+    return code

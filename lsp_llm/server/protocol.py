@@ -7,6 +7,7 @@ the process."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Generator
 from typing import Any
@@ -16,6 +17,8 @@ from pygls.exceptions import (
     JsonRpcException,
     JsonRpcInvalidParams,
     JsonRpcInvalidRequest,
+    JsonRpcMethodNotFound,
+    JsonRpcParseError,
     JsonRpcServerNotInitialized,
 )
 from pygls.protocol import LanguageServerProtocol, lsp_method
@@ -56,6 +59,75 @@ class LspLlmProtocol(LanguageServerProtocol):
             self._server._stop_event.set()
         if self.writer is not None:
             self.writer.close()
+
+    # -- reading a message (lsp_llm/server/framing.py hands each body here) ---------------
+    def receive(self, body: bytes) -> None:
+        """One message body: exactly one response for a request, whatever it holds (the
+        JSON-RPC error for what cannot be read), nothing for a notification."""
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except UnicodeDecodeError:
+            return self._refuse(None, JsonRpcParseError("the message is not UTF-8"))
+        except RecursionError:
+            return self._refuse(None, JsonRpcInvalidRequest("the message is nested too deeply"))
+        except ValueError as exc:
+            return self._refuse(None, JsonRpcParseError(f"the message is not JSON: {exc}"))
+        if not isinstance(data, dict):
+            what = "batches are not supported" if isinstance(data, list) else "not an object"
+            return self._refuse(None, JsonRpcInvalidRequest(f"invalid message: {what}"))
+        msg_id = data.get("id")
+        is_request = "id" in data and "method" in data
+        if "id" in data and not (
+            isinstance(msg_id, str) or (isinstance(msg_id, int) and not isinstance(msg_id, bool))
+        ):
+            return self._refuse(
+                None, JsonRpcInvalidRequest("a message id must be a string or number")
+            )
+        method = data.get("method")
+        if data.get("jsonrpc") != "2.0" or ("method" in data and not isinstance(method, str)):
+            error = JsonRpcInvalidRequest('a message must have "jsonrpc": "2.0" and a method')
+            return self._refuse(msg_id, error) if is_request else None
+        if is_request and self._shutdown and method != types.EXIT:
+            return self._refuse(msg_id, JsonRpcInvalidRequest("the server is shutting down"))
+        if is_request and not self.initialize_seen and method != types.INITIALIZE:
+            error = JsonRpcServerNotInitialized("the server is not initialized yet")
+            return self._refuse(msg_id, error)
+        if is_request and not self._knows(method):
+            return self._refuse(msg_id, JsonRpcMethodNotFound(f"unknown method {method}"))
+        try:
+            message = self.structure_message(data)
+        except RecursionError:
+            return self._refuse(
+                msg_id if is_request else None, JsonRpcInvalidRequest("nested too deeply")
+            )
+        except JsonRpcException as exc:
+            return self._refuse(msg_id, exc) if is_request else None
+        self.handle_message(message)
+
+    def _knows(self, method: Any) -> bool:
+        try:
+            self._get_handler(method)
+        except JsonRpcMethodNotFound:
+            return False
+        return True
+
+    def _refuse(self, msg_id: Any, error: JsonRpcException) -> None:
+        """An error response; `msg_id` None when the request's id could not be read."""
+        logger.warning("refused a message: %s", error.message)
+        self._send_data(
+            {
+                "jsonrpc": "2.0",
+                "id": msg_id,
+                "error": {"code": error.code, "message": error.message},
+            }
+        )
+
+    def _send_response(self, msg_id: Any, result: Any = None, error: Any = None) -> None:
+        """No Python traceback goes on the wire (it is in the log): an internal error says
+        what failed, not where."""
+        if error is not None and getattr(error, "data", None) is not None:
+            error.data = None
+        super()._send_response(msg_id, result, error)
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         try:

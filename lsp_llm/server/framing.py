@@ -1,0 +1,83 @@
+"""Reading LSP frames off a stream, strictly: the loop under both the stdio server and each
+`--tcp` daemon connection (pygls' own loop drops a frame it cannot read and then loses its
+place in the stream, answering nothing more).
+
+Headers are read case-insensitively; a frame whose `Content-Length` is missing, not a
+number, negative or over `MAX_FRAME_BYTES` cannot be resynchronised, so the connection ends
+with a log line. Each body goes to `LspLlmProtocol.receive`, which answers what it cannot
+read (invalid UTF-8 or JSON, wrong shapes) with the JSON-RPC error for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 256 * 1024 * 1024
+"""The largest message read (a document of a few hundred MB would be refused here)."""
+MAX_HEADER_LINES = 32
+
+
+class Reader(Protocol):
+    async def readline(self) -> bytes: ...
+    async def readexactly(self, n: int) -> bytes: ...
+
+
+class Receives(Protocol):
+    def receive(self, body: bytes) -> None: ...
+
+
+class FrameError(Exception):
+    """The stream is not LSP framing any more; the message says how."""
+
+
+async def read_frame(reader: Any) -> bytes | None:
+    """The next message body, or None at the end of the stream."""
+    length: int | None = None
+    for _ in range(MAX_HEADER_LINES):
+        line = await reader.readline()
+        if not line:
+            return None
+        if line in (b"\r\n", b"\n"):
+            break
+        name, sep, value = line.decode("ascii", "replace").partition(":")
+        if not sep:
+            raise FrameError(f"a header line without a colon: {line[:80]!r}")
+        if name.strip().lower() == "content-length":
+            text = value.strip()
+            if not text.isdigit():
+                raise FrameError(f"Content-Length is not a length: {text[:40]!r}")
+            length = int(text)
+    else:
+        raise FrameError(f"more than {MAX_HEADER_LINES} header lines")
+    if length is None:
+        raise FrameError("a frame without Content-Length")
+    if length > MAX_FRAME_BYTES:
+        raise FrameError(f"a {length}-byte message (the limit is {MAX_FRAME_BYTES})")
+    body = await reader.readexactly(length)
+    if len(body) < length:
+        return None  # the stream ended inside the body
+    return bytes(body)
+
+
+async def serve_frames(stop: threading.Event, reader: Any, protocol: Receives) -> None:
+    """Hand every frame to `protocol.receive` until the stream ends, `stop` is set, or the
+    framing breaks (logged)."""
+    while not stop.is_set():
+        try:
+            body = await read_frame(reader)
+        except FrameError as exc:
+            logger.error("bad LSP framing, closing the connection: %s", exc)
+            return
+        except Exception as exc:  # asyncio.IncompleteReadError, a reset connection
+            logger.info("the connection ended: %s", exc)
+            return
+        if body is None:
+            return
+        try:
+            protocol.receive(body)
+        except Exception:  # never let one message end the session
+            logger.exception("unable to handle a message")
