@@ -163,6 +163,23 @@ def main(argv: list[str] | None = None) -> int:
         "$XDG_RUNTIME_DIR/lsp-llm/tcp-PORT.token, else ~/.cache/lsp-llm/tcp-PORT.token)",
     )
     serve.add_argument(
+        "--model",
+        help="the model every session starts with (a client may still choose another the "
+        "daemon allows)",
+    )
+    serve.add_argument(
+        "--model-dir",
+        action="append",
+        default=[],
+        help="with --tcp: clients may choose models inside this folder (repeatable)",
+    )
+    serve.add_argument(
+        "--allow-model",
+        action="append",
+        default=[],
+        help="with --tcp: clients may choose this model id or path (repeatable)",
+    )
+    serve.add_argument(
         "--trust-remote-code",
         action="store_true",
         help="let models run their own code (over --tcp, only this flag can allow it)",
@@ -274,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_eval(args)
     if args.command == "serve":
         from lsp_llm.config import parse_settings
+        from lsp_llm.server.auth import ModelPolicy
         from lsp_llm.server.main import serve as run
 
         wire = {"url": args.backend_url, "model": args.backend_model}
@@ -281,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             wire["apiKeyEnv"] = args.backend_api_key_env
         defaults, errors = parse_settings(
             {
+                "model": args.model,
                 "backend": wire,
                 "trustRemoteCode": args.trust_remote_code,
                 "allowPickleWeights": args.allow_pickle_weights,
@@ -292,7 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         if errors:
             print(f"lsp-llm serve: {'; '.join(errors)}", file=sys.stderr)
             return 2
-        return run(args.tcp, defaults, Path(args.token_file) if args.token_file else None)
+        policy = ModelPolicy(tuple(Path(d) for d in args.model_dir), tuple(args.allow_model))
+        token_file = Path(args.token_file) if args.token_file else None
+        return run(args.tcp, defaults, token_file, policy)
     logging.getLogger().setLevel(logging.WARNING)
     runner = _complete if args.command == "complete" else _chat
     try:

@@ -32,7 +32,7 @@ async def _ask(session: ServerSession) -> tuple[str, str]:
 
 
 async def test_daemon_serves_editors_at_once_and_one_after_another(tiny):
-    with tcp_daemon() as (port, proc):
+    with tcp_daemon("--model-dir", str(tiny.target.parent)) as (port, proc):
         first, second = (
             ServerSession(_settings(tiny), connect=("127.0.0.1", port)) for _ in range(2)
         )
@@ -126,3 +126,42 @@ async def test_pool_shares_one_engine_per_model_and_keeps_one_idle(tiny):
     finally:
         pool.close()
     assert pool.loaded() == []
+
+
+async def test_a_client_loads_only_what_the_daemon_allows(tiny, tmp_path, capsys):
+    """`--model-dir`: a client may choose a model inside it, not one elsewhere (refused with
+    words that do not say whether it exists), and never with `trustRemoteCode`: a model
+    folder whose config asks to import its own module does not get it run."""
+    import shutil
+
+    allowed = tmp_path / "models"
+    inside = allowed / "tiny"
+    shutil.copytree(tiny.target, inside)
+    payload = allowed / "custom"
+    payload.mkdir()
+    marker = tmp_path / "payload-ran"
+    auto_map = {"AutoConfig": "marker.Config", "AutoModelForCausalLM": "marker.Model"}
+    (payload / "config.json").write_text(json.dumps({"model_type": "x", "auto_map": auto_map}))
+    (payload / "marker.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    with tcp_daemon("--model", "bundled", "--model-dir", str(allowed)) as (port, _):
+        for wanted, expect in (
+            (str(tiny.draft), "bundled"),  # outside the folder: the daemon's model stays
+            ("/no/such/model", "bundled"),  # the same words: nothing learnt about the disk
+            (str(inside), str(inside)),
+        ):
+            session = ServerSession({"model": wanted}, connect=("127.0.0.1", port))
+            await session.start()
+            try:
+                assert session.status["model"] == expect
+            finally:
+                await session.close()
+        shown = capsys.readouterr().err
+        assert shown.count("model: a client of this --tcp daemon can choose") == 2
+        session = ServerSession(
+            {"model": str(payload), "trustRemoteCode": True}, connect=("127.0.0.1", port)
+        )
+        with pytest.raises(RuntimeError):  # refused trust: the model cannot load
+            await session.start()
+        await session.close()
+        assert "trustRemoteCode: a client of a --tcp daemon cannot set" in capsys.readouterr().err
+    assert not marker.exists()

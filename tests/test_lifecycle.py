@@ -137,7 +137,14 @@ async def test_failed_load_is_reported_and_requests_get_clear_error(broken: Lang
 
 
 def _read_reply(sock: socket.socket) -> dict | None:
-    """One framed message from `sock`, or None when the daemon closed the connection."""
+    """The next response from `sock` (the server's own notifications skipped), or None
+    when the daemon closed the connection."""
+    while (message := _read_message(sock)) is not None and "method" in message:
+        pass
+    return message
+
+
+def _read_message(sock: socket.socket) -> dict | None:
     head = b""
     while b"\r\n\r\n" not in head:
         byte = sock.recv(1)
@@ -156,7 +163,7 @@ async def test_tcp_daemon_on_loopback_needs_its_token(tiny):
     connection, and nothing sent before has any effect; with it, a session starts."""
     from lsp_llm.server.auth import read_token, token_path
 
-    with tcp_daemon() as (port, _):
+    with tcp_daemon("--model-dir", str(tiny.target.parent)) as (port, _):
         path = token_path(port)
         token = read_token(path)
         assert token and len(token) >= 32

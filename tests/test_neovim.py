@@ -69,7 +69,7 @@ def test_neovim_011_config_completion_and_code_action(tiny, tmp_path: Path, tran
     env = editor_env(tiny.target, path, out)
     with contextlib.ExitStack() as stack:
         if transport == "tcp":
-            port, daemon = stack.enter_context(tcp_daemon())
+            port, daemon = stack.enter_context(tcp_daemon("--model-dir", str(tiny.target.parent)))
             env["LSP_LLM_TCP_PORT"] = str(port)
         proc = subprocess.run(
             [nvim, "--headless", "--clean", "-n", "-c", f"luafile {script}"],

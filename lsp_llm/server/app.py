@@ -24,6 +24,7 @@ from lsp_llm.config import Settings, parse_settings, to_camel
 from lsp_llm.context.positions import PositionError, line_starts, to_offset, to_position
 from lsp_llm.context.prompts import TokenizerInfo
 from lsp_llm.engine.types import Done, GenerationRequest
+from lsp_llm.server.auth import ModelPolicy
 from lsp_llm.server.framing import serve_frames
 from lsp_llm.server.host import ModelHost, ModelUnavailable, Status
 from lsp_llm.server.protocol import LspLlmProtocol
@@ -43,7 +44,7 @@ class RequestFailed(JsonRpcException):
 
 
 class LspLlmServer(LanguageServer):
-    def __init__(self, defaults: Settings | None = None) -> None:
+    def __init__(self, defaults: Settings | None = None, policy: ModelPolicy | None = None) -> None:
         super().__init__(
             "lsp-llm",
             __version__,
@@ -51,6 +52,8 @@ class LspLlmServer(LanguageServer):
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
         )
         self.settings = defaults or Settings()
+        self.policy = policy or ModelPolicy()
+        """What a `--tcp` client may load (the daemon's command line sets it)."""
         self.host = ModelHost(self.send_status, self._report_progress)
         self._progress_token: str | None = None
         self._active = 0
@@ -103,15 +106,23 @@ class LspLlmServer(LanguageServer):
         if isinstance(sent, dict) and all(v is None for v in sent.values()):
             new = dataclasses.replace(new, backend=self.settings.backend)
         refused = [f for f in DAEMON_ONLY if getattr(new, f) != getattr(self.settings, f)]
-        if not refused:
-            return new
-        names = ", ".join(to_camel(f) for f in refused)
-        errors.append(
-            f"{names}: a client of a --tcp daemon cannot set this (it could make the daemon "
-            "run code or send prompts and keys elsewhere); the daemon's command line does "
-            "(lsp-llm serve --tcp PORT --backend-url URL --trust-remote-code ...)"
-        )
-        return dataclasses.replace(new, **{f: getattr(self.settings, f) for f in refused})
+        if refused:
+            names = ", ".join(to_camel(f) for f in refused)
+            errors.append(
+                f"{names}: a client of a --tcp daemon cannot set this (it could make the "
+                "daemon run code or send prompts and keys elsewhere); the daemon's command "
+                "line does (lsp-llm serve --tcp PORT --backend-url URL --trust-remote-code ...)"
+            )
+            new = dataclasses.replace(new, **{f: getattr(self.settings, f) for f in refused})
+        for name in ("model", "draft_model"):
+            wanted = getattr(new, name)
+            if wanted != getattr(self.settings, name) and not self.policy.allows(wanted):
+                errors.append(
+                    f"{to_camel(name)}: a client of this --tcp daemon can choose "
+                    f"{self.policy.describe()} (the daemon's --allow-model and --model-dir)"
+                )
+                new = dataclasses.replace(new, **{name: getattr(self.settings, name)})
+        return new
 
     async def pull_configuration(self) -> Any:
         caps = self.client_capabilities.workspace

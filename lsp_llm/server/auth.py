@@ -1,6 +1,9 @@
-"""The `--tcp` daemon's token: a random secret made at start, written to a file only the
+"""What a `--tcp` daemon asks of and allows its clients (anyone who can reach the port).
+
+Its token: a random secret made at start, written to a file only the
 user can read, and asked of every connection in `initializationOptions.authToken` (any
-process that can reach the port otherwise could use the GPU and send settings).
+process that can reach the port otherwise could use the GPU and send settings). Its model
+policy (`ModelPolicy`): which models a client may have it load.
 
 The default file is `$XDG_RUNTIME_DIR/lsp-llm/tcp-PORT.token` (a per-user folder that
 lives as long as the login), else `~/.cache/lsp-llm/tcp-PORT.token`. No pygls here: the
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 TOKEN_KEY = "authToken"
@@ -48,3 +52,31 @@ def token_matches(expected: str, given: object) -> bool:
     return isinstance(given, str) and hmac.compare_digest(
         expected.encode("utf-8"), given.encode("utf-8", "replace")
     )
+
+
+@dataclass(frozen=True)
+class ModelPolicy:
+    """The models a daemon's clients may name in `model`/`draftModel`: the aliases
+    (`smollm2`, `bundled`), the ids the daemon's command line allows (`--allow-model`), and
+    models inside its `--model-dir` folders. Anything else is refused with the same words
+    whether or not it exists (a client learns nothing about the daemon's files), and the
+    daemon never downloads or opens what a client chose outside these."""
+
+    dirs: tuple[Path, ...] = ()
+    ids: tuple[str, ...] = ()
+
+    def allows(self, spec: str | None) -> bool:
+        from lsp_llm.engine.sources import BUNDLED, SMOLLM2
+
+        if spec is None or spec in (SMOLLM2, BUNDLED) or spec in self.ids:
+            return True
+        path = os.path.realpath(os.path.expanduser(spec))
+        return any(
+            path == root or path.startswith(root + os.sep)
+            for root in (os.path.realpath(d) for d in self.dirs)
+        )
+
+    def describe(self) -> str:
+        allowed = ["smollm2", "bundled", *self.ids]
+        where = f", or a model inside {', '.join(map(str, self.dirs))}" if self.dirs else ""
+        return f"{', '.join(allowed)}{where}"

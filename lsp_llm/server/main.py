@@ -10,14 +10,17 @@ from pathlib import Path
 from lsp_llm.config import Settings
 from lsp_llm.server import chat, codeactions, completion, lifecycle
 from lsp_llm.server.app import LspLlmServer
+from lsp_llm.server.auth import ModelPolicy
 from lsp_llm.server.daemon import serve_tcp
 from lsp_llm.server.pool import POOL
 
 logger = logging.getLogger(__name__)
 
 
-def create_server(defaults: Settings | None = None) -> LspLlmServer:
-    server = LspLlmServer(defaults)
+def create_server(
+    defaults: Settings | None = None, policy: ModelPolicy | None = None
+) -> LspLlmServer:
+    server = LspLlmServer(defaults, policy)
     lifecycle.register(server)
     completion.register(server)
     codeactions.register(server)
@@ -33,6 +36,7 @@ def serve(
     tcp: tuple[str, int] | None = None,
     defaults: Settings | None = None,
     token_file: Path | None = None,
+    policy: ModelPolicy | None = None,
 ) -> int:
     """Run over stdio, or as a `--tcp` daemon; `defaults` are every session's settings
     before the client's own (the command line's engine). Returns the exit code."""
@@ -50,7 +54,7 @@ def serve(
             # its token file is removed
             signal.signal(signal.SIGTERM, _interrupt)
             # a session per editor
-            asyncio.run(serve_tcp(*tcp, lambda: create_server(defaults), token_file))
+            asyncio.run(serve_tcp(*tcp, lambda: create_server(defaults, policy), token_file))
     except KeyboardInterrupt:
         pass
     finally:

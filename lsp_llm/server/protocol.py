@@ -90,8 +90,8 @@ class LspLlmProtocol(LanguageServerProtocol):
         if is_request and self._shutdown and method != types.EXIT:
             return self._refuse(msg_id, JsonRpcInvalidRequest("the server is shutting down"))
         if is_request and not self.initialize_seen and method != types.INITIALIZE:
-            error = JsonRpcServerNotInitialized("the server is not initialized yet")
-            return self._refuse(msg_id, error)
+            early = JsonRpcServerNotInitialized("the server is not initialized yet")
+            return self._refuse(msg_id, early)
         if is_request and not self._knows(method):
             return self._refuse(msg_id, JsonRpcMethodNotFound(f"unknown method {method}"))
         try:
