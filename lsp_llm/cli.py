@@ -311,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         if errors:
             print(f"lsp-llm serve: {'; '.join(errors)}", file=sys.stderr)
             return 2
-        policy = ModelPolicy(tuple(Path(d) for d in args.model_dir), tuple(args.allow_model))
+        allowed = (*args.allow_model, *([args.model] if args.model else []))
+        policy = ModelPolicy(tuple(Path(d).resolve() for d in args.model_dir), allowed)
         token_file = Path(args.token_file) if args.token_file else None
         return run(args.tcp, defaults, token_file, policy)
     logging.getLogger().setLevel(logging.WARNING)

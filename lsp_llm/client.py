@@ -15,7 +15,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from lsp_llm.server.auth import TOKEN_KEY, read_token, token_path
+from lsp_llm.server.auth import LOOPBACK, TOKEN_KEY, read_token, token_path
 
 
 class ServerSession:
@@ -28,8 +28,10 @@ class ServerSession:
         token_file: Path | None = None,
     ) -> None:
         self.settings = settings or {}
-        if connect is not None and TOKEN_KEY not in self.settings:
-            # A daemon asks for the token it wrote for its user (`lsp_llm.server.auth`).
+        local = connect is not None and connect[0] in LOOPBACK
+        if connect is not None and TOKEN_KEY not in self.settings and (local or token_file):
+            # A daemon asks for the token it wrote for its user (`lsp_llm.server.auth`);
+            # the local file goes only to a local daemon, unless named for another.
             token = read_token(token_file or token_path(connect[1]))
             if token is not None:
                 self.settings = {**self.settings, TOKEN_KEY: token}

@@ -127,6 +127,11 @@ def test_every_malformed_message_gets_its_error_and_the_session_goes_on(server):
             8,
             -32600,
         ),  # a second initialize would drop every document and setting
+        (  # a notification method sent with an id
+            message({"jsonrpc": "2.0", "id": 10, "method": "initialized", "params": {}}),
+            10,
+            -32600,
+        ),
     ]
     for n, (data, msg_id, code) in enumerate(cases):
         server.send(data)
@@ -134,6 +139,9 @@ def test_every_malformed_message_gets_its_error_and_the_session_goes_on(server):
         assert error_code(got) == code, (n, got)
         assert "traceback" not in json.dumps(got).lower()
         server.alive(n)
+    # A client's error response with id null is not answered (the next reply is the probe).
+    server.send(message({"jsonrpc": "2.0", "id": None, "error": {"code": 1, "message": "x"}}))
+    server.alive(98)
     # A params object holding a "jsonrpc" key is data, not a second message.
     forged = {"jsonrpc": "2.0", "id": "FORGED-1", "method": "shutdown"}
     server.send(

@@ -147,6 +147,7 @@ async def test_a_client_loads_only_what_the_daemon_allows(tiny, tmp_path, capsys
         for wanted, expect in (
             (str(tiny.draft), "bundled"),  # outside the folder: the daemon's model stays
             ("/no/such/model", "bundled"),  # the same words: nothing learnt about the disk
+            ("org/some-model", "bundled"),  # a hub id: no download a client can ask for
             (str(inside), str(inside)),
         ):
             session = ServerSession({"model": wanted}, connect=("127.0.0.1", port))
@@ -156,7 +157,7 @@ async def test_a_client_loads_only_what_the_daemon_allows(tiny, tmp_path, capsys
             finally:
                 await session.close()
         shown = capsys.readouterr().err
-        assert shown.count("model: a client of this --tcp daemon can choose") == 2
+        assert shown.count("model: a client of this --tcp daemon can choose") == 3
         session = ServerSession(
             {"model": str(payload), "trustRemoteCode": True}, connect=("127.0.0.1", port)
         )

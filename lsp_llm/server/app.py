@@ -32,6 +32,7 @@ from lsp_llm.server.protocol import LspLlmProtocol
 logger = logging.getLogger(__name__)
 
 STATUS = "lspLlm/status"
+CONFIGURATION_TIMEOUT_S = 10.0
 DAEMON_ONLY = ("backend", "trust_remote_code", "allow_pickle_weights")
 """Settings only the daemon's command line sets (see `_keep_daemon_only`)."""
 CONFIG_SECTION = "lspLlm"
@@ -128,9 +129,14 @@ class LspLlmServer(LanguageServer):
         caps = self.client_capabilities.workspace
         if caps is None or not caps.configuration:
             return None
-        try:
-            result = await self.workspace_configuration_async(
-                types.ConfigurationParams(items=[types.ConfigurationItem(section=CONFIG_SECTION)])
+        try:  # a client that never answers must not hold the model load up
+            result = await asyncio.wait_for(
+                self.workspace_configuration_async(
+                    types.ConfigurationParams(
+                        items=[types.ConfigurationItem(section=CONFIG_SECTION)]
+                    )
+                ),
+                CONFIGURATION_TIMEOUT_S,
             )
         except Exception:
             logger.debug("workspace/configuration failed", exc_info=True)

@@ -15,11 +15,15 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 TOKEN_KEY = "authToken"
 """Where a client puts the token: `initializationOptions.authToken`."""
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def token_path(port: int) -> Path:
@@ -31,12 +35,19 @@ def token_path(port: int) -> Path:
 def create_token(path: Path) -> str:
     """A new token in `path` (mode 0600, its folder 0700), replacing an old one."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder = path.parent.stat()
+    if folder.st_uid != os.getuid() or folder.st_mode & 0o022:
+        raise PermissionError(
+            f"{path.parent} is not a folder only you can write to: the token would not be "
+            "safe there (use --token-file in a private folder)"
+        )
     token = secrets.token_urlsafe(32)
-    temp = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # mkstemp: a new file (O_EXCL, mode 0600) under an unpredictable name, then renamed:
+    # readers never see a half-written token, and nobody can have opened it before.
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w", encoding="ascii") as f:
         f.write(token + "\n")
-    os.replace(temp, path)  # readers never see a half-written token
+    os.replace(temp, path)
     return token
 
 
@@ -70,9 +81,11 @@ class ModelPolicy:
 
         if spec is None or spec in (SMOLLM2, BUNDLED) or spec in self.ids:
             return True
-        path = os.path.realpath(os.path.expanduser(spec))
+        if not os.path.isabs(spec):  # a hub id, or a path relative to the daemon's folder
+            return False
+        path = os.path.realpath(spec)
         return any(
-            path == root or path.startswith(root + os.sep)
+            path == root or path.startswith(root.rstrip(os.sep) + os.sep)
             for root in (os.path.realpath(d) for d in self.dirs)
         )
 

@@ -23,6 +23,9 @@ from lsp_llm.server.framing import serve_frames
 
 logger = logging.getLogger(__name__)
 
+INITIALIZE_WITHIN_S = 30
+"""A connection that has not initialized (with the token) by then is closed."""
+
 
 async def _session(
     create_server: Callable[[], Any],
@@ -34,12 +37,21 @@ async def _session(
     logger.info("editor connected from %s", peer)
     server = create_server()
     server.protocol.daemon_session = True
-    server.protocol.auth_token, server.protocol.token_hint = token.secret, str(token.path)
+    server.protocol.auth_token = token.secret
     server.protocol.set_writer(writer)
     server._stop_event = stop = threading.Event()
+
+    async def deadline() -> None:
+        await asyncio.sleep(INITIALIZE_WITHIN_S)
+        if not server.protocol.initialize_seen:
+            logger.warning("%s did not initialize in %d s: closing it", peer, INITIALIZE_WITHIN_S)
+            server.protocol.end_connection()
+
+    timer = asyncio.get_running_loop().create_task(deadline())
     try:
         await serve_frames(stop, reader, server.protocol)
     finally:
+        timer.cancel()
         end_session(server)
         writer.close()
         logger.info("editor from %s disconnected", peer)
@@ -67,13 +79,19 @@ async def serve_tcp(
     """Serve editors on `host:port` until interrupted; each must `initialize` with the token
     written to `token_file` (default `auth.token_path(port)`), removed again at the end."""
     path = token_file or token_path(port)
-    token = Token(create_token(path), path)
-    logger.info("the token for this daemon is in %s", path)
+    token: Token | None = None
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if token is None:  # connected in the instant before the token existed
+            writer.close()
+            return
         await _session(create_server, token, reader, writer)
 
+    # Listen first: a second daemon on a taken port fails here, before it could overwrite
+    # the running daemon's token.
     listener = await asyncio.start_server(connection, host, port)
+    token = Token(create_token(path), path)
+    logger.info("the token for this daemon is in %s", path)
     addresses = ", ".join(str(s.getsockname()) for s in listener.sockets)
     logger.info("listening on %s", addresses)
     try:

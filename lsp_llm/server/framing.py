@@ -29,12 +29,15 @@ class Reader(Protocol):
 class Receives(Protocol):
     def receive(self, body: bytes) -> None: ...
 
+    @property
+    def frame_limit(self) -> int: ...
+
 
 class FrameError(Exception):
     """The stream is not LSP framing any more; the message says how."""
 
 
-async def read_frame(reader: Any) -> bytes | None:
+async def read_frame(reader: Any, limit: int = MAX_FRAME_BYTES) -> bytes | None:
     """The next message body, or None at the end of the stream."""
     length: int | None = None
     for _ in range(MAX_HEADER_LINES):
@@ -55,8 +58,8 @@ async def read_frame(reader: Any) -> bytes | None:
         raise FrameError(f"more than {MAX_HEADER_LINES} header lines")
     if length is None:
         raise FrameError("a frame without Content-Length")
-    if length > MAX_FRAME_BYTES:
-        raise FrameError(f"a {length}-byte message (the limit is {MAX_FRAME_BYTES})")
+    if length > limit:
+        raise FrameError(f"a {length}-byte message (the limit here is {limit})")
     body = await reader.readexactly(length)
     if len(body) < length:
         return None  # the stream ended inside the body
@@ -68,10 +71,12 @@ async def serve_frames(stop: threading.Event, reader: Any, protocol: Receives) -
     framing breaks (logged)."""
     while not stop.is_set():
         try:
-            body = await read_frame(reader)
+            body = await read_frame(reader, protocol.frame_limit)
         except FrameError as exc:
             logger.error("bad LSP framing, closing the connection: %s", exc)
             return
+        except BrokenPipeError:
+            raise
         except Exception as exc:  # asyncio.IncompleteReadError, a reset connection
             logger.info("the connection ended: %s", exc)
             return
@@ -79,5 +84,7 @@ async def serve_frames(stop: threading.Event, reader: Any, protocol: Receives) -
             return
         try:
             protocol.receive(body)
+        except BrokenPipeError:  # the client is gone
+            raise
         except Exception:  # never let one message end the session
             logger.exception("unable to handle a message")

@@ -71,6 +71,8 @@ class ModelHost:
         self._ready: asyncio.Future[Backend] | None = None
         self._task: asyncio.Task[None] | None = None
         self.status = Status("loading")
+        self.closed = False
+        """The session ended: a load still running hands its engine straight back."""
 
     def set_status(self, status: Status) -> None:
         self.status = status
@@ -118,7 +120,7 @@ class ModelHost:
                 ready.exception()  # retrieved: waiting requests get it, no loop warning
             self.set_status(Status("error", model=name, message=message))
             return
-        if ready.cancelled():  # a newer load superseded this one
+        if ready.cancelled() or self.closed:  # superseded, or the session is over
             self.pool.release(engine)
             return
         self.engine, self.info = engine, engine.tokens
@@ -152,7 +154,9 @@ class ModelHost:
             self.set_status(self._status_of(engine))
 
     def close(self) -> None:
-        """This session is over: its engine goes back to the pool."""
+        """This session is over: its engine goes back to the pool (also one still loading,
+        when it arrives), and the status is not reported any more."""
+        self.closed = True
         self._unwatch()
         if self.engine is not None:
             self.pool.release(self.engine)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Generator
 from typing import Any
 
+import attrs
 from lsprotocol import types
 from pygls.exceptions import (
     JsonRpcException,
@@ -24,6 +25,10 @@ from pygls.exceptions import (
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from lsp_llm.server.auth import TOKEN_KEY, token_matches
+from lsp_llm.server.framing import MAX_FRAME_BYTES
+
+UNAUTHENTICATED_FRAME_BYTES = 1024 * 1024
+"""A daemon connection's messages before its `initialize` succeeded."""
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +41,13 @@ class _Rejected:
 
 class LspLlmProtocol(LanguageServerProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        # Set first: pygls reads every attribute (properties too) while it initialises.
         self.initialize_seen = False
         self.daemon_session = False
         """True for one editor's session in a `--tcp` daemon (lsp_llm/server/daemon.py)."""
         self.auth_token: str | None = None
         """The daemon's token, which this connection's `initialize` must carry."""
-        self.token_hint = "the daemon's token file"
+        super().__init__(*args, **kwargs)
 
     @lsp_method(types.EXIT)
     def lsp_exit(self, *args: Any) -> Generator[Any, Any, None]:
@@ -77,7 +82,7 @@ class LspLlmProtocol(LanguageServerProtocol):
             return self._refuse(None, JsonRpcInvalidRequest(f"invalid message: {what}"))
         msg_id = data.get("id")
         is_request = "id" in data and "method" in data
-        if "id" in data and not (
+        if is_request and not (
             isinstance(msg_id, str) or (isinstance(msg_id, int) and not isinstance(msg_id, bool))
         ):
             return self._refuse(
@@ -94,6 +99,9 @@ class LspLlmProtocol(LanguageServerProtocol):
             return self._refuse(msg_id, early)
         if is_request and not self._knows(method):
             return self._refuse(msg_id, JsonRpcMethodNotFound(f"unknown method {method}"))
+        if is_request and self._is_notification(method):
+            error = JsonRpcInvalidRequest(f"{method} is a notification: it takes no id")
+            return self._refuse(msg_id, error)
         try:
             message = self.structure_message(data)
         except RecursionError:
@@ -103,6 +111,32 @@ class LspLlmProtocol(LanguageServerProtocol):
         except JsonRpcException as exc:
             return self._refuse(msg_id, exc) if is_request else None
         self.handle_message(message)
+
+    @property
+    def frame_limit(self) -> int:
+        """The largest message read next: small until a daemon connection has
+        authenticated (a stranger cannot make it buffer hundreds of MB)."""
+        if self.auth_token is not None and not self.initialize_seen:
+            return UNAUTHENTICATED_FRAME_BYTES
+        return MAX_FRAME_BYTES
+
+    def _is_notification(self, method: Any) -> bool:
+        kind = self.get_message_type(method)
+        return kind is not None and attrs.has(kind) and "id" not in attrs.fields_dict(kind)
+
+    def _execute_handler(
+        self, msg_id: Any, handler: Any, callback: Any, *args: Any, **kwargs: Any
+    ) -> None:
+        """pygls files each notification's future under a fresh id and never removes it;
+        one long session would grow without end: removed when the handler is done."""
+        if callback == self._check_handler_result:
+            checked = callback
+
+            def callback(future: Any, _id: Any = msg_id) -> None:
+                self._request_futures.pop(_id, None)
+                checked(future)
+
+        super()._execute_handler(msg_id, handler, callback, *args, **kwargs)
 
     def _knows(self, method: Any) -> bool:
         try:
@@ -139,6 +173,11 @@ class LspLlmProtocol(LanguageServerProtocol):
                 )
                 self._send_response(data["id"], error=error.to_response_error())
                 return _Rejected()
+            if "id" in data and "method" not in data:  # the client's answer to our request
+                future = self._request_futures.pop(data["id"], None)
+                if future is not None and not future.done():
+                    future.set_exception(JsonRpcInvalidParams(f"an unreadable response: {exc}"))
+                return _Rejected()
             raise
 
     def handle_message(self, message: Any) -> None:
@@ -155,7 +194,7 @@ class LspLlmProtocol(LanguageServerProtocol):
                 logger.warning("a connection's initialize had no valid %s: closing it", TOKEN_KEY)
                 refused = JsonRpcInvalidRequest(
                     f"lsp-llm: this daemon needs initializationOptions.{TOKEN_KEY}, the token "
-                    f"in {self.token_hint}"
+                    "in the file it wrote for its user (see lsp-llm serve --help)"
                 )
                 self._send_response(message.id, error=refused.to_response_error())
                 self.end_connection()
