@@ -48,3 +48,13 @@ def test_a_class_method_is_found_in_its_class() -> None:
     fn = find_function(source, source.index("..."))
     assert fn is not None and fn.is_stub
     assert source[fn.start :].startswith("    def size")
+
+
+def test_a_pathological_line_is_not_parsed():
+    """200,000 unary minus signs make CPython's parser allocate without bound; such a file
+    offers no function (and costs no memory)."""
+    from lsp_llm.context.actions import find_function
+
+    text = "def f(x):\n    return x\n\n\nx = " + "-" * 200_000 + "1\n"
+    assert find_function(text, 12) is None
+    assert find_function("def f(x):\n    return x\n", 12) is not None

@@ -256,6 +256,19 @@ async def test_huge_and_binary_documents(client: LanguageClient):
     assert len(result.items) == 0
 
 
+async def test_lone_surrogates_are_read_as_replacement_characters(client: LanguageClient):
+    """JSON can carry a lone surrogate, which no tokenizer takes: it is read as U+FFFD, so
+    a completion and a chat are answered, not failed."""
+    uri = "file:///work/demo/surrogate.py"
+    open_doc(client, uri, "s = '\ud800'\nvalue = ")
+    result = await client.text_document_inline_completion_async(inline_params(uri, 1, 8))
+    assert result.items is not None
+    reply = await client.protocol.send_request_async(
+        "lspLlm/chat", {"messages": [{"role": "user", "content": "what is \udc00?"}]}
+    )
+    assert reply.finishReason in ("stop", "length")
+
+
 async def test_code_actions_offer_and_resolve(client: LanguageClient):
     params = types.CodeActionParams(
         text_document=types.TextDocumentIdentifier(URI),

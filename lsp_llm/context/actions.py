@@ -42,6 +42,11 @@ class Replacement:
     text: str
 
 
+MAX_PARSE_LINE = 10_000
+"""Files with a longer line are not parsed for code actions: CPython's parser can take
+gigabytes on one pathological line (`x = ----…1` with 200,000 signs)."""
+
+
 def _offsets(text: str) -> list[int]:
     starts = [0]
     for line in text.splitlines(keepends=True):
@@ -62,10 +67,12 @@ def _parse_around(text: str, lines: list[str], line: int) -> ast.Module | None:
     while first > 0 and first - 1 in tops and lines[first - 1].startswith("@"):
         first -= 1
     end = min((i for i in tops if i > line), default=len(lines))
+    if max(map(len, lines), default=0) > MAX_PARSE_LINE:
+        return None  # a minified or generated file: no function to act on
     for source in ("\n" * first + "".join(lines[first:end]), text):
         try:
             return ast.parse(source)
-        except (SyntaxError, ValueError):
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
     return None
 

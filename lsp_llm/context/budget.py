@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -9,6 +10,15 @@ from typing import Any, Protocol
 class Encodes(Protocol):
     def encode(self, text: str, **kwargs: Any) -> list[int]: ...
     def __hash__(self) -> int: ...  # per-line counts are remembered per tokenizer
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def readable(text: str) -> str:
+    """`text` with lone surrogates (JSON can carry them, UTF-8 and tokenizers cannot)
+    replaced by U+FFFD, one for one, so every offset into it stays valid."""
+    return _LONE_SURROGATE.sub("\ufffd", text) if _LONE_SURROGATE.search(text) else text
 
 
 CHARS_PER_TOKEN = 4

@@ -21,6 +21,7 @@ from pygls.workspace import TextDocument
 from lsp_llm import __version__
 from lsp_llm.backend import Backend
 from lsp_llm.config import Settings, parse_settings, to_camel
+from lsp_llm.context.budget import readable
 from lsp_llm.context.positions import PositionError, line_starts, to_offset, to_position
 from lsp_llm.context.prompts import TokenizerInfo
 from lsp_llm.engine.types import Done, GenerationRequest
@@ -238,6 +239,11 @@ class LspLlmServer(LanguageServer):
             raise JsonRpcInvalidParams(f"unknown document {uri}: send textDocument/didOpen first")
         return doc
 
+    @staticmethod
+    def text_of(doc: TextDocument) -> str:
+        """A document's text as prompts may use it (`context.budget.readable`)."""
+        return readable(doc.source)
+
     @property
     def encoding(self) -> str:
         enc = getattr(self.workspace, "position_encoding", None) or types.PositionEncodingKind.Utf16
@@ -247,7 +253,9 @@ class LspLlmServer(LanguageServer):
         self, doc: TextDocument, position: types.Position, starts: list[int] | None = None
     ) -> int:
         try:
-            return to_offset(doc.source, position.line, position.character, self.encoding, starts)
+            return to_offset(
+                self.text_of(doc), position.line, position.character, self.encoding, starts
+            )
         except PositionError as exc:
             raise JsonRpcInvalidParams(f"{doc.uri}: {exc}") from exc
 

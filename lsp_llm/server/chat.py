@@ -12,6 +12,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
+from lsp_llm.context.budget import readable
 from lsp_llm.context.chat import plan_chat
 from lsp_llm.context.prompts import CodeContext
 from lsp_llm.engine.types import Done, GenerationError, TextDelta
@@ -48,7 +49,7 @@ def parse_messages(params: Any) -> list[dict[str, str]]:
             )
         if not isinstance(m.get("content"), str):
             raise JsonRpcInvalidParams(f"lspLlm/chat: messages[{i}].content must be a string")
-        out.append({"role": m["role"], "content": m["content"]})
+        out.append({"role": m["role"], "content": readable(m["content"])})
     if out[-1]["role"] != "user":
         raise JsonRpcInvalidParams("lspLlm/chat: the last message must be from the user")
     return out
@@ -61,7 +62,7 @@ def code_context(ls: LspLlmServer, params: dict[str, Any]) -> CodeContext | None
     if not isinstance(ctx, dict) or not isinstance(ctx.get("uri"), str):
         raise JsonRpcInvalidParams("lspLlm/chat: 'context' must be an object with a 'uri'")
     doc = ls.document(ctx["uri"])
-    text = doc.source
+    text = ls.text_of(doc)
     rng = ctx.get("range")
     if rng is not None:
         try:

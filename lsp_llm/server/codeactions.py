@@ -36,7 +36,7 @@ def _resolves(ls: LspLlmServer) -> bool:
 
 def offered(ls: LspLlmServer, params: types.CodeActionParams) -> list[types.CodeAction]:
     doc = ls.document(params.text_document.uri)
-    text = doc.source
+    text = ls.text_of(doc)
     start = ls.offset(doc, params.range.start)
     end = ls.offset(doc, params.range.end)
     data = {"uri": doc.uri, "version": doc.version, "start": start, "end": end}
@@ -103,7 +103,7 @@ async def compute_edit(ls: LspLlmServer, data: Any) -> types.WorkspaceEdit:
         raise RequestFailed(
             "lsp-llm: the document changed since the action was offered; ask for code actions again"
         )
-    text = doc.source
+    text = ls.text_of(doc)
     fn = actions.find_function(text, int(data["start"]))
     if fn is None:
         raise RequestFailed("lsp-llm: no Python function at the cursor")
@@ -137,7 +137,7 @@ async def rewrite_edit(ls: LspLlmServer, args: list[Any]) -> types.WorkspaceEdit
         end_pos = types.Position(int(rng["end"]["line"]), int(rng["end"]["character"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise JsonRpcInvalidParams(f"{REWRITE}: the second argument must be a range") from exc
-    text = doc.source
+    text = ls.text_of(doc)
     start, end = sorted((ls.offset(doc, start_pos), ls.offset(doc, end_pos)))
     await ls.engine()
     selected = text[start:end]

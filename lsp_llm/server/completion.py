@@ -37,7 +37,7 @@ def language_of(doc: Any) -> str:
 
 async def suggest(ls: LspLlmServer, uri: str, position: types.Position) -> Placed | None:
     doc = ls.document(uri)
-    text = doc.source
+    text = ls.text_of(doc)
     offset = ls.offset(doc, position)
     window = text[max(0, offset - BINARY_WINDOW) : offset + BINARY_WINDOW]
     if "\x00" in window:
