@@ -17,7 +17,7 @@ import {
 import { ChatViewProvider } from "./chatView";
 import { registerParticipant } from "./participant";
 import { RestartPolicy } from "./restart";
-import { missingInstall, serverCommand, serverSettings } from "./settings";
+import { answerConfiguration, missingInstall, serverCommand, serverSettings } from "./settings";
 import { type ServerStatus, statusView } from "./status";
 
 let client: LanguageClient | undefined;
@@ -75,6 +75,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
       initializationOptions: serverSettings(get),
+      middleware: {
+        workspace: {
+          configuration: async (params, token, next) => {
+            const answered = await next(params, token);
+            return Array.isArray(answered) ? answerConfiguration(params.items, answered, get) : answered;
+          },
+        },
+      },
       outputChannel: log,
       errorHandler: {
         error: () => ({ action: ErrorAction.Continue }),

@@ -83,3 +83,17 @@ export function missingInstall(output: string): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * The answer to the server's `workspace/configuration` request: for the `lspLlm` section
+ * only the server's own settings, exactly as in `initializationOptions` (VS Code's answer
+ * would also hold `serverCommand` and `pythonPath`, which the server reports as unknown);
+ * other sections as VS Code answered them.
+ */
+export function answerConfiguration(
+  items: readonly { section?: string }[],
+  answered: readonly unknown[],
+  get: Lookup,
+): unknown[] {
+  return items.map((item, i) => (item.section === "lspLlm" ? serverSettings(get) : answered[i]));
+}

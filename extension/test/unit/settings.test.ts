@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CLIENT_ONLY, SERVER_KEYS, missingInstall, serverCommand, serverSettings } from "../../src/settings";
+import {
+  CLIENT_ONLY,
+  SERVER_KEYS,
+  answerConfiguration,
+  missingInstall,
+  serverCommand,
+  serverSettings,
+} from "../../src/settings";
 
 const LOCAL = { url: null, model: null, apiKey: null, apiKeyEnv: null };
 const lookup = (values: Record<string, unknown>) => (key: string) => values[key];
@@ -64,4 +71,16 @@ test("every server setting the extension contributes is sent to the server, and 
     .map((k) => k.replace(/^lspLlm\./, ""))
     .filter((k) => !CLIENT_ONLY.has(k));
   assert.deepEqual([...contributed].sort(), [...SERVER_KEYS].sort());
+});
+
+test("the server's configuration pull gets only server settings for lspLlm", () => {
+  const get = lookup({ serverCommand: ["x"], pythonPath: "/p", "completion.maxNewTokens": 8 });
+  const answered = [{ serverCommand: ["x"], pythonPath: "/p", completion: { maxNewTokens: 8 } }, { tabSize: 4 }];
+  const [ours, other] = answerConfiguration([{ section: "lspLlm" }, { section: "editor" }], answered, get) as [
+    Record<string, unknown>,
+    unknown,
+  ];
+  assert.equal("serverCommand" in ours || "pythonPath" in ours, false);
+  assert.deepEqual(ours.completion, { maxNewTokens: 8 });
+  assert.deepEqual(other, { tabSize: 4 });
 });
