@@ -123,6 +123,40 @@ async def test_inline_completion_matches_engine(client: LanguageClient, loaded):
     assert item.range.end == types.Position(line, col + expected.replace_chars)
 
 
+async def test_typing_ahead_is_answered_without_the_model(client: LanguageClient, loaded):
+    """The user types the first character of the suggestion: the rest comes back with no
+    generation (no `busy` status), faster than asking the model."""
+    import time
+
+    uri = "file:///work/demo/typeahead.py"
+    open_doc(client, uri, SOURCE)
+    line, col = 8, len("    return 2 * ")
+    t0 = time.perf_counter()
+    first = await client.text_document_inline_completion_async(inline_params(uri, line, col))
+    fresh_ms = (time.perf_counter() - t0) * 1000
+    text = first.items[0].insert_text
+    assert len(text) > 1
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            [
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(types.Position(line, col), types.Position(line, col)),
+                    text=text[0],
+                )
+            ],
+        )
+    )
+    seen = len(client.rec.statuses)
+    t0 = time.perf_counter()
+    ahead = await client.text_document_inline_completion_async(inline_params(uri, line, col + 1))
+    typed_ms = (time.perf_counter() - t0) * 1000
+    assert [item.insert_text for item in ahead.items] == [text[1:]]
+    assert ahead.items[0].range.start == types.Position(line, col + 1)
+    assert not [s for s in client.rec.statuses[seen:] if s["state"] == "busy"]  # no model
+    print(f"typing ahead: {typed_ms:.1f} ms, a fresh suggestion {fresh_ms:.1f} ms")
+
+
 async def test_completion_item_carries_same_suggestion(client: LanguageClient, loaded):
     line, col = 8, len("    return 2 * ma")
     result = await client.text_document_completion_async(

@@ -24,6 +24,7 @@ from lsp_llm.config import Settings, parse_settings, to_camel
 from lsp_llm.context.budget import readable
 from lsp_llm.context.positions import PositionError, line_starts, to_offset, to_position
 from lsp_llm.context.prompts import TokenizerInfo
+from lsp_llm.context.typeahead import TypeAhead
 from lsp_llm.engine.types import Done, GenerationRequest
 from lsp_llm.server.auth import ModelPolicy
 from lsp_llm.server.framing import serve_frames
@@ -59,6 +60,8 @@ class LspLlmServer(LanguageServer):
         self.host = ModelHost(self.send_status, self._report_progress)
         self._progress_token: str | None = None
         self._active = 0
+        self.typeahead = TypeAhead()
+        """Recent suggestions, to follow the user's typing without the model."""
         self.exit_code = 0
         self.session = uuid.uuid4().hex[:8]
         """Names this editor's jobs on a shared engine (a `--tcp` daemon has several)."""
@@ -96,6 +99,8 @@ class LspLlmServer(LanguageServer):
             logger.warning("%s", text)
             self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, text))
             self.window_log_message(types.LogMessageParams(types.MessageType.Warning, text))
+        if new != self.settings:
+            self.typeahead.forget()  # a suggestion made under other settings is stale
         self.settings = new
         return new
 

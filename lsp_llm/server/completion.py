@@ -42,6 +42,10 @@ async def suggest(ls: LspLlmServer, uri: str, position: types.Position) -> Place
     window = text[max(0, offset - BINARY_WINDOW) : offset + BINARY_WINDOW]
     if "\x00" in window:
         return None  # binary content: nothing sensible to suggest
+    before, after = text[:offset], text[offset:]
+    typed_ahead = ls.typeahead.answer(uri, before, after)
+    if typed_ahead is not None:  # the user typed what was suggested: no model call
+        return Placed(text, offset, typed_ahead)
     engine = await ls.engine()
     ctx = EditorContext(text, offset, language_of(doc), doc.path)
     plan = plan_completion(ls.tokens, ctx, ls.settings, group=f"complete:{ls.session}:{uri}")
@@ -52,7 +56,10 @@ async def suggest(ls: LspLlmServer, uri: str, position: types.Position) -> Place
     if done.reason == "cancelled":
         return None  # superseded by a newer request for this document
     cleaned = plan.suggestion(done.text, done.reason)
-    return Placed(text, offset, cleaned) if cleaned is not None else None
+    if cleaned is None:
+        return None
+    ls.typeahead.remember(uri, before, after, cleaned)
+    return Placed(text, offset, cleaned)
 
 
 def register(server: LspLlmServer) -> None:
