@@ -198,14 +198,16 @@ async def test_the_engine_stopped_and_restarted_mid_session(llama_server, tmp_pa
         assert session.status["state"] == "ready"
         assert (await session.inline(uri, 1, 4)).items
         llama_server.stop()
+        # another document: the same state would be answered from the typing-ahead cache
+        other = session.open(tmp_path / "b.py", "def sub(a, b):\n    ")
         with pytest.raises(JsonRpcException) as failed:
-            await asyncio.wait_for(session.inline(uri, 1, 4), 60)
+            await asyncio.wait_for(session.inline(other, 1, 4), 60)
         assert "unreachable" in str(failed.value)
         await until(lambda: statuses[-1]["state"] == "error")
         assert "unreachable" in statuses[-1]["message"]
         llama_server.start()
         await until(lambda: statuses[-1]["state"] == "ready")  # the probe saw it come back
-        assert (await asyncio.wait_for(session.inline(uri, 1, 4), 60)).items
+        assert (await asyncio.wait_for(session.inline(other, 1, 4), 60)).items
     finally:
         if llama_server.proc is None:
             llama_server.start()
