@@ -349,12 +349,13 @@ def chat_prompt(
     # (a template adds a few tokens per turn: dropped a turn more if that was too few).
     system = take_head(info.tokenizer, system, context_tokens // 4)
     # the system turn, this turn and the generation prompt each add their overhead
-    share = max(16, context_tokens - count_tokens(info.tokenizer, system) - 3 * TURN_OVERHEAD)
+    system_size = count_tokens(info.tokenizer, system)
+    share = max(16, context_tokens - system_size - 3 * TURN_OVERHEAD)
     for turn in turns:
         if len(turn["content"]) > share:  # a token is at least one character
             turn["content"] = take_tail(info.tokenizer, turn["content"], share)
     sizes = [TURN_OVERHEAD + count_tokens(info.tokenizer, t["content"]) for t in turns]
-    used = TURN_OVERHEAD + count_tokens(info.tokenizer, system) + sum(sizes)
+    used = TURN_OVERHEAD + system_size + sum(sizes)
     first = 0
     while used > context_tokens and first < len(turns) - 1:
         used -= sizes[first]

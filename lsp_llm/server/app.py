@@ -60,6 +60,8 @@ class LspLlmServer(LanguageServer):
         self.host = ModelHost(self.send_status, self._report_progress)
         self._progress_token: str | None = None
         self._active = 0
+        self._read_source: str | None = None
+        self._read_text = ""
         self.typeahead = TypeAhead()
         """Recent suggestions, to follow the user's typing without the model."""
         self.exit_code = 0
@@ -244,10 +246,14 @@ class LspLlmServer(LanguageServer):
             raise JsonRpcInvalidParams(f"unknown document {uri}: send textDocument/didOpen first")
         return doc
 
-    @staticmethod
-    def text_of(doc: TextDocument) -> str:
-        """A document's text as prompts may use it (`context.budget.readable`)."""
-        return readable(doc.source)
+    def text_of(self, doc: TextDocument) -> str:
+        """A document's text as prompts may use it (`context.budget.readable`). A request
+        asks for it more than once (its text, each position's offset): the scan of the
+        last text is remembered, by identity of the document's string."""
+        source = doc.source
+        if source is not self._read_source:
+            self._read_source, self._read_text = source, readable(source)
+        return self._read_text
 
     @property
     def encoding(self) -> str:
