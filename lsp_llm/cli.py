@@ -258,6 +258,25 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("--max-new-tokens", type=int, default=48)
     sc.add_argument("--seed", type=int, default=0)
     sc.add_argument("--out", default="bench-scale", help="folder for scale.json and scale.md")
+    so = sub.add_parser(
+        "bench-soak",
+        help="a long editing session (memory, threads, every request answered) and "
+        "completions next to another session's chat in a daemon",
+    )
+    so.add_argument("--model", help=MODEL_HELP)
+    so.add_argument("--minutes", type=float, default=10, help="soak length (0: skip the soak)")
+    so.add_argument("--chat-tokens", type=int, default=256, help="chat.maxNewTokens")
+    so.add_argument(
+        "--fairness-requests",
+        type=int,
+        default=20,
+        help="completions idle and again during chats (0: skip the fairness run)",
+    )
+    so.add_argument(
+        "--chat-lead", type=float, default=3.0, help="seconds a chat runs before completions"
+    )
+    so.add_argument("--seed", type=int, default=0)
+    so.add_argument("--out", default="build/soak", help="folder for soak.json and soak.md")
     be = sub.add_parser(
         "bench",
         help="time the engine side by side with transformers generate() and llama.cpp",
@@ -275,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     be.add_argument("--no-server", action="store_true", help="skip the protocol overhead run")
     args = parser.parse_args(argv)
     _setup_logging(args.log_level, args.log_file)
+    if args.command == "bench-soak":
+        from lsp_llm.bench.soak import main as run_soak
+
+        return run_soak(args)
     if args.command == "bench-scale":
         from lsp_llm.bench.scale import main as run_scale
 

@@ -26,8 +26,12 @@ class ServerSession:
         server_args: list[str] | None = None,
         connect: tuple[str, int] | None = None,
         token_file: Path | None = None,
+        capabilities: types.ClientCapabilities | None = None,
     ) -> None:
         self.settings = settings or {}
+        self.capabilities = capabilities or types.ClientCapabilities(
+            window=types.WindowClientCapabilities(work_done_progress=True)
+        )
         local = connect is not None and connect[0] in LOOPBACK
         if connect is not None and TOKEN_KEY not in self.settings and (local or token_file):
             # A daemon asks for the token it wrote for its user (`lsp_llm.server.auth`);
@@ -83,9 +87,7 @@ class ServerSession:
             await self.client.start_io(sys.executable, "-m", "lsp_llm", *self.server_args, "serve")
         await self.client.initialize_async(
             types.InitializeParams(
-                capabilities=types.ClientCapabilities(
-                    window=types.WindowClientCapabilities(work_done_progress=True)
-                ),
+                capabilities=self.capabilities,
                 initialization_options=self.settings,
             )
         )

@@ -366,3 +366,71 @@ def test_greedy_picks_the_same_from_a_tensor_and_from_lazy_rows(agree):
     assert pick_tokens(logits, greedy, None, draft) == want
     rows = LazyLogits(logits, lambda states: states)  # the lean cache's lazy rows, head = id
     assert pick_tokens(rows, greedy, None, draft) == want
+
+
+def test_a_completion_runs_between_two_steps_of_a_chat(loaded):
+    """An interactive request submitted while a background one (a chat) decodes starts
+    after at most one more forward pass of the chat; the chat then goes on from its own
+    lane's cache (no second prefill) with the text it would have had alone."""
+    ids = prompts(loaded.tokenizer, 3)
+    chat = GenerationRequest(ids[2] * 3, 300, speculation=Speculation("off"), lane="background")
+    completion = GenerationRequest(ids[1][:37], 4, speculation=Speculation("off"))
+    alone, _ = run(Decoder(loaded.model, loaded.tokenizer, None), chat)
+    assert alone.reason == "length"
+
+    engine = Engine(loaded)
+    fed: list[int | str] = []
+    handle = loaded.model.get_input_embeddings().register_forward_pre_hook(
+        lambda module, args: fed.append(args[0].shape[1])
+    )
+    try:
+        started = threading.Event()
+        chat_events: list = []
+
+        def on_chat(ev):
+            chat_events.append(ev)
+            if len(chat_events) == 20:
+                started.set()
+
+        chat_job = engine.worker.submit(chat, on_chat)
+        assert started.wait(30)
+        finished: list = []
+        quick = engine.worker.submit(
+            completion, lambda ev: finished.append(ev) if isinstance(ev, Done) else None
+        )
+        fed.append("submitted")
+        assert quick.finished.wait(30)
+        assert not chat_job.finished.is_set()  # it was paused, not run to its end first
+        assert chat_job.finished.wait(60)
+    finally:
+        handle.remove()
+        engine.close()
+    mark = fed.index("submitted")
+    chat_steps_before = fed[mark + 1 :].index(37)
+    assert chat_steps_before <= 1
+    done = chat_events[-1]
+    assert isinstance(done, Done) and done.text == alone.text
+    assert done.stats.prefill_forwards == alone.stats.prefill_forwards
+    assert finished[0].reason == "length" and finished[0].usage.completion_tokens == 4
+
+
+def test_waiting_completions_go_before_waiting_chats(loaded):
+    ids = prompts(loaded.tokenizer, 2)
+    engine = Engine(loaded)
+    order: list[str] = []
+
+    def note(name):
+        return lambda ev: order.append(name) if isinstance(ev, Done) else None
+
+    try:
+        gate = threading.Event()
+        blocker = engine.worker.submit(
+            GenerationRequest(ids[0], 2), lambda ev: gate.wait(30) if isinstance(ev, Done) else None
+        )
+        chat = engine.worker.submit(GenerationRequest(ids[1], 2, lane="background"), note("chat"))
+        quick = engine.worker.submit(GenerationRequest(ids[1], 2), note("completion"))
+        gate.set()
+        assert blocker.finished.wait(30) and chat.finished.wait(30) and quick.finished.wait(30)
+    finally:
+        engine.close()
+    assert order == ["completion", "chat"]

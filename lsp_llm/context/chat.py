@@ -28,4 +28,5 @@ def plan_chat(
         max_new_tokens=s.max_new_tokens,
         sampling=Sampling(s.temperature, s.top_p, s.seed),
         speculation=Speculation(settings.speculation.mode, settings.speculation.num_tokens),
+        lane="background",
     )

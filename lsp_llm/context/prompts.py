@@ -16,6 +16,7 @@ from lsp_llm.context.shape import completion_shape
 from lsp_llm.engine.types import (
     ChatMessage,
     GenerationRequest,
+    Lane,
     Sampling,
     Speculation,
     StopRules,
@@ -102,6 +103,7 @@ class Prompt:
         speculation: Speculation,
         sampling: Sampling | None = None,
         group: str | None = None,
+        lane: Lane = "interactive",
     ) -> GenerationRequest:
         """The generation request for this prompt (every backend reads what it needs)."""
         return GenerationRequest(
@@ -114,6 +116,7 @@ class Prompt:
             heal=self.heal,
             prompt_text=self.text,
             messages=self.messages,
+            lane=lane,
         )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -25,7 +26,7 @@ from lsp_llm.engine.drafting import (
     prompt_lookup,
 )
 from lsp_llm.engine.healing import TokenTexts, constrain
-from lsp_llm.engine.kvcache import Logits, cache_for
+from lsp_llm.engine.kvcache import KVCache, Logits, cache_for
 from lsp_llm.engine.stopping import StopChecker
 from lsp_llm.engine.types import (
     DecodeStats,
@@ -33,6 +34,7 @@ from lsp_llm.engine.types import (
     Event,
     FinishReason,
     GenerationRequest,
+    Lane,
     Sampling,
     TextDelta,
     Timings,
@@ -97,10 +99,15 @@ class _Run:
         cancelled: threading.Event,
         emit: Callable[[Event], None],
         t_submit: float,
+        pause: Callable[[], None] | None,
     ) -> None:
         self.req = req
         self.cancelled = cancelled
         self.emit = emit
+        self.pause = pause
+        lane = decoder.lane(req.lane)
+        self.target = lane.target
+        self.draft = lane.draft
         self.t_submit = t_submit
         self.t_start = time.perf_counter()
         self.t_first: float | None = None
@@ -140,6 +147,14 @@ class _Run:
     def visible(self) -> str:
         """The generated text past the healed part: what the stop rules and the user see."""
         return self.detok.text[len(self.heal) :]
+
+    def between_steps(self) -> None:
+        """A point where the caches are consistent: let waiting, more urgent requests run
+        (they use their own lane's caches), then go on unless cancelled meanwhile."""
+        if self.pause is not None:
+            self.pause()
+        if self.cancelled.is_set():
+            raise Cancelled
 
     def before_forward(self, draft: bool = False) -> None:
         if self.cancelled.is_set():
@@ -212,8 +227,17 @@ class _Run:
         )
 
 
+@dataclass
+class LaneCaches:
+    """The caches one lane decodes with: the target's and, with a draft model, its own."""
+
+    target: KVCache
+    draft: DraftModel | None
+
+
 class Decoder:
-    """Owns the target (and optional draft) model's caches; used from one thread only."""
+    """Owns the target (and optional draft) model's caches, one set per lane
+    (`GenerationRequest.lane`); used from one thread only."""
 
     def __init__(
         self,
@@ -224,13 +248,26 @@ class Decoder:
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
-        self.target = cache_for(model)
         vocab = int(model.get_output_embeddings().weight.shape[0])
-        self.draft = DraftModel(draft_model, vocab) if draft_model is not None else None
+        first = LaneCaches(
+            cache_for(model), DraftModel(draft_model, vocab) if draft_model is not None else None
+        )
+        self.lanes: dict[Lane, LaneCaches] = {"interactive": first}
         self.allow_draft_in_auto = allow_draft_in_auto
         self.costs = ForwardCosts()
         self.token_texts = TokenTexts(tokenizer, vocab)
         """For token healing; built here, at load, so no request pays for it (~0.5 s)."""
+
+    def lane(self, name: Lane) -> LaneCaches:
+        """The caches of lane `name`, made (empty, sharing the weights) on first use."""
+        caches = self.lanes.get(name)
+        if caches is None:
+            first = self.lanes["interactive"]
+            caches = LaneCaches(
+                first.target.fork(), first.draft.fork() if first.draft is not None else None
+            )
+            self.lanes[name] = caches
+        return caches
 
     def run(
         self,
@@ -238,9 +275,17 @@ class Decoder:
         cancelled: threading.Event,
         emit: Callable[[Event], None],
         t_submit: float | None = None,
+        pause: Callable[[], None] | None = None,
     ) -> Done:
+        """Decode `req`. `pause`, when given, is called between forward passes: it may run
+        other requests (of another lane) on this thread before this one goes on."""
         run = _Run(
-            self, req, cancelled, emit, t_submit if t_submit is not None else time.perf_counter()
+            self,
+            req,
+            cancelled,
+            emit,
+            t_submit if t_submit is not None else time.perf_counter(),
+            pause,
         )
         try:
             with torch.inference_mode():
@@ -253,17 +298,19 @@ class Decoder:
     def _prefill(self, run: _Run) -> torch.Tensor:
         prompt = run.tokens
         if not run.req.reuse_prefix:
-            self.target.reset()
-            if self.draft is not None:
-                self.draft.cache.reset()
-        kept = self.target.reuse(prompt)
+            run.target.reset()
+            if run.draft is not None:
+                run.draft.cache.reset()
+        kept = run.target.reuse(prompt)
         run.stats.reused_prefix_tokens = kept
         pos = kept
         logits: torch.Tensor | None = None
         while pos < len(prompt):
             chunk = prompt[pos : pos + PREFILL_CHUNK]
+            if pos > kept:
+                run.between_steps()
             run.before_forward()
-            logits = self.target.forward(chunk)
+            logits = run.target.forward(chunk)
             run.after_forward()
             run.stats.tokens_fed += len(chunk)
             run.stats.prefill_forwards += 1
@@ -292,7 +339,7 @@ class Decoder:
             proposal = prompt_lookup(run.tokens, k)
             if proposal or mode == "promptLookup":
                 return proposal, False
-        if self.draft is None or (mode == "auto" and not self.allow_draft_in_auto):
+        if run.draft is None or (mode == "auto" and not self.allow_draft_in_auto):
             return [], False
         if mode == "auto":
             k = self.costs.best_draft_length(run.acceptance.rate, k)
@@ -300,7 +347,7 @@ class Decoder:
                 return [], False
         passes = run.stats.draft_forwards
         t0 = time.perf_counter()
-        proposal = self.draft.propose(run.tokens, k, lambda: run.before_forward(draft=True))
+        proposal = run.draft.propose(run.tokens, k, lambda: run.before_forward(draft=True))
         self.costs.record_draft(time.perf_counter() - t0, run.stats.draft_forwards - passes)
         return proposal, True
 
@@ -314,7 +361,7 @@ class Decoder:
             return
         generator = None
         if not req.sampling.greedy:
-            generator = torch.Generator(device=self.target.device)
+            generator = torch.Generator(device=run.target.device)
             generator.manual_seed(
                 req.sampling.seed if req.sampling.seed is not None else int(time.time_ns() % 2**63)
             )
@@ -325,9 +372,10 @@ class Decoder:
             if run.accept(next_token):
                 return
             run.flush()
+            run.between_steps()
             if run.constrained:  # one constrained token at a time, no drafting
                 run.before_forward()
-                rows = self.target.forward_rows([run.tokens[-1]], 1)
+                rows = run.target.forward_rows([run.tokens[-1]], 1)
                 run.after_forward()
                 run.stats.tokens_fed += 1
                 next_token = pick_tokens(self._healed(run, rows), req.sampling, generator, [])[0]
@@ -335,7 +383,7 @@ class Decoder:
             draft, from_model = self._propose(run, length)
             run.before_forward()
             t0 = time.perf_counter()
-            rows = self.target.forward_rows([run.tokens[-1], *draft], len(draft) + 1)
+            rows = run.target.forward_rows([run.tokens[-1], *draft], len(draft) + 1)
             picked = pick_tokens(rows, req.sampling, generator, draft)
             self.costs.record_target(time.perf_counter() - t0, len(draft) + 1)
             run.after_forward()
@@ -344,7 +392,7 @@ class Decoder:
             if from_model:
                 run.acceptance.update(len(draft), a)
             # The cache now holds the drafted tokens too; keep only the accepted ones.
-            self.target.crop(len(run.tokens) + a)
+            run.target.crop(len(run.tokens) + a)
             run.stats.drafted_tokens += len(draft)
             run.stats.accepted_draft_tokens += a
             length.update(len(draft), a)

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from lsp_llm.engine.kvcache import cache_for
+from lsp_llm.engine.kvcache import KVCache, cache_for
 
 
 def prompt_lookup(
@@ -54,9 +54,14 @@ def prompt_lookup(
 class DraftModel:
     """Greedy proposals from a small model sharing the target's tokenizer."""
 
-    def __init__(self, model: Any, vocab_limit: int) -> None:
-        self.cache = cache_for(model)
+    def __init__(self, model: Any, vocab_limit: int, cache: KVCache | None = None) -> None:
+        self.model = model
+        self.cache = cache if cache is not None else cache_for(model)
         self.vocab_limit = vocab_limit
+
+    def fork(self) -> DraftModel:
+        """The same draft model with an empty cache of its own (another lane)."""
+        return DraftModel(self.model, self.vocab_limit, self.cache.fork())
 
     def propose(
         self, tokens: Sequence[int], k: int, before_forward: Callable[[], None]

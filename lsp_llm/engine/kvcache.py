@@ -30,6 +30,10 @@ class PrefixCache:
         device = getattr(model, "device", None)
         self.device = device if device is not None else torch.device("cpu")
 
+    def fork(self) -> PrefixCache:
+        """An empty cache over the same model."""
+        return PrefixCache(self.model)
+
     def reuse(self, tokens: Sequence[int]) -> int:
         """Keep the cached prefix shared with `tokens` (leaving at least one token to feed,
         so the next forward yields logits); return how many tokens are kept."""
@@ -81,6 +85,10 @@ class KVCache(Protocol):
 
     tokens: list[int]
     device: torch.device
+
+    def fork(self) -> KVCache:
+        """An empty cache of its own over the same model and weights (another lane)."""
+        ...
 
     def reuse(self, tokens: Sequence[int]) -> int: ...
     def reset(self) -> None: ...

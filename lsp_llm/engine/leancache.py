@@ -22,6 +22,7 @@ checks it token for token). Models it does not cover keep transformers' forward.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -102,6 +103,17 @@ class LeanCache:
         self.head_t = _transposed_head(self.head, self.device)
 
     # cache management -------------------------------------------------------------------
+    def fork(self) -> LeanCache:
+        """An empty cache sharing this one's model and fused weights."""
+        other = copy.copy(self)
+        other.tokens = []
+        other.capacity = 0
+        other.keys = []
+        other.values = []
+        other.cos = torch.empty(0)
+        other.sin = torch.empty(0)
+        return other
+
     def reuse(self, tokens: Sequence[int]) -> int:
         from lsp_llm.engine.kvcache import common_prefix_length
 

@@ -11,6 +11,11 @@ from typing import Literal
 
 SpeculationMode = Literal["auto", "off", "draft", "promptLookup"]
 FinishReason = Literal["stop", "length", "cancelled", "error"]
+Lane = Literal["interactive", "background"]
+"""How urgent a request is. An `interactive` one (a completion, a code action: someone is
+waiting for it keystroke by keystroke) goes before `background` work (a chat), and a
+local model pauses a running chat between two forward passes to answer it. Each lane
+keeps its own KV cache, so a chat does not evict the cache the next keystroke reuses."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,7 @@ class GenerationRequest:
     messages: tuple[ChatMessage, ...] = ()
     """For a chat prompt, its turns: an engine with a chat endpoint applies its own
     template to these instead of reading `prompt_ids`."""
+    lane: Lane = "interactive"
 
 
 @dataclass

@@ -9,9 +9,9 @@ queued or running ones.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +21,7 @@ from lsp_llm.engine.types import (
     Event,
     GenerationError,
     GenerationRequest,
+    Lane,
     Timings,
     Usage,
 )
@@ -42,11 +43,19 @@ class Job:
 
 
 class InferenceWorker:
-    """Runs `decoder.run` for each job on a single daemon thread."""
+    """Runs `decoder.run` for each job on a single daemon thread.
+
+    Interactive jobs go first: the thread takes the oldest waiting interactive job before
+    any background one, and while a background job (a chat) decodes, the decoder pauses it
+    between two forward passes to run the interactive jobs that came meanwhile (each lane
+    has its own KV cache, so both go on where they were). A completion asked for during a
+    long chat, from any session of a daemon, therefore waits at most one decoding step."""
 
     def __init__(self, decoder: Any, name: str = "lsp-llm-inference") -> None:
         self.decoder = decoder
-        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._ready = threading.Condition()
+        self._waiting: dict[Lane, deque[Job]] = {"interactive": deque(), "background": deque()}
+        self._closing = False
         self._groups = Groups()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
@@ -54,36 +63,61 @@ class InferenceWorker:
     def submit(self, request: GenerationRequest, sink: Sink) -> Job:
         job = Job(request, sink)
         self._groups.start(request.group, job)
-        self._queue.put(job)
+        with self._ready:
+            self._waiting[request.lane].append(job)
+            self._ready.notify()
         return job
 
     def close(self, timeout: float = 10.0) -> None:
         self._groups.cancel_all()
-        self._queue.put(None)
+        with self._ready:
+            self._closing = True
+            for jobs in self._waiting.values():
+                for job in jobs:
+                    job.cancel()
+            self._ready.notify()
         self._thread.join(timeout)
 
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    def _next(self, lanes: tuple[Lane, ...], block: bool) -> Job | None:
+        """The oldest waiting job of the first lane in `lanes` that has one; with `block`,
+        wait for one (None once closing and nothing is left)."""
+        with self._ready:
+            while True:
+                for lane in lanes:
+                    if self._waiting[lane]:
+                        return self._waiting[lane].popleft()
+                if not block or self._closing:
+                    return None
+                self._ready.wait()
+
     def _loop(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            try:
-                self._run(job)
-            finally:
-                job.finished.set()
-                self._groups.end(job.request.group, job)
+        while (job := self._next(("interactive", "background"), block=True)) is not None:
+            self._process(job)
+
+    def _let_interactive_run(self) -> None:
+        """Called by a background job's decoder between forward passes."""
+        while (job := self._next(("interactive",), block=False)) is not None:
+            self._process(job)
+
+    def _process(self, job: Job) -> None:
+        try:
+            self._run(job)
+        finally:
+            job.finished.set()
+            self._groups.end(job.request.group, job)
 
     def _run(self, job: Job) -> None:
         if job.cancelled.is_set():
             self._deliver(job, _cancelled_before_start(job))
             return
         try:
+            pause = self._let_interactive_run if job.request.lane == "background" else None
             done = self.decoder.run(
-                job.request, job.cancelled, lambda ev: self._deliver(job, ev), job.t_submit
+                job.request, job.cancelled, lambda ev: self._deliver(job, ev), job.t_submit, pause
             )
         except Exception as exc:  # a failing request must not take the thread down
             logger.exception("generation failed")
