@@ -58,3 +58,76 @@ def test_a_pathological_line_is_not_parsed():
     text = "def f(x):\n    return x\n\n\nx = " + "-" * 200_000 + "1\n"
     assert find_function(text, 12) is None
     assert find_function("def f(x):\n    return x\n", 12) is not None
+
+
+def _apply(text: str, rep) -> str:
+    return text[: rep.start] + rep.text + text[rep.end :]
+
+
+STARTED = "import math\n\n\ndef perimeter(r):\n    \n\ndef area(r):\n    return math.pi * r * r\n"
+
+
+def test_a_function_whose_body_is_not_written_yet_is_a_stub() -> None:
+    """The editor's text mid-edit: a header and the indented blank line under it (where
+    the cursor is). Python's parser rejects the file; the actions are still offered."""
+    import ast
+
+    import pytest
+
+    from lsp_llm.context.actions import docstring_edit, fill_body_edit
+
+    with pytest.raises(SyntaxError):
+        ast.parse(STARTED)
+    cursor = STARTED.index("    \n") + 4
+    for offset in (cursor, STARTED.index("perimeter")):
+        fn = find_function(STARTED, offset)
+        assert fn is not None and fn.is_stub and not fn.has_docstring, offset
+        assert STARTED[fn.start :].startswith("def perimeter")
+        assert fn.stub_start == cursor == fn.end and fn.body_indent == "    " and fn.pad == ""
+    filled = _apply(STARTED, fill_body_edit(STARTED, fn, "return 2 * math.pi * r", True))
+    assert "def perimeter(r):\n    return 2 * math.pi * r\n\ndef area" in filled
+    ast.parse(filled)
+    documented = _apply(STARTED, docstring_edit(STARTED, fn, "Perimeter of a circle.", True))
+    assert 'def perimeter(r):\n    """Perimeter of a circle."""\n    \n' in documented
+    documented_fn = find_function(documented, documented.index("    \n") + 4)
+    assert documented_fn is not None and documented_fn.has_docstring and documented_fn.is_stub
+    refilled = fill_body_edit(documented, documented_fn, "return 2 * math.pi * r", True)
+    assert '"""Perimeter of a circle."""\n    return 2 * math.pi * r\n' in _apply(
+        documented, refilled
+    )
+
+
+def test_a_started_function_without_indentation_or_at_the_end_of_the_file() -> None:
+    from lsp_llm.context.actions import fill_body_edit, fill_body_prompt
+    from lsp_llm.context.prompts import TokenizerInfo
+
+    for text in ("def perimeter(r):\n\n\nx = 1\n", "class C:\n    def perimeter(self):\n"):
+        header = text.index("perimeter")
+        cursor = text.index("):\n") + 3
+        for offset in (header, cursor):
+            fn = find_function(text, offset)
+            assert fn is not None and fn.is_stub, (text, offset)
+        indent = "    " if text.startswith("def") else "        "
+        assert fn.body_indent == indent and fn.pad == indent
+        prompt = fill_body_prompt(TokenizerInfo.by_characters(), text, fn, 400)
+        assert prompt.prefix.endswith("):\n" + indent)
+        filled = _apply(text, fill_body_edit(text, fn, "return 1", True))
+        assert "):\n" + indent + "return 1\n" in filled or filled.endswith("return 1")
+
+
+def test_broken_code_around_does_not_hide_a_function() -> None:
+    text = (
+        "def total(xs):\n    return sum(xs\n\n\n"  # an open bracket
+        "def café(r):\n    '''Ça.'''\n    ...\n\n\n"  # non-ASCII before the offsets used
+        "def g(:\n"
+    )
+    fn = find_function(text, text.index("..."))
+    assert fn is not None and fn.is_stub and fn.has_docstring
+    assert text[fn.start :].startswith("def café") and text[fn.stub_start :].startswith("...")
+    assert text[fn.body_start :].startswith("'''Ça.'''")
+
+
+def test_a_blank_line_between_finished_functions_offers_nothing() -> None:
+    text = "def a():\n    return 1\n\n\ndef b():\n    return 2\n"
+    assert find_function(text, text.index("\n\n") + 1) is None
+    assert find_function(text, text.index("return 1")).is_stub is False

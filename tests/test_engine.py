@@ -434,3 +434,38 @@ def test_waiting_completions_go_before_waiting_chats(loaded):
     finally:
         engine.close()
     assert order == ["completion", "chat"]
+
+
+def test_a_chat_goes_on_and_can_be_cancelled_while_completions_keep_coming(loaded):
+    """Completions that keep arriving (a user typing) do not starve a chat: each pause
+    runs the completions waiting when it began, then the chat takes a step."""
+    ids = prompts(loaded.tokenizer, 2)
+    engine = Engine(loaded)
+    submitted = [0]
+    chat_done = threading.Event()
+
+    def keep_typing(ev):
+        if isinstance(ev, Done) and not chat_done.is_set() and submitted[0] < 3000:
+            submitted[0] += 1  # the next keystroke's completion, as soon as one is answered
+            engine.worker.submit(GenerationRequest(ids[1][:20], 1), keep_typing)
+
+    try:
+        for cancel in (False, True):
+            chat_done.clear()
+            submitted[0] = 0
+            chat = engine.worker.submit(
+                GenerationRequest(ids[0], 60, speculation=Speculation("off"), lane="background"),
+                lambda ev: chat_done.set() if isinstance(ev, Done) else None,
+            )
+            for _ in range(2):
+                engine.worker.submit(GenerationRequest(ids[1][:20], 1), keep_typing)
+            if cancel:
+                while submitted[0] < 20:
+                    threading.Event().wait(0.01)
+                at_cancel = submitted[0]
+                chat.cancel()
+            assert chat_done.wait(120)
+            assert submitted[0] < (at_cancel + 10 if cancel else 500), submitted[0]
+    finally:
+        chat_done.set()
+        engine.close()

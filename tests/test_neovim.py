@@ -86,3 +86,6 @@ def test_neovim_011_config_completion_and_code_action(tiny, tmp_path: Path, tran
     assert result["attached"] and result["status"] == "ready"
     assert result["completion_items"] == 1 and result["completion"].strip()
     assert result["line5"].startswith('    """')  # the docstring vim.lsp.buf.code_action applied
+    # A function whose body is not written yet gets both actions (tree-sitter, issue 17).
+    assert "lsp-llm: Add docstring" in result["started_actions"]
+    assert "lsp-llm: Fill in function body" in result["started_actions"]

@@ -7,15 +7,16 @@ has FIM tokens, chat otherwise), rewrite a selection by an instruction (chat).
 
 from __future__ import annotations
 
-import ast
-import bisect
 import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from tree_sitter import Node, Tree
+
 from lsp_llm.config import Settings
 from lsp_llm.context.budget import take_head, take_tail
 from lsp_llm.context.prompts import Prompt, TokenizerInfo, as_messages, heal_prompt
+from lsp_llm.context.syntax import Lines, parse_around
 from lsp_llm.engine.types import GenerationRequest, Speculation, StopRules
 
 ActionKind = Literal["docstring", "fillBody", "rewrite"]
@@ -26,13 +27,21 @@ STUB_BODY = re.compile(r"^\s*(pass|\.\.\.|raise NotImplementedError(\(.*\))?)\s*
 class FunctionSpan:
     start: int
     """Offset of the `def` line's first character (decorators excluded)."""
+    body_line_start: int
+    """Offset of the first body line (its indentation included)."""
     body_start: int
-    """Offset of the first body line's first character."""
+    """Offset of the first body line's first character after its indentation."""
+    stub_start: int
+    """Where the body to fill in begins: the stub statement after any docstring, or the
+    blank line the user has opened for a body not written yet."""
     end: int
     """Offset just past the function's last character (before its final newline)."""
     body_indent: str
     has_docstring: bool
     is_stub: bool
+    pad: str = ""
+    """Indentation the blank body line lacks (the editor did not auto-indent it): edits
+    and prompts insert it."""
 
 
 @dataclass(frozen=True)
@@ -42,69 +51,135 @@ class Replacement:
     text: str
 
 
-MAX_PARSE_LINE = 10_000
-"""Files with a longer line are not parsed for code actions: CPython's parser can take
-gigabytes on one pathological line (`x = ----…1` with 200,000 signs)."""
+STUB_LIMIT = 1
+"""A body of at most this many stub statements (`pass`, `...`, `raise
+NotImplementedError`) can be filled in."""
 
 
-def _offsets(text: str) -> list[int]:
-    starts = [0]
-    for line in text.splitlines(keepends=True):
-        starts.append(starts[-1] + len(line))
-    return starts
+def _indent_of(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(" \t"))]
 
 
-def _parse_around(text: str, lines: list[str], line: int) -> ast.Module | None:
-    """The tree of the top-level statement around `line` (with its line numbers kept);
-    the whole file's when that piece does not parse alone (a line at column 0 inside a
-    string split it wrongly); None when neither parses (mid-edit).
+def _enclosing(node: Node | None) -> Node | None:
+    while node is not None and node.type != "function_definition":
+        node = node.parent
+    return node
 
-    Editors ask for code actions on every cursor move, and parsing a 3,000-line file
-    takes some 50 ms of the server's event loop, which ghost text waits behind; the
-    statement around the cursor parses in about a millisecond."""
-    tops = [i for i, ln in enumerate(lines) if ln[:1].strip() and ln[0] not in "#)]}"]
-    first = max((i for i in tops if i <= line), default=0)
-    while first > 0 and first - 1 in tops and lines[first - 1].startswith("@"):
-        first -= 1
-    end = min((i for i in tops if i > line), default=len(lines))
-    if max(map(len, lines), default=0) > MAX_PARSE_LINE:
-        return None  # a minified or generated file: no function to act on
-    for source in ("\n" * first + "".join(lines[first:end]), text):
-        try:
-            return ast.parse(source)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            continue
-    return None
+
+def _function_at(tree: Tree, lines: Lines, first: int, offset: int) -> Node | None:
+    row, column = lines.point(offset, first)
+    if row < 0:
+        return None
+    found = tree.root_node.descendant_for_point_range((row, column), (row, column))
+    return _enclosing(found)
+
+
+def _statements(fn: Node) -> tuple[list[Node], bool]:
+    """The body's statements (comments aside) and whether the first is a docstring."""
+    body = fn.child_by_field_name("body")
+    found = [c for c in body.named_children if c.type != "comment"] if body else []
+    doc = bool(
+        found
+        and found[0].type == "expression_statement"
+        and found[0].named_child_count == 1
+        and found[0].named_children[0].type == "string"
+    )
+    return found, doc
+
+
+def _open_body(fn: Node) -> bool:
+    """Nothing is written in the body yet, a docstring aside."""
+    found, doc = _statements(fn)
+    return len(found) == (1 if doc else 0)
 
 
 def find_function(text: str, offset: int) -> FunctionSpan | None:
-    """The innermost Python function containing `offset` (its header or body)."""
-    starts = _offsets(text)
-    lines = text.splitlines(keepends=True)
-    tree = _parse_around(text, lines, bisect.bisect_right(starts, offset) - 1)
-    if tree is None:
+    """The innermost Python function containing `offset` (its header or body), also in
+    code that does not parse: a function the user has only started (its header, maybe a
+    docstring, and a blank line under it, with the cursor there) counts as a stub."""
+    lines = Lines.of(text)
+    line = lines.line_at(offset)
+    parsed = parse_around(lines, line)
+    if parsed is None:
         return None
-    best: FunctionSpan | None = None
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.end_lineno is None:
-            continue
-        first = node.body[0]
-        start = starts[node.lineno - 1]
-        end = starts[node.end_lineno - 1] + len(lines[node.end_lineno - 1].rstrip("\r\n"))
-        if not start <= offset <= end or first.lineno == node.lineno:
-            continue  # a one-line `def f(): pass` has no body lines to work with
-        body_line = lines[first.lineno - 1]
-        body_indent = body_line[: len(body_line) - len(body_line.lstrip())]
-        has_doc = ast.get_docstring(node) is not None
-        statements = node.body[1:] if has_doc else node.body
-        body_text = "".join(lines[s.lineno - 1] for s in statements)
-        is_stub = len(statements) <= 1 and all(STUB_BODY.match(ln) for ln in body_text.splitlines())
-        span = FunctionSpan(
-            start, starts[first.lineno - 1] + len(body_indent), end, body_indent, has_doc, is_stub
+    tree, first = parsed
+    node = _function_at(tree, lines, first, offset)
+    if line >= len(lines.lines) or not lines.lines[line].strip():
+        above = next((i for i in range(line - 1, -1, -1) if lines.lines[i].strip()), None)
+        if above is not None:
+            end_above = lines.starts[above] + len(lines.lines[above].rstrip()) - 1
+            opened = _function_at(tree, lines, first, end_above)
+            if (
+                opened is not None
+                and _open_body(opened)
+                and (node is None or opened.start_byte > node.start_byte)
+            ):
+                node = opened
+    return None if node is None else _span(node, lines, first)
+
+
+def _span(node: Node, lines: Lines, first: int) -> FunctionSpan | None:
+    text = lines.text
+    header_row = node.start_point.row + first
+    start = lines.starts[header_row]
+    def_indent = _indent_of(lines.lines[header_row])
+    found, has_doc = _statements(node)
+    rest = found[1:] if has_doc else found
+    if rest:
+        first_row = found[0].start_point.row + first
+        if first_row == header_row:
+            return None  # a one-line `def f(): pass` has no body lines to work with
+        body_start = lines.offset(found[0].start_point, first)
+        indent = _indent_of(lines.lines[first_row])
+        stub_start = lines.offset(rest[0].start_point, first)
+        end = lines.offset(node.end_point, first)
+        body_text = text[stub_start:end]
+        return FunctionSpan(
+            start=start,
+            body_line_start=lines.starts[first_row],
+            body_start=body_start,
+            stub_start=stub_start,
+            end=end,
+            body_indent=indent,
+            has_docstring=has_doc,
+            is_stub=len(rest) <= STUB_LIMIT
+            and all(STUB_BODY.match(ln) for ln in body_text.splitlines()),
         )
-        if best is None or span.start >= best.start:
-            best = span
-    return best
+    # Nothing written yet: the body is the blank line under the header (or docstring).
+    colon = next((c for c in node.children if c.type == ":"), None)
+    opened_row = (found[0].end_point.row if has_doc else (colon or node).end_point.row) + first
+    row = opened_row + 1
+    if row < len(lines.lines):
+        blank = lines.lines[row]
+        if blank.strip():
+            return None
+    elif text.endswith(("\n", "\r")):
+        blank = ""
+    else:
+        return None  # the header is the last line, with no line under it yet
+    have = _indent_of(blank.rstrip("\r\n"))
+    if has_doc:
+        indent = _indent_of(lines.lines[found[0].start_point.row + first])
+    elif len(have) > len(def_indent):
+        indent = have
+    else:
+        indent = def_indent + ("\t" if def_indent.startswith("\t") else "    ")
+    pad = indent[len(have) :] if indent.startswith(have) else ""
+    line_start = lines.starts[row] if row < len(lines.lines) else len(text)
+    body_start = line_start + len(have)
+    return FunctionSpan(
+        start=start,
+        body_line_start=lines.offset(found[0].start_point, first) - len(indent)
+        if has_doc
+        else line_start,
+        body_start=lines.offset(found[0].start_point, first) if has_doc else body_start,
+        stub_start=body_start,
+        end=line_start + len(blank.rstrip("\r\n")),
+        body_indent=indent,
+        has_docstring=has_doc,
+        is_stub=True,
+        pad=pad,
+    )
 
 
 def _infill(
@@ -139,28 +214,16 @@ def _infill(
 def docstring_prompt(info: TokenizerInfo, text: str, fn: FunctionSpan, budget: int) -> Prompt:
     """The model writes the text between the opening and closing quotes (the prompt ends
     with whole quotes: nothing to heal)."""
-    before = text[: fn.body_start] + '"""'
+    before = text[: fn.body_start] + fn.pad + '"""'
     after = '"""\n' + fn.body_indent + text[fn.body_start :]
     return _infill(info, before, after, budget, StopRules(stop_strings=('"""',)), heal=False)
 
 
 def fill_body_prompt(info: TokenizerInfo, text: str, fn: FunctionSpan, budget: int) -> Prompt:
     """The model writes the body in place of the stub statement(s)."""
-    body_from = _stub_start(text, fn)
     stop = StopRules(block_indent=len(fn.body_indent), stop_strings=("\n\n\n",))
-    return _infill(info, text[:body_from], text[fn.end :], budget, stop, heal=True)
-
-
-def _stub_start(text: str, fn: FunctionSpan) -> int:
-    """Where the stub statements begin (after a docstring, if any)."""
-    if not fn.has_docstring:
-        return fn.body_start
-    segment = text[fn.body_start : fn.end]
-    matches = list(re.finditer(r"^[ \t]*(pass|\.\.\.|raise NotImplementedError)", segment, re.M))
-    if not matches:
-        return fn.body_start
-    match = matches[-1]
-    return fn.body_start + match.start() + len(match.group(0)) - len(match.group(0).lstrip())
+    before = text[: fn.stub_start] + fn.pad
+    return _infill(info, before, text[fn.end :], budget, stop, heal=True)
 
 
 def chat_action_prompt(
@@ -209,8 +272,7 @@ def docstring_edit(text: str, fn: FunctionSpan, reply: str, infill: bool) -> Rep
     else:
         rest = "\n".join(ind + ln if ln else "" for ln in lines[1:])
         block = f'{ind}"""{lines[0]}\n{rest}\n{ind}"""\n'
-    line_start = fn.body_start - len(fn.body_indent)
-    return Replacement(line_start, line_start, block)
+    return Replacement(fn.body_line_start, fn.body_line_start, block)
 
 
 def fill_body_edit(text: str, fn: FunctionSpan, reply: str, infill: bool) -> Replacement | None:
@@ -219,7 +281,7 @@ def fill_body_edit(text: str, fn: FunctionSpan, reply: str, infill: bool) -> Rep
     body = "\n".join(ln.rstrip() for ln in reply.rstrip().split("\n"))
     if not body.strip():
         return None
-    return Replacement(_stub_start(text, fn), fn.end, body.lstrip(" \t"))
+    return Replacement(fn.stub_start, fn.end, fn.pad + body.lstrip(" \t"))
 
 
 def rewrite_edit(start: int, end: int, selected: str, reply: str) -> Replacement | None:

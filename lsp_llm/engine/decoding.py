@@ -41,8 +41,9 @@ from lsp_llm.engine.types import (
     Usage,
 )
 
-PREFILL_CHUNK = 512
-"""Prompt tokens per forward pass while prefilling: the cancel granularity of a prefill."""
+PREFILL_CHUNK = {"interactive": 512, "background": 128}
+"""Prompt tokens per forward pass while prefilling, per lane: the cancel granularity of a
+prefill, and for a chat also how long a completion that comes during its prefill waits."""
 
 
 class Cancelled(Exception):
@@ -306,7 +307,7 @@ class Decoder:
         pos = kept
         logits: torch.Tensor | None = None
         while pos < len(prompt):
-            chunk = prompt[pos : pos + PREFILL_CHUNK]
+            chunk = prompt[pos : pos + PREFILL_CHUNK[run.req.lane]]
             if pos > kept:
                 run.between_steps()
             run.before_forward()

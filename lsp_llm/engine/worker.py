@@ -45,11 +45,12 @@ class Job:
 class InferenceWorker:
     """Runs `decoder.run` for each job on a single daemon thread.
 
-    Interactive jobs go first: the thread takes the oldest waiting interactive job before
-    any background one, and while a background job (a chat) decodes, the decoder pauses it
-    between two forward passes to run the interactive jobs that came meanwhile (each lane
-    has its own KV cache, so both go on where they were). A completion asked for during a
-    long chat, from any session of a daemon, therefore waits at most one decoding step."""
+    Interactive jobs go first: while a background job (a chat) decodes, the decoder pauses
+    it between two forward passes to run the interactive jobs that came meanwhile (each
+    lane has its own KV cache, so both go on where they were). A completion asked for
+    during a long chat, from any session of a daemon, therefore waits at most one decoding
+    step (or one prefill chunk) of it. Background work is never starved: each pause runs
+    the interactive jobs waiting when it began, then the chat takes a step."""
 
     def __init__(self, decoder: Any, name: str = "lsp-llm-inference") -> None:
         self.decoder = decoder
@@ -95,12 +96,29 @@ class InferenceWorker:
                 self._ready.wait()
 
     def _loop(self) -> None:
-        while (job := self._next(("interactive", "background"), block=True)) is not None:
+        # After an interactive job, a waiting background job starts: it then pauses at its
+        # first step for the interactive jobs waiting by then. Always taking interactive
+        # jobs first would never start a chat while the user types.
+        owed = False
+        while True:
+            lanes: tuple[Lane, ...] = ("interactive", "background")
+            job = self._next(lanes[::-1] if owed else lanes, block=True)
+            if job is None:
+                return
+            owed = job.request.lane == "interactive"
             self._process(job)
 
     def _let_interactive_run(self) -> None:
-        """Called by a background job's decoder between forward passes."""
-        while (job := self._next(("interactive",), block=False)) is not None:
+        """Called by a background job's decoder between forward passes: runs the
+        interactive jobs waiting now, not those that come meanwhile, so the background job
+        still makes a step between two rounds of them (a chat goes on, slowly, while the
+        user types, and a cancelled one ends) instead of waiting for the typing to stop."""
+        with self._ready:
+            waiting = len(self._waiting["interactive"])
+        for _ in range(waiting):
+            job = self._next(("interactive",), block=False)
+            if job is None:
+                return
             self._process(job)
 
     def _process(self, job: Job) -> None:

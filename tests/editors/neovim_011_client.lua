@@ -61,5 +61,18 @@ vim.wait(60000, function()
   return l and l:match('^%s+"""') ~= nil
 end, 100)
 out.line5 = vim.api.nvim_buf_get_lines(bufnr, 4, 5, false)[1]
+
+-- A function the user has only started (a header and an indented blank line, code that
+-- does not parse): the actions Neovim is offered with the cursor on that blank line.
+local n = vim.api.nvim_buf_line_count(bufnr)
+vim.api.nvim_buf_set_lines(bufnr, n, n, false, { "", "", "def perimeter(r):", "    " })
+vim.api.nvim_win_set_cursor(0, { n + 4, 4 })
+local range_params = vim.lsp.util.make_range_params(0, client.offset_encoding)
+range_params.context = { diagnostics = {} }
+local offered = client:request_sync("textDocument/codeAction", range_params, 60000, bufnr)
+out.started_actions = {}
+for _, a in ipairs((offered and offered.result) or {}) do
+  table.insert(out.started_actions, a.title)
+end
 client:stop()
 finish(0)
