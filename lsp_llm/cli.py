@@ -243,6 +243,14 @@ def main(argv: list[str] | None = None) -> int:
         "tokenizer prompts are built with)",
     )
     ev.add_argument(
+        "--extra-context",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also score N cross-file holes and the usual ones without and with extra "
+        "context (other open files, imported modules)",
+    )
+    ev.add_argument(
         "--ablations",
         action="store_true",
         help="also score with token healing off and with the code below the line unread",

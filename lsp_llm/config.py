@@ -30,6 +30,11 @@ class CompletionSettings:
     """How a completion is asked for: fill-in-the-middle tokens, the code before the cursor
     to be continued, or a chat instruction; `auto` is FIM when the model has FIM tokens,
     else prefix (measured best on SmolLM2, see the README's quality table)."""
+    extra_context: bool = True
+    """Put code from other files in the prompt: regions of the files the user has open,
+    edited or visited, and the outlines of workspace modules the file imports."""
+    extra_context_share: float = field(default=0.3, metadata={"min": 0.0, "max": 0.9})
+    """The share of `context_tokens` the extra context may take."""
     fim_order: Literal["auto", "psm", "spm"] = "auto"
     """Fill-in-the-middle order: prefix-suffix-middle, or suffix-prefix-middle (only for
     models trained on it); `auto` is SPM when the model's training record says it was

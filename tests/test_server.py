@@ -370,3 +370,38 @@ async def test_rewrite_action_carries_uri_and_range(client: LanguageClient):
     assert rewrite["command"]["command"] == "lspLlm.rewriteSelection"
     uri, rng = rewrite["command"]["arguments"]
     assert uri == URI and rng["start"]["line"] == 12 and rng["end"]["line"] == 16
+
+
+async def test_another_open_file_reaches_the_prompt(client: LanguageClient, loaded):
+    """With another file open whose code the cursor's window shares names with, the
+    suggestion is the model's answer to the prompt that carries it (computed here the way
+    the server builds it), which differs from the answer without it."""
+    from lsp_llm.context.extra import Chunk, fits
+
+    shapes = (
+        "def frobnicate_widget(width, height):\n    return width * height\n\n\n"
+        "class WidgetBox:\n    def add_widget(self, width, height):\n        pass\n"
+    )
+    main = "def report(width, height):\n    box = WidgetBox()\n    area = "
+    base = "file:///work/demo/pkg/"
+    open_doc(client, base + "shapes.py", shapes)
+    open_doc(client, base + "main.py", main)
+    result = await client.text_document_inline_completion_async(
+        inline_params(base + "main.py", 2, len("    area = "))
+    )
+    info = TokenizerInfo(loaded.tokenizer)
+    budget = int(info.budget(512, 24) * 0.3)
+    chunks = tuple(
+        fits([Chunk(base + "shapes.py", "shapes.py", 0, shapes)], budget, info.tokenizer)
+    )
+    ctx = EditorContext(main, len(main), "python", "/work/demo/pkg/main.py", chunks, "main.py")
+    prompt = completion_prompt(info, ctx, context_tokens=512)
+    done = Decoder(loaded.model, loaded.tokenizer, None).run(
+        GenerationRequest(prompt.token_ids, 24, prompt.stop), asyncio.Event(), lambda e: None
+    )
+    with_extra = clean_suggestion(
+        done.text, ctx.before, ctx.after, prompt.multiline, truncated=done.reason == "length"
+    )
+    without = expected_suggestion(loaded, main, len(main))
+    assert with_extra is not None and (without is None or without.text != with_extra.text)
+    assert [item.insert_text for item in result.items] == [with_extra.text]

@@ -21,6 +21,8 @@ export const SERVER_KEYS = [
   "completion.multiline",
   "completion.fimOrder",
   "completion.promptStyle",
+  "completion.extraContext",
+  "completion.extraContextShare",
   "chat.maxNewTokens",
   "chat.temperature",
   "chat.topP",

@@ -257,9 +257,13 @@ async def protocol_overhead(
     os.environ["OMP_NUM_THREADS"] = str(threads)  # the server process runs with ours
     lines = document.split("\n")
     workdir.mkdir(parents=True, exist_ok=True)
-    # greedy, short chat replies, so both sides must produce the same text
+    # greedy, short chat replies, so both sides must produce the same text; the same
+    # completion prompts both sides (the server's extra context would add the copies of
+    # this document the rounds open)
     settings = replace(
-        settings, chat=replace(settings.chat, temperature=0.0, max_new_tokens=CHAT_TOKENS)
+        settings,
+        chat=replace(settings.chat, temperature=0.0, max_new_tokens=CHAT_TOKENS),
+        completion=replace(settings.completion, extra_context=False),
     )
     session = ServerSession(_wire(settings))
     await session.start()

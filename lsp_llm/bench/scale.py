@@ -150,7 +150,8 @@ async def run(args: Any) -> dict[str, Any]:
     backend_wire = {"url": args.backend_url, "model": args.backend_model}
     settings_wire: dict[str, Any] = {
         "model": args.model,
-        "completion": {"maxNewTokens": args.max_new_tokens},
+        # each request opens a copy of a session's file: no extra context from the copies
+        "completion": {"maxNewTokens": args.max_new_tokens, "extraContext": False},
     }
     settings, errors = parse_settings({**settings_wire, "backend": backend_wire})
     if errors:

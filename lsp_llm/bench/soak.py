@@ -280,7 +280,11 @@ async def _monitor(pid: int, samples: list[tuple[float, float, int]], t0: float)
 
 
 def _server_settings(args: Any) -> dict[str, Any]:
-    settings: dict[str, Any] = {"chat": {"maxNewTokens": args.chat_tokens}}
+    # The fairness run opens a copy of one file per completion: no extra context from them.
+    settings: dict[str, Any] = {
+        "chat": {"maxNewTokens": args.chat_tokens},
+        "completion": {"extraContext": False},
+    }
     if args.model:
         settings["model"] = args.model
     return settings

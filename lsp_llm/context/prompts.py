@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from lsp_llm.context.budget import CharacterBudget, count_tokens, encode_plain, take_head, take_tail
+from lsp_llm.context.extra import Chunk
 from lsp_llm.context.healing import heal_tail, heal_text
 from lsp_llm.context.shape import completion_shape
 from lsp_llm.engine.types import (
@@ -31,6 +32,31 @@ FIM_NAMINGS = (
     ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),  # StarCoder, SantaCoder
     ("<fim-prefix>", "<fim-suffix>", "<fim-middle>"),
 )
+REPO_NAMINGS = (
+    ("<|repo_name|>", "<|file_sep|>"),  # Qwen2.5-Coder, the bundled model
+    ("<repo_name>", "<file_sep>"),  # StarCoder2, SmolLM2
+)
+"""Repository-level tokens: the repository's name, then each file as separator + path."""
+LINE_COMMENT = {
+    "javascript": "//",
+    "javascriptreact": "//",
+    "typescript": "//",
+    "typescriptreact": "//",
+    "c": "//",
+    "cpp": "//",
+    "csharp": "//",
+    "java": "//",
+    "go": "//",
+    "rust": "//",
+    "kotlin": "//",
+    "swift": "//",
+    "php": "//",
+    "scala": "//",
+    "lua": "--",
+    "sql": "--",
+    "haskell": "--",
+}
+"""How a path header is written for a model without repository tokens (`#` otherwise)."""
 END_TOKENS = (
     "<|endoftext|>",
     "<|im_end|>",
@@ -71,6 +97,12 @@ class EditorContext:
     offset: int
     language: str = "python"
     path: str | None = None
+    extra: tuple[Chunk, ...] = ()
+    """Code from other files (`context.extra`), placed before the cursor's file."""
+    relative_path: str | None = None
+    """The file's path within its workspace folder (named next to the extra context)."""
+    repo: str = ""
+    """The workspace folder's name."""
 
     @property
     def before(self) -> str:
@@ -151,6 +183,13 @@ class TokenizerInfo:
                 self.fim = (int(vocab[names[0]]), int(vocab[names[1]]), int(vocab[names[2]]))
                 self.fim_names = names
                 break
+        self.repo: tuple[tuple[int, int], tuple[str, str]] | None = None
+        """The repository-level tokens (name, file separator), ids and names."""
+        for repo_names in REPO_NAMINGS:
+            if all(n in vocab for n in repo_names):
+                ids = (int(vocab[repo_names[0]]), int(vocab[repo_names[1]]))
+                self.repo = (ids, repo_names)
+                break
         ends = {vocab[n] for n in END_TOKENS if n in vocab}
         if tokenizer.eos_token_id is not None:
             ends.add(int(tokenizer.eos_token_id))
@@ -225,7 +264,63 @@ class TokenizerInfo:
         return [int(i) for i in ids]
 
 
+def render_extra(info: TokenizerInfo, ctx: EditorContext) -> tuple[list[int], str]:
+    """The extra context's chunks as the model read other files in training, then the
+    header of the cursor's own file: repository-level tokens when the tokenizer has them
+    (Qwen2.5-Coder: `<|repo_name|>repo\n<|file_sep|>path\ncode\n`, StarCoder2 and
+    SmolLM2: `<repo_name>repo<file_sep>path\ncode`), else a path comment before each file.
+    Token ids and the same as text (special tokens by name)."""
+    if not ctx.extra:
+        return [], ""
+    current = ctx.relative_path or (ctx.path or "").rsplit("/", 1)[-1] or "current file"
+    files = [(c.path, c.text if c.text.endswith("\n") else c.text + "\n") for c in ctx.extra]
+    if info.repo is not None and not info.approximate:
+        (repo_id, sep_id), (repo_name, sep_name) = info.repo
+        qwen = repo_name.startswith("<|")
+        newline = "\n" if qwen else ""
+        ids = [repo_id, *info.encode(ctx.repo + newline)]
+        text = repo_name + info.defuse(ctx.repo + newline)
+        for path, code in files:
+            body = f"{path}\n{code}{newline}"
+            ids += [sep_id, *info.encode(body)]
+            text += sep_name + info.defuse(body)
+        ids += [sep_id, *info.encode(current + "\n")]
+        return ids, text + sep_name + info.defuse(current + "\n")
+    mark = LINE_COMMENT.get(ctx.language, "#")
+    plain = "".join(f"{mark} {path}\n{code}\n" for path, code in files) + f"{mark} {current}\n"
+    return info.encode(plain), info.defuse(plain)
+
+
 def completion_prompt(
+    info: TokenizerInfo,
+    ctx: EditorContext,
+    *,
+    context_tokens: int,
+    multiline: str = "auto",
+    order: FimOrder = "psm",
+    style: PromptStyle = "fim",
+) -> Prompt:
+    """The prompt for an inline completion at the cursor (see `_completion_prompt`), with
+    `ctx.extra` rendered first; the extra context's tokens come out of `context_tokens`."""
+    head_ids, head_text = render_extra(info, ctx) if style != "chat" else ([], "")
+    prompt = _completion_prompt(
+        info,
+        ctx,
+        context_tokens=max(16, context_tokens - len(head_ids)),
+        multiline=multiline,
+        order=order,
+        style=style,
+    )
+    if not head_ids:
+        return prompt
+    return replace(
+        prompt,
+        token_ids=info.ids(head_ids) + prompt.token_ids,
+        text=head_text + prompt.text,
+    )
+
+
+def _completion_prompt(
     info: TokenizerInfo,
     ctx: EditorContext,
     *,

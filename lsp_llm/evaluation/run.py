@@ -334,6 +334,21 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _extra_context(
+    engine: Backend, settings: Settings, holes: list[Hole], args: Any
+) -> dict[str, Any]:
+    from lsp_llm.evaluation import crossfile
+    from lsp_llm.train.data import load_sources
+
+    packages = crossfile.package_sources()
+    held_out = {s.path: s.text for s in load_sources(held_out=True)}
+    cross = crossfile.cross_file_holes(packages)
+    chosen = crossfile.sample_cross(cross, args.extra_context, args.seed)
+    _progress(f"extra context: {len(chosen)} of {len(cross)} cross-file holes, {len(holes)} usual")
+    usual = crossfile.usual_sessions(holes, packages, held_out, args.seed)
+    return crossfile.extra_context_report(engine, settings, usual, chosen, _progress)
+
+
 def main(args: Any) -> int:
     import torch
 
@@ -384,6 +399,8 @@ def main(args: Any) -> int:
             compare_styles=args.compare_styles,
             ablations=args.ablations,
         )
+        if args.extra_context:
+            report["extra_context"] = _extra_context(engine, settings, holes, args)
     finally:
         engine.close()
     report["model"] = serving.model
@@ -392,6 +409,10 @@ def main(args: Any) -> int:
     report["seed"] = args.seed
     report["threads"] = torch.get_num_threads()
     print(markdown(report))
+    if "extra_context" in report:
+        from lsp_llm.evaluation.crossfile import markdown as extra_markdown
+
+        print("\n" + extra_markdown(report["extra_context"]))
     s = report["samples"]
     print(f"\ncompletion of {s['completion_prompt']!r}: {s['completion']!r}")
     print(f"chat over {s['chat_code']!r}, {s['chat_question']!r}: {s['chat_answer']!r}")

@@ -9,6 +9,7 @@ import logging
 import sys
 import threading
 import uuid
+from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import unquote
 
@@ -16,6 +17,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.io_ import StdinAsyncReader, StdoutWriter
 from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
 
 from lsp_llm import __version__
@@ -29,6 +31,7 @@ from lsp_llm.engine.types import Done, GenerationRequest
 from lsp_llm.server.auth import ModelPolicy
 from lsp_llm.server.framing import serve_frames
 from lsp_llm.server.host import ModelHost, ModelUnavailable, Status
+from lsp_llm.server.neighbours import Neighbourhood
 from lsp_llm.server.protocol import LspLlmProtocol
 
 logger = logging.getLogger(__name__)
@@ -64,6 +67,8 @@ class LspLlmServer(LanguageServer):
         self._read_text = ""
         self.typeahead = TypeAhead()
         """Recent suggestions, to follow the user's typing without the model."""
+        self.neighbours = Neighbourhood()
+        """Where the extra context of completions comes from (other files, imports)."""
         self.exit_code = 0
         self.session = uuid.uuid4().hex[:8]
         """Names this editor's jobs on a shared engine (a `--tcp` daemon has several)."""
@@ -103,6 +108,7 @@ class LspLlmServer(LanguageServer):
             self.window_log_message(types.LogMessageParams(types.MessageType.Warning, text))
         if new != self.settings:
             self.typeahead.forget()  # a suggestion made under other settings is stale
+            self.neighbours.forget()
         self.settings = new
         return new
 
@@ -245,6 +251,13 @@ class LspLlmServer(LanguageServer):
         if doc is None:
             raise JsonRpcInvalidParams(f"unknown document {uri}: send textDocument/didOpen first")
         return doc
+
+    def folders(self) -> list[Path]:
+        """The workspace folders (the root when the client named no folders)."""
+        found = [Path(to_fs_path(f.uri) or "") for f in self.workspace.folders.values()]
+        if not found and self.workspace.root_path:
+            found = [Path(self.workspace.root_path)]
+        return [f for f in found if str(f) not in ("", ".")]
 
     def text_of(self, doc: TextDocument) -> str:
         """A document's text as prompts may use it (`context.budget.readable`). A request

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from lsprotocol import types
 
@@ -14,6 +16,7 @@ from lsp_llm.context.completion import plan_completion
 from lsp_llm.context.postprocess import Suggestion
 from lsp_llm.context.prompts import EditorContext
 from lsp_llm.server.app import LspLlmServer
+from lsp_llm.server.neighbours import change_lines
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +50,10 @@ async def suggest(ls: LspLlmServer, uri: str, position: types.Position) -> Place
     if typed_ahead is not None:  # the user typed what was suggested: no model call
         return Placed(text, offset, typed_ahead)
     engine = await ls.engine()
-    ctx = EditorContext(text, offset, language_of(doc), doc.path)
+    language = language_of(doc)
+    ctx = EditorContext(text, offset, language, doc.path)
+    if ls.settings.completion.extra_context:
+        ctx = with_extra(ls, ctx, uri)
     plan = plan_completion(ls.tokens, ctx, ls.settings, group=f"complete:{ls.session}:{uri}")
     done = await ls.generate(engine, plan.request)
     logger.debug(
@@ -62,7 +68,50 @@ async def suggest(ls: LspLlmServer, uri: str, position: types.Position) -> Place
     return Placed(text, offset, cleaned)
 
 
+def with_extra(ls: LspLlmServer, ctx: EditorContext, uri: str) -> EditorContext:
+    """`ctx` with the extra context from other files (`server.neighbours`)."""
+    folders = ls.folders()
+    documents = {
+        key: (Path(d.path), d.source) for key, d in ls.workspace.text_documents.items() if d.path
+    }
+    key = unquote(uri)
+    s = ls.settings.completion
+    budget = int(ls.tokens.budget(s.context_tokens, s.max_new_tokens) * s.extra_context_share)
+    chunks = ls.neighbours.extra_for(
+        key,
+        ctx.text,
+        ctx.offset,
+        folders=folders,
+        documents=documents,
+        read_disk=not getattr(ls.protocol, "daemon_session", False),
+        tokenizer=ls.tokens.tokenizer,
+        budget=budget,
+        language=ctx.language,
+    )
+    if not chunks:
+        return ctx
+    place = ls.neighbours.place(Path(ctx.path), folders) if ctx.path else None
+    return replace(
+        ctx,
+        extra=chunks,
+        relative_path=place.relative if place else None,
+        repo=place.repo if place else "",
+    )
+
+
 def register(server: LspLlmServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: LspLlmServer, params: types.DidOpenTextDocumentParams) -> None:
+        ls.neighbours.opened(unquote(params.text_document.uri))
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: LspLlmServer, params: types.DidChangeTextDocumentParams) -> None:
+        ls.neighbours.changed(unquote(params.text_document.uri), change_lines(params))
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: LspLlmServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.neighbours.closed(unquote(params.text_document.uri))
+
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
         ls: LspLlmServer, params: types.InlineCompletionParams

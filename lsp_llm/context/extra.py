@@ -1,0 +1,203 @@
+"""Context from beyond the cursor's file, for completions: chunks of the other files the
+user has open, edited or visited (a bounded ring, fed by the document notifications), and
+the outlines of workspace modules the cursor's file imports. `select` ranks them by the
+identifiers they share with the code around the cursor, drops duplicates and what shares
+nothing, and fits them into a token share; `render` writes them the way the model read
+other files in training (repository-level FIM tokens when it has them, path comments
+otherwise). The block goes first in the prompt and stays the same between keystrokes, so
+the engine's cached prefix still covers it.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lsp_llm.context.budget import Encodes, encode_plain, readable, take_head
+
+CHUNK_LINES = 32
+"""Lines per chunk of a document (chunks start at multiples of this)."""
+RING_SIZE = 24
+"""Chunks the ring keeps (the least recently touched go first)."""
+WINDOW_LINES = (24, 8)
+"""Lines above and below the cursor whose identifiers rank the chunks."""
+MIN_SHARED = 2
+"""A chunk shares at least this many identifiers with the cursor's window to be used."""
+
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
+COMMON = frozenset(keyword.kwlist) | {
+    "self",
+    "cls",
+    "None",
+    "True",
+    "False",
+    "def",
+    "return",
+    "const",
+    "function",
+    "this",
+    "var",
+    "let",
+    "str",
+    "int",
+    "len",
+    "list",
+    "dict",
+}
+
+
+def identifiers(text: str) -> frozenset[str]:
+    return frozenset(IDENTIFIER.findall(text)) - COMMON
+
+
+@dataclass(frozen=True)
+class Chunk:
+    uri: str
+    path: str
+    """Shown to the model: the file's path relative to its workspace folder."""
+    start_line: int
+    text: str
+    imported: bool = False
+    """An outline of a module the cursor's file imports (ranked first)."""
+
+    @property
+    def words(self) -> frozenset[str]:
+        return identifiers(self.text)
+
+
+def lines_at(text: str, first: int, count: int) -> str:
+    """Lines `first` to `first + count` of `text` (found without splitting all of it)."""
+    start = 0
+    for _ in range(first):
+        start = text.find("\n", start) + 1
+        if start == 0:
+            return ""
+    end = start
+    for _ in range(count):
+        end = text.find("\n", end) + 1
+        if end == 0:
+            return text[start:]
+    return text[start:end]
+
+
+class ChunkRing:
+    """Recently touched regions of documents. `touch` marks where the user edits or looks;
+    the region's text is read when the user is elsewhere (`flush`), so typing in a file
+    costs nothing here until they leave it."""
+
+    def __init__(self, size: int = RING_SIZE, lines: int = CHUNK_LINES) -> None:
+        self.size, self.lines = size, lines
+        self._chunks: OrderedDict[tuple[str, int], Chunk] = OrderedDict()
+        self._pending: dict[str, set[int]] = {}
+        self._changes: dict[str, int] = {}
+        """Per document, how often its chunks changed (what `version` sums)."""
+
+    def touch(self, uri: str, line: int) -> None:
+        self._pending.setdefault(uri, set()).add(line // self.lines * self.lines)
+        if len(self._pending[uri]) > self.size:
+            self._pending[uri].pop()
+
+    def forget(self, uri: str) -> None:
+        self._pending.pop(uri, None)
+        for key in [k for k in self._chunks if k[0] == uri]:
+            del self._chunks[key]
+        self._changes[uri] = self._changes.get(uri, 0) + 1
+
+    def flush(self, source: Callable[[str], tuple[str, str] | None], keep: str | None) -> None:
+        """Read the touched regions of every document but `keep` (the one being typed in):
+        `source(uri)` gives its (path, text), or None when it is gone."""
+        for uri in [u for u in self._pending if u != keep]:
+            starts = self._pending.pop(uri)
+            found = source(uri)
+            if found is None:
+                continue
+            path, text = found
+            for start in sorted(starts):
+                body = readable(lines_at(text, start, self.lines))
+                if body.strip():
+                    self._put(Chunk(uri, path, start, body))
+
+    def _put(self, chunk: Chunk) -> None:
+        key = (chunk.uri, chunk.start_line)
+        old = self._chunks.pop(key, None)
+        self._chunks[key] = chunk
+        if old is None or old.text != chunk.text:
+            self._changes[chunk.uri] = self._changes.get(chunk.uri, 0) + 1
+        while len(self._chunks) > self.size:
+            self._chunks.popitem(last=False)
+
+    def chunks(self) -> list[Chunk]:
+        return list(self._chunks.values())
+
+    def version(self, excluding: str | None = None) -> int:
+        """Grows whenever a chunk of a document other than `excluding` changes."""
+        return sum(n for uri, n in self._changes.items() if uri != excluding)
+
+
+def window(text: str, offset: int) -> str:
+    """The code around the cursor whose identifiers rank the chunks."""
+    above, below = WINDOW_LINES
+    start = offset
+    for _ in range(above):
+        start = text.rfind("\n", 0, max(0, start - 1)) + 1
+        if start == 0:
+            break
+    end = offset
+    for _ in range(below):
+        found = text.find("\n", end + 1)
+        if found < 0:
+            end = len(text)
+            break
+        end = found
+    return text[start:end]
+
+
+def rank(candidates: list[Chunk], around: str, uri: str) -> list[Chunk]:
+    """The chunks worth showing for the code `around` the cursor of `uri`: none of its own
+    document, none that repeats another's text, each sharing identifiers with `around`;
+    imported outlines first, then by shared identifiers (Jaccard)."""
+    near = identifiers(around)
+    near_lines = {ln.strip() for ln in around.splitlines() if ln.strip()}
+    seen: set[str] = set()
+    scored: list[tuple[float, int, Chunk]] = []
+    for i, chunk in reversed(list(enumerate(candidates))):  # a repeat: the latest is kept
+        if chunk.uri == uri or chunk.text in seen or _mostly_in(chunk.text, near_lines):
+            continue
+        seen.add(chunk.text)
+        words = chunk.words
+        shared = len(words & near)
+        if shared < (1 if chunk.imported else MIN_SHARED):
+            continue
+        score = shared / len(words | near) + (1.0 if chunk.imported else 0.0)
+        scored.append((score, i, chunk))
+    scored.sort(key=lambda s: (-s[0], -s[1]))  # ties: the most recent first
+    return [c for _, _, c in scored]
+
+
+def _mostly_in(text: str, lines: set[str]) -> bool:
+    """Half or more of `text`'s lines are already among `lines` (a copy of the code around
+    the cursor, from another document or an earlier state: nothing new to read)."""
+    own = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return bool(own) and sum(ln in lines for ln in own) * 2 >= len(own)
+
+
+def fits(chunks: list[Chunk], budget: int, tokenizer: Encodes) -> list[Chunk]:
+    """The ranked chunks that fit `budget` tokens, the last one cut at a line if need be."""
+    out: list[Chunk] = []
+    left = budget
+    for chunk in chunks:
+        if left < 16:
+            break
+        n = len(encode_plain(tokenizer, chunk.text))
+        if n > left:
+            text = take_head(tokenizer, chunk.text, left)
+            text = text[: text.rfind("\n") + 1] if "\n" in text else ""
+            if text.strip():
+                out.append(Chunk(chunk.uri, chunk.path, chunk.start_line, text, chunk.imported))
+            break
+        out.append(chunk)
+        left -= n
+    return out

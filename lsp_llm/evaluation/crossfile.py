@@ -1,0 +1,261 @@
+"""The eval's extra-context section: does code from other files help, and hurt nowhere?
+
+Cross-file holes: in a package's module, a line that uses a name the module imports from
+a sibling module (`from ._models import Response`, `from .decoder import JSONDecodeError`)
+and that the sibling defines; the cursor sits right before the name's first use on the
+line, and the rest of the line is expected. The packages are the held-out stdlib ones
+(`json`, `html`) and a few the project depends on (`httpx`, `h11`, `pygls`), which the
+bundled model never saw.
+
+Every hole is scored twice, same prompts otherwise: without extra context, and with it as
+an editor session would have it. For a cross-file hole the defining module is open and
+its definition was visited; for the usual kinds (line, midline, body, indent) two other
+modules of the same package, or two other held-out files, are open (mostly unrelated code,
+which the ranking must keep out).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from lsp_llm.backend import Backend
+from lsp_llm.config import Settings
+from lsp_llm.context.completion import CompletionPlan, plan_completion
+from lsp_llm.context.outline import imports, module_paths
+from lsp_llm.context.prompts import EditorContext
+from lsp_llm.evaluation.holes import Hole
+from lsp_llm.evaluation.metrics import edit_similarity, exact_line, exact_text, first_line
+from lsp_llm.server.neighbours import Neighbourhood
+
+PACKAGES = ("httpx", "h11", "pygls")
+"""Installed packages (dependencies) whose modules import each other."""
+ROOT = Path("/workspace")
+"""Where the evaluated files seem to live (nothing is read from there)."""
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    path: str
+    text: str
+    line: int
+    """The line the user visited or edited in it."""
+
+
+@dataclass(frozen=True)
+class SessionHole:
+    hole: Hole
+    neighbours: tuple[Neighbour, ...]
+
+
+def package_sources() -> dict[str, dict[str, str]]:
+    """Package name -> {path relative to the workspace: text}."""
+    from lsp_llm.train.data import load_sources
+
+    out: dict[str, dict[str, str]] = {}
+    for source in load_sources(held_out=True):
+        if "/" in source.path:
+            out.setdefault(source.path.split("/", 1)[0], {})[source.path] = source.text
+    for name in PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        folder = Path(next(iter(spec.submodule_search_locations)))
+        files = {}
+        for path in sorted(folder.rglob("*.py")):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if 200 <= len(text) <= 200_000:
+                files[f"{name}/{path.relative_to(folder).as_posix()}"] = text
+        out[name] = files
+    return out
+
+
+def _defined(text: str, name: str) -> int | None:
+    """The 0-based line where `text` defines `name` at top level, if it does."""
+    match = re.search(
+        rf"^(?:async def|def|class) {re.escape(name)}\b|^{re.escape(name)}\s*[:=]", text, re.M
+    )
+    return None if match is None else text.count("\n", 0, match.start())
+
+
+def cross_file_holes(packages: dict[str, dict[str, str]]) -> list[SessionHole]:
+    """Every cross-file hole of `packages` (at most one per line)."""
+    out: list[SessionHole] = []
+    for files in packages.values():
+        for path, text in files.items():
+            taken: dict[str, Neighbour] = {}
+            for imp in imports(text):
+                for candidate in module_paths(imp.module, path):
+                    source = files.get(candidate)
+                    if source is None:
+                        continue
+                    for name in imp.names:
+                        at = _defined(source, name)
+                        if at is not None and len(name) >= 4:
+                            taken[name] = Neighbour(candidate, source, at)
+                    break
+            if not taken:
+                continue
+            pattern = re.compile(r"\b(" + "|".join(map(re.escape, taken)) + r")\b")
+            offset = 0
+            for number, line in enumerate(text.splitlines(keepends=True)):
+                stripped = line.strip()
+                found = pattern.search(line)
+                usable = found and not stripped.startswith(("import ", "from ", "#", '"', "'"))
+                if usable and found is not None and stripped and len(stripped) < 120:
+                    cut = offset + found.start()
+                    expected = line[found.start() :].rstrip("\r\n")
+                    hole = Hole(
+                        "midline",
+                        path,
+                        number + 1,
+                        text[:cut] + text[offset + len(line.rstrip("\r\n")) :],
+                        cut,
+                        expected,
+                    )
+                    out.append(SessionHole(hole, (taken[found.group(1)],)))
+                offset += len(line)
+    return out
+
+
+def usual_sessions(
+    holes: list[Hole], packages: dict[str, dict[str, str]], held_out: dict[str, str], seed: int
+) -> list[SessionHole]:
+    """The usual holes with two other files open: from the same package when there is one,
+    else other held-out files."""
+    rng = random.Random(seed)
+    out = []
+    for hole in holes:
+        package = packages.get(hole.path.split("/", 1)[0], {}) if "/" in hole.path else {}
+        pool = sorted(p for p in (package or held_out) if p != hole.path)
+        chosen = rng.sample(pool, min(2, len(pool)))
+        files = package or held_out
+        neighbours = tuple(
+            Neighbour(p, files[p], rng.randrange(max(1, files[p].count("\n")))) for p in chosen
+        )
+        out.append(SessionHole(hole, neighbours))
+    return out
+
+
+def with_extra(session: SessionHole, settings: Settings, info: Any) -> EditorContext:
+    """The editor context of a hole in a session where its neighbours are open and were
+    visited, with the extra context the server would add."""
+    hole = session.hole
+    here = ROOT / hole.path
+    docs = {here.as_uri(): (here, hole.text)}
+    ring = Neighbourhood()
+    for n in session.neighbours:
+        uri = (ROOT / n.path).as_uri()
+        docs[uri] = (ROOT / n.path, n.text)
+        ring.opened(uri)
+        ring.changed(uri, [n.line])
+    ring.opened(here.as_uri())
+    s = settings.completion
+    chunks = ring.extra_for(
+        here.as_uri(),
+        hole.text,
+        hole.offset,
+        folders=[ROOT],
+        documents=docs,
+        read_disk=False,
+        tokenizer=info.tokenizer,
+        budget=int(info.budget(s.context_tokens, s.max_new_tokens) * s.extra_context_share),
+        language="python",
+    )
+    return EditorContext(hole.text, hole.offset, "python", str(here), chunks, hole.path, ROOT.name)
+
+
+KIND_LABELS = ("line", "midline", "body", "indent", "cross-file")
+
+
+def _score(kind: str, predicted: str, expected: str) -> tuple[bool, float]:
+    whole = kind in ("body", "indent")
+    scored = predicted if whole else first_line(predicted)
+    exact = exact_text(predicted, expected) if kind == "indent" else exact_line(predicted, expected)
+    return exact, edit_similarity(scored, expected)
+
+
+def extra_context_report(
+    engine: Backend,
+    settings: Settings,
+    usual: list[SessionHole],
+    cross: list[SessionHole],
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """Exact match and similarity per kind, without and with extra context, same holes;
+    also how many cross-file prompts carried the defining module."""
+    info = engine.tokens
+    cases = [(h.hole.kind, h) for h in usual] + [("cross-file", h) for h in cross]
+    report: dict[str, Any] = {"cases": {k: sum(c[0] == k for c in cases) for k in KIND_LABELS}}
+    carried = 0
+    for label, extra in (("without", False), ("with", True)):
+        rows: dict[str, list[tuple[bool, float]]] = {k: [] for k in KIND_LABELS}
+        t0 = time.perf_counter()
+        for kind, session in cases:
+            hole = session.hole
+            ctx = (
+                with_extra(session, settings, info)
+                if extra
+                else EditorContext(hole.text, hole.offset, "python", str(ROOT / hole.path))
+            )
+            if extra and kind == "cross-file":
+                carried += any(c.path == session.neighbours[0].path for c in ctx.extra)
+            plan: CompletionPlan = plan_completion(info, ctx, settings)
+            done = engine.generate(plan.request)
+            sug = plan.suggestion(done.text, done.reason)
+            rows[kind].append(_score(kind, sug.text if sug else "", hole.expected))
+        progress(
+            f"extra context {label}: {len(cases)} generations in {time.perf_counter() - t0:.0f}s"
+        )
+        report[label] = {
+            k: {
+                "n": len(v),
+                "exact": sum(e for e, _ in v) / len(v) if v else 0.0,
+                "similarity": sum(s for _, s in v) / len(v) if v else 0.0,
+            }
+            for k, v in rows.items()
+        }
+    report["cross_file_prompts_with_the_module"] = carried / max(1, len(cross))
+    return report
+
+
+def sample_cross(cross: list[SessionHole], n: int, seed: int) -> list[SessionHole]:
+    """`n` cross-file holes, spread over the packages."""
+    rng = random.Random(seed)
+    by_package: dict[str, list[SessionHole]] = {}
+    for h in cross:
+        by_package.setdefault(PurePosixPath(h.hole.path).parts[0], []).append(h)
+    out: list[SessionHole] = []
+    pools = [rng.sample(v, len(v)) for _, v in sorted(by_package.items())]
+    while len(out) < n and any(pools):
+        for pool in pools:
+            if pool and len(out) < n:
+                out.append(pool.pop())
+    return out
+
+
+def markdown(report: dict[str, Any]) -> str:
+    head = " | ".join(f"{k} exact | {k} sim" for k in KIND_LABELS)
+    lines = [
+        f"| extra context | {head} |",
+        "|---|" + "---:|---:|" * len(KIND_LABELS),
+    ]
+    for label in ("without", "with"):
+        cells = []
+        for k in KIND_LABELS:
+            s = report[label][k]
+            cells += [f"{100 * s['exact']:.1f}%", f"{s['similarity']:.3f}"]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    counts = ", ".join(f"{k} {n}" for k, n in report["cases"].items())
+    lines.append("")
+    lines.append(
+        f"holes: {counts}; cross-file prompts that carried the defining module: "
+        f"{100 * report['cross_file_prompts_with_the_module']:.0f}%"
+    )
+    return "\n".join(lines)

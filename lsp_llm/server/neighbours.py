@@ -1,0 +1,195 @@
+"""The extra context of one editor session: where its chunks come from, and when the
+selection shown to the model changes.
+
+Document notifications touch regions of the ring (`context.extra.ChunkRing`): `didOpen`
+the top of the file, `didChange` each edited line, a completion request the cursor's line.
+For a completion, `extra_for` reads the touched regions of the other documents, adds the
+outlines of the workspace modules the file imports (open documents first; over stdio also
+files on disk inside the workspace folders, at most `MAX_FILE_BYTES`, not binary; a `--tcp`
+daemon reads no files for a client), ranks them and fits them into the token share.
+
+The selection stays as it is while the user types near where it was made: it is made
+again when another document's chunks changed, when the cursor is `REFRESH_LINES` away, or
+when settings change. So between keystrokes the prompt's first tokens stay the same and
+the engine's cached prefix covers them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lsp_llm.context.budget import Encodes, readable
+from lsp_llm.context.extra import Chunk, ChunkRing, fits, rank, window
+from lsp_llm.context.outline import imports, module_paths, outline
+
+logger = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 1_000_000
+"""Workspace files larger than this are not read for their outline."""
+MAX_IMPORTS = 8
+"""Imported modules whose outlines are considered per selection."""
+REFRESH_LINES = 16
+"""How far the cursor moves before the selection is made again."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    chunks: tuple[Chunk, ...]
+    line: int
+    version: int
+    budget: int
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a document lives: its workspace folder's name and its path within it."""
+
+    repo: str
+    relative: str
+
+
+class Neighbourhood:
+    def __init__(self) -> None:
+        self.ring = ChunkRing()
+        self._selections: dict[str, Selection] = {}
+        self._outlines: dict[tuple[str, int, int, tuple[str, ...]], str] = {}
+
+    # what the notifications and requests tell ------------------------------------------
+    def opened(self, uri: str) -> None:
+        self.ring.touch(uri, 0)
+
+    def changed(self, uri: str, lines: list[int]) -> None:
+        for line in lines:
+            self.ring.touch(uri, line)
+
+    def closed(self, uri: str) -> None:
+        self._selections.pop(uri, None)
+
+    def forget(self) -> None:
+        """Settings changed: every selection is made again."""
+        self._selections.clear()
+
+    # the selection ----------------------------------------------------------------------
+    def extra_for(
+        self,
+        uri: str,
+        text: str,
+        offset: int,
+        *,
+        folders: list[Path],
+        documents: dict[str, tuple[Path, str]],
+        read_disk: bool,
+        tokenizer: Encodes,
+        budget: int,
+        language: str,
+    ) -> tuple[Chunk, ...]:
+        """The chunks for a completion at `offset` of `uri`. `documents`: the open
+        documents' paths and texts by URI; `folders`: the workspace folders."""
+        line = text.count("\n", 0, offset)
+        self.ring.touch(uri, line)
+
+        def source(other: str) -> tuple[str, str] | None:
+            found = documents.get(other)
+            if found is None:
+                return None
+            return self.place(found[0], folders).relative, found[1]
+
+        self.ring.flush(source, keep=uri)
+        version = self.ring.version(excluding=uri)
+        old = self._selections.get(uri)
+        if (
+            old is not None
+            and old.version == version
+            and old.budget == budget
+            and abs(old.line - line) < REFRESH_LINES
+        ):
+            return old.chunks
+        candidates = self.ring.chunks()
+        path = documents[uri][0] if uri in documents else None
+        if language == "python" and path is not None:
+            candidates = self._imported(text, path, folders, documents, read_disk) + candidates
+        chosen = tuple(fits(rank(candidates, window(text, offset), uri), budget, tokenizer))
+        self._selections[uri] = Selection(chosen, line, version, budget)
+        return chosen
+
+    @staticmethod
+    def place(path: Path, folders: list[Path]) -> Place:
+        for folder in folders:
+            try:
+                return Place(folder.name, path.relative_to(folder).as_posix())
+            except ValueError:
+                continue
+        return Place("", path.name)
+
+    def _imported(
+        self,
+        text: str,
+        path: Path,
+        folders: list[Path],
+        documents: dict[str, tuple[Path, str]],
+        read_disk: bool,
+    ) -> list[Chunk]:
+        """Outlines of the workspace modules `text` imports (what it takes from them)."""
+        here = self.place(path, folders)
+        folder = next((f for f in folders if f.name == here.repo), None)
+        if folder is None:
+            return []
+        by_path = {p: (u, t) for u, (p, t) in documents.items()}
+        out: list[Chunk] = []
+        for imp in imports(text):
+            if len(out) >= MAX_IMPORTS:
+                break
+            for relative in module_paths(imp.module, here.relative):
+                target = folder / relative
+                found = by_path.get(target)
+                if found is not None:
+                    body = outline(found[1], imp.names)
+                    uri = found[0]
+                elif read_disk:
+                    body = self._outline_on_disk(folder, target, imp.names)
+                    uri = target.as_uri()
+                else:
+                    continue
+                if body:
+                    out.append(Chunk(uri, relative, 0, readable(body) + "\n", imported=True))
+                    break
+        return out
+
+    def _outline_on_disk(self, folder: Path, target: Path, names: tuple[str, ...]) -> str:
+        """The outline of a workspace file, or "" when it is outside the folder (links
+        included), missing, too large or binary."""
+        try:
+            real = Path(os.path.realpath(target))
+            if not real.is_relative_to(Path(os.path.realpath(folder))) or not real.is_file():
+                return ""
+            stat = real.stat()
+            if stat.st_size > MAX_FILE_BYTES:
+                return ""
+            key = (str(real), stat.st_mtime_ns, stat.st_size, names)
+            cached = self._outlines.get(key)
+            if cached is not None:
+                return cached
+            data = real.read_bytes()
+        except OSError:
+            return ""
+        if b"\0" in data:
+            return ""
+        body = outline(data.decode("utf-8", errors="replace"), names)
+        if len(self._outlines) > 256:
+            self._outlines.clear()
+        self._outlines[key] = body
+        return body
+
+
+def change_lines(params: Any) -> list[int]:
+    """The first line of each ranged change of a `didChange` (a full-text change: none)."""
+    out = []
+    for change in params.content_changes:
+        rng = getattr(change, "range", None)
+        if rng is not None:
+            out.append(int(rng.start.line))
+    return out
