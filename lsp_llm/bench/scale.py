@@ -33,10 +33,20 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def listening(port: int, seconds: float = 60.0) -> None:
+    """Wait until a daemon started on `port` accepts connections."""
+    for _ in range(int(seconds * 10)):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            return
+        except OSError:
+            await asyncio.sleep(0.1)
 
 
 @dataclass(frozen=True)
@@ -159,7 +169,7 @@ async def run(args: Any) -> dict[str, Any]:
     work = workloads(args.sessions, args.requests)
     root = Path(args.out) / "docs"
     root.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     daemon = subprocess.Popen(
         [
             sys.executable,
@@ -178,12 +188,7 @@ async def run(args: Any) -> dict[str, Any]:
     backend = await asyncio.to_thread(load_backend, settings, lambda f, m: None)
     sessions: list[ServerSession] = []
     try:
-        for _ in range(300):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=5).close()
-                break
-            except OSError:
-                await asyncio.sleep(0.1)
+        await listening(port)
         sessions = [await _session(port, settings_wire) for _ in range(args.sessions)]
         _say(f"{args.sessions} sessions, {args.requests} cursors each; warming the engine")
         await asyncio.gather(

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -361,12 +360,6 @@ async def soak(args: Any) -> dict[str, Any]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _completions(
     session: ServerSession, ledger: Ledger, spots: list[tuple[str, int, int]]
 ) -> list[float]:
@@ -381,11 +374,11 @@ async def _completions(
 
 async def fairness(args: Any) -> dict[str, Any]:
     """Completion latency from one daemon session, idle and while another session chats."""
-    from lsp_llm.bench.scale import workloads
+    from lsp_llm.bench.scale import free_port, listening, workloads
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "lsp_llm", "--log-file", str(out / "daemon.log"), "serve"]
     cmd += ["--tcp", str(port)]
     if args.model:
@@ -394,12 +387,7 @@ async def fairness(args: Any) -> dict[str, Any]:
     ledger = Ledger()
     sessions: list[ServerSession] = []
     try:
-        for _ in range(600):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=5).close()
-                break
-            except OSError:
-                await asyncio.sleep(0.1)
+        await listening(port)
         for _ in range(2):
             s = ServerSession(_server_settings(args), connect=("127.0.0.1", port))
             await s.start()

@@ -143,24 +143,36 @@ def usual_sessions(
     return out
 
 
-def with_extra(session: SessionHole, settings: Settings, info: Any) -> EditorContext:
+def with_extra(
+    session: SessionHole,
+    settings: Settings,
+    info: Any,
+    ring: Neighbourhood | None = None,
+    typed: str = "",
+) -> EditorContext:
     """The editor context of a hole in a session where its neighbours are open and were
-    visited, with the extra context the server would add."""
+    visited, with the extra context the server would add; with `typed`, after the user
+    typed that at the cursor (pass the same `ring` to keep the session)."""
     hole = session.hole
     here = ROOT / hole.path
-    docs = {here.as_uri(): (here, hole.text)}
-    ring = Neighbourhood()
+    text = hole.text[: hole.offset] + typed + hole.text[hole.offset :]
+    offset = hole.offset + len(typed)
+    docs = {here.as_uri(): (here, text)}
+    fresh = ring is None
+    ring = ring or Neighbourhood()
     for n in session.neighbours:
         uri = (ROOT / n.path).as_uri()
         docs[uri] = (ROOT / n.path, n.text)
-        ring.opened(uri)
-        ring.changed(uri, [n.line])
-    ring.opened(here.as_uri())
+        if fresh:
+            ring.opened(uri)
+            ring.changed(uri, [n.line])
+    if fresh:
+        ring.opened(here.as_uri())
     s = settings.completion
     chunks = ring.extra_for(
         here.as_uri(),
-        hole.text,
-        hole.offset,
+        text,
+        offset,
         folders=[ROOT],
         documents=docs,
         read_disk=False,
@@ -168,7 +180,7 @@ def with_extra(session: SessionHole, settings: Settings, info: Any) -> EditorCon
         budget=int(info.budget(s.context_tokens, s.max_new_tokens) * s.extra_context_share),
         language="python",
     )
-    return EditorContext(hole.text, hole.offset, "python", str(here), chunks, hole.path, ROOT.name)
+    return EditorContext(text, offset, "python", str(here), chunks, hole.path, ROOT.name)
 
 
 KIND_LABELS = ("line", "midline", "body", "indent", "cross-file")
@@ -222,7 +234,39 @@ def extra_context_report(
             for k, v in rows.items()
         }
     report["cross_file_prompts_with_the_module"] = carried / max(1, len(cross))
+    report["second_keystroke"] = second_keystroke(engine, settings, cross[:KEYSTROKE_CASES])
     return report
+
+
+KEYSTROKE_CASES = 12
+
+
+def second_keystroke(
+    engine: Backend, settings: Settings, cases: list[SessionHole]
+) -> dict[str, float]:
+    """Prompt tokens fed on the keystroke after a suggestion (the user typed its first
+    character), with the engine's cache kept from the first: without and with extra
+    context. Local engines only (a remote engine reports no prefill)."""
+    info = engine.tokens
+    out: dict[str, float] = {}
+    for label, extra in (("without", False), ("with", True)):
+        fed, prompt = 0, 0
+        for session in cases:
+            ring = Neighbourhood()
+            hole = session.hole
+            for typed in ("", hole.expected[:1]):
+                if extra:
+                    ctx = with_extra(session, settings, info, ring, typed)
+                else:
+                    text = hole.text[: hole.offset] + typed + hole.text[hole.offset :]
+                    ctx = EditorContext(text, hole.offset + len(typed), "python", hole.path)
+                plan = plan_completion(info, ctx, settings)
+                done = engine.generate(plan.request)
+            fed += len(plan.request.prompt_ids) - done.stats.reused_prefix_tokens
+            prompt += len(plan.request.prompt_ids)
+        out[f"{label}_fed"] = fed / max(1, len(cases))
+        out[f"{label}_prompt"] = prompt / max(1, len(cases))
+    return out
 
 
 def sample_cross(cross: list[SessionHole], n: int, seed: int) -> list[SessionHole]:
@@ -258,4 +302,11 @@ def markdown(report: dict[str, Any]) -> str:
         f"holes: {counts}; cross-file prompts that carried the defining module: "
         f"{100 * report['cross_file_prompts_with_the_module']:.0f}%"
     )
+    keys: dict[str, float] | None = report.get("second_keystroke")
+    if keys:
+        lines.append(
+            f"second keystroke, prompt tokens fed (of the prompt's): without extra context "
+            f"{keys['without_fed']:.1f} of {keys['without_prompt']:.0f}, with it "
+            f"{keys['with_fed']:.1f} of {keys['with_prompt']:.0f}"
+        )
     return "\n".join(lines)
