@@ -14,7 +14,18 @@ import {
   type ServerOptions,
   State,
 } from "vscode-languageclient/node";
+import * as fs from "node:fs";
+import * as os from "node:os";
 import { ChatViewProvider } from "./chatView";
+import {
+  cachedModels,
+  checkEngineUrl,
+  checkTypedModel,
+  hubCacheDir,
+  type ModelChoice,
+  modelChoices,
+  settingsFor,
+} from "./models";
 import { registerParticipant } from "./participant";
 import { RestartPolicy } from "./restart";
 import { answerConfiguration, missingInstall, serverCommand, serverSettings } from "./settings";
@@ -26,7 +37,7 @@ let restartTimer: NodeJS.Timeout | undefined;
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const log = vscode.window.createOutputChannel("lsp-llm", { log: true });
   const status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Right, 100);
-  status.command = "lspLlm.showLog";
+  status.command = "lspLlm.statusMenu";
   status.name = "lsp-llm";
   const showStatus = (s: ServerStatus) => {
     const view = statusView(s);
@@ -138,6 +149,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       await start();
     }),
     vscode.commands.registerCommand("lspLlm.openChat", () => vscode.commands.executeCommand(`${ChatViewProvider.viewId}.focus`)),
+    vscode.commands.registerCommand("lspLlm.selectModel", () => selectModel()),
+    vscode.commands.registerCommand("lspLlm.statusMenu", () => statusMenu()),
     vscode.commands.registerCommand("lspLlm.newChat", () => chat.newChat()),
     vscode.commands.registerCommand("lspLlm.explainSelection", () =>
       chat.askFromEditor("Explain this code.", vscode.window.activeTextEditor?.selection.isEmpty ? "file" : "selection"),
@@ -157,6 +170,84 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   );
   registerParticipant(context, () => client);
   await start();
+}
+
+/** "lsp-llm: Select Model": the default model, the bundled pair, the models in the Hugging
+ * Face cache, one typed in, or a remote engine; written to the user settings, after which
+ * the server reloads (with its progress in the status bar). */
+async function selectModel(): Promise<void> {
+  const config = vscode.workspace.getConfiguration("lspLlm");
+  let entries: string[] = [];
+  try {
+    entries = fs.readdirSync(hubCacheDir(process.env, os.homedir()));
+  } catch {
+    entries = []; // no cache yet
+  }
+  const now = {
+    model: (config.get<string | null>("model") ?? null) || null,
+    backendUrl: (config.get<string | null>("backend.url") ?? null) || null,
+  };
+  type Item = vscode.QuickPickItem & { choice: ModelChoice };
+  const items: Item[] = modelChoices(cachedModels(entries), now).map((choice) => ({
+    label: `${choice.current ? "$(check) " : ""}${choice.label}`,
+    description: choice.description,
+    choice,
+  }));
+  const picked = await vscode.window.showQuickPick(items, { title: "lsp-llm: Select Model", matchOnDescription: true });
+  if (!picked) return;
+  const { choice } = picked;
+  let typed: string | undefined;
+  if (choice.kind === "typed") {
+    typed = await vscode.window.showInputBox({
+      title: "lsp-llm: model",
+      prompt: "A Hugging Face id (downloaded on first use), org/repo:FILE.gguf, a model folder or a .gguf file",
+      value: now.model ?? "",
+      validateInput: checkTypedModel,
+    });
+  } else if (choice.kind === "remote") {
+    typed = await vscode.window.showInputBox({
+      title: "lsp-llm: engine URL",
+      prompt: "The engine's OpenAI-compatible base URL (lspLlm.model then names the tokenizer)",
+      value: now.backendUrl ?? "http://127.0.0.1:8080/v1",
+      validateInput: checkEngineUrl,
+    });
+  }
+  if ((choice.kind === "typed" || choice.kind === "remote") && typed === undefined) return;
+  for (const [key, value] of Object.entries(settingsFor(choice, typed))) {
+    await config.update(key, value, vscode.ConfigurationTarget.Global);
+  }
+}
+
+/** The status bar item's menu: the model, inline suggestions on or off (everywhere, or for
+ * the current language), the chat, the log, a restart. */
+async function statusMenu(): Promise<void> {
+  const language = vscode.window.activeTextEditor?.document.languageId;
+  const editor = vscode.workspace.getConfiguration("editor", language ? { languageId: language } : undefined);
+  const enabled = editor.get<boolean>("inlineSuggest.enabled", true);
+  const items: (vscode.QuickPickItem & { run: () => Thenable<unknown> })[] = [
+    { label: "$(symbol-class) Select model…", run: () => selectModel() },
+    {
+      label: `$(${enabled ? "eye-closed" : "eye"}) ${enabled ? "Disable" : "Enable"} inline suggestions`,
+      description: "everywhere",
+      run: () =>
+        vscode.workspace
+          .getConfiguration("editor")
+          .update("inlineSuggest.enabled", !enabled, vscode.ConfigurationTarget.Global),
+    },
+  ];
+  if (language) {
+    items.push({
+      label: `$(${enabled ? "eye-closed" : "eye"}) ${enabled ? "Disable" : "Enable"} inline suggestions for ${language}`,
+      run: () => editor.update("inlineSuggest.enabled", !enabled, vscode.ConfigurationTarget.Global, true),
+    });
+  }
+  items.push(
+    { label: "$(comment-discussion) Open chat", run: () => vscode.commands.executeCommand("lspLlm.openChat") },
+    { label: "$(output) Show server log", run: () => vscode.commands.executeCommand("lspLlm.showLog") },
+    { label: "$(debug-restart) Restart server", run: () => vscode.commands.executeCommand("lspLlm.restartServer") },
+  );
+  const picked = await vscode.window.showQuickPick(items, { title: "lsp-llm" });
+  if (picked) await picked.run();
 }
 
 /** Run the server's "Add docstring" code action for the function at the cursor. */

@@ -44,7 +44,7 @@ export function statusView(s: ServerStatus): StatusView {
       };
     }
     case "ready":
-      return { text: `$(sparkle) ${model}`, tooltip: `Ready: ${detail}\nClick for the server log`, error: false };
+      return { text: `$(sparkle) ${model}`, tooltip: `Ready: ${detail}\nClick for the lsp-llm menu`, error: false };
     case "busy":
       return { text: `$(sync~spin) ${model}`, tooltip: `Generating: ${detail}`, error: false };
     case "stopped":
@@ -53,7 +53,7 @@ export function statusView(s: ServerStatus): StatusView {
     default:
       return {
         text: "$(error) lsp-llm",
-        tooltip: `${s.message ?? "The server reported an error"}\nClick for the server log`,
+        tooltip: `${s.message ?? "The server reported an error"}\nClick for the lsp-llm menu (log, model, restart)`,
         error: true,
       };
   }
