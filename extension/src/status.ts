@@ -44,7 +44,11 @@ export function statusView(s: ServerStatus): StatusView {
       };
     }
     case "ready":
-      return { text: `$(sparkle) ${model}`, tooltip: `Ready: ${detail}\nClick for the lsp-llm menu`, error: false };
+      return {
+        text: `$(sparkle) ${model}${where ? ` (${where})` : ""}`,
+        tooltip: `Ready: ${detail}\nClick for the lsp-llm menu`,
+        error: false,
+      };
     case "busy":
       return { text: `$(sync~spin) ${model}`, tooltip: `Generating: ${detail}`, error: false };
     case "stopped":

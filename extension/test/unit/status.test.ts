@@ -4,7 +4,7 @@ import { statusView } from "../../src/status";
 
 test("ready shows the model's short name, device and quantization", () => {
   const v = statusView({ state: "ready", model: "Qwen/Qwen2.5-Coder-1.5B", device: "cuda", quantization: "4bit" });
-  assert.equal(v.text, "$(sparkle) Qwen2.5-Coder-1.5B");
+  assert.equal(v.text, "$(sparkle) Qwen2.5-Coder-1.5B (cuda, 4bit)");
   assert.match(v.tooltip, /Qwen\/Qwen2.5-Coder-1.5B \(cuda, 4bit\)/);
   assert.equal(v.error, false);
 });
