@@ -222,3 +222,27 @@ def test_the_selection_is_stable_between_keystrokes(tmp_path, qwen_info):
     n.changed(other.as_uri(), [3])
     third = n.extra_for(uri, typed, len(typed), **kwargs)
     assert third is not first and any("widget_total" in c.text for c in third)
+
+
+def test_huge_or_binary_open_documents_give_no_context(tmp_path, qwen_info):
+    root, docs = workspace(tmp_path)
+    uri = next(iter(docs))
+    huge = root / "pkg" / "huge.py"
+    binary = root / "pkg" / "blob.py"
+    docs[huge.as_uri()] = (huge, "frobnicate_widget(WidgetBox)\n" * 50_000)  # 1.4 MB
+    docs[binary.as_uri()] = (binary, "frobnicate_widget(WidgetBox)\x00\n" * 10)
+    n = Neighbourhood()
+    n.opened(huge.as_uri())
+    n.opened(binary.as_uri())
+    chunks = n.extra_for(
+        uri,
+        MAIN,
+        len(MAIN),
+        folders=[root],
+        documents=docs,
+        read_disk=False,
+        tokenizer=qwen_info.tokenizer,
+        budget=200,
+        language="python",
+    )
+    assert chunks == ()

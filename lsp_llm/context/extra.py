@@ -117,7 +117,7 @@ class ChunkRing:
             path, text = found
             for start in sorted(starts):
                 body = readable(lines_at(text, start, self.lines))
-                if body.strip():
+                if body.strip() and "\x00" not in body:  # binary content is no context
                     self._put(Chunk(uri, path, start, body))
 
     def _put(self, chunk: Chunk) -> None:

@@ -29,7 +29,8 @@ from lsp_llm.context.outline import imports, module_paths, outline
 logger = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 1_000_000
-"""Workspace files larger than this are not read for their outline."""
+"""Files (on disk or open) larger than this, in bytes or characters, give no extra
+context, and the imports of a larger cursor file are not looked up."""
 MAX_IMPORTS = 8
 """Imported modules whose outlines are considered per selection."""
 REFRESH_LINES = 16
@@ -94,8 +95,8 @@ class Neighbourhood:
 
         def source(other: str) -> tuple[str, str] | None:
             found = documents.get(other)
-            if found is None:
-                return None
+            if found is None or len(found[1]) > MAX_FILE_BYTES:
+                return None  # closed, or too large to be worth reading from
             return self.place(found[0], folders).relative, found[1]
 
         self.ring.flush(source, keep=uri)
@@ -110,7 +111,7 @@ class Neighbourhood:
             return old.chunks
         candidates = self.ring.chunks()
         path = documents[uri][0] if uri in documents else None
-        if language == "python" and path is not None:
+        if language == "python" and path is not None and len(text) <= MAX_FILE_BYTES:
             candidates = self._imported(text, path, folders, documents, read_disk) + candidates
         chosen = tuple(fits(rank(candidates, window(text, offset), uri), budget, tokenizer))
         self._selections[uri] = Selection(chosen, line, version, budget)
@@ -146,6 +147,8 @@ class Neighbourhood:
             for relative in module_paths(imp.module, here.relative):
                 target = folder / relative
                 found = by_path.get(target)
+                if found is not None and len(found[1]) > MAX_FILE_BYTES:
+                    continue
                 if found is not None:
                     body = outline(found[1], imp.names)
                     uri = found[0]
