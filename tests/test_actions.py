@@ -131,3 +131,53 @@ def test_a_blank_line_between_finished_functions_offers_nothing() -> None:
     text = "def a():\n    return 1\n\n\ndef b():\n    return 2\n"
     assert find_function(text, text.index("\n\n") + 1) is None
     assert find_function(text, text.index("return 1")).is_stub is False
+
+
+JS = """\
+/** Adds two numbers. */
+export function add(a, b) {
+  return a + b;
+}
+
+class Box {
+  area(width, height) {
+  }
+}
+
+const perimeter = (r) => {
+
+};
+"""
+
+
+def test_javascript_functions_their_doc_comments_and_empty_bodies() -> None:
+    from lsp_llm.context.actions import docstring_edit, fill_body_edit
+
+    add = find_function(JS, JS.index("a + b"), "javascript")
+    assert add is not None and add.has_docstring and not add.is_stub
+    assert JS[add.start :].startswith("export function add")
+    area = find_function(JS, JS.index("area"), "typescript")
+    assert area is not None and area.is_stub and not area.has_docstring
+    assert area.indent == "  " and area.body_indent == "    "
+    filled = _apply(JS, fill_body_edit(JS, area, "return width * height;", True))
+    assert "  area(width, height) {\n    return width * height;\n  }\n}" in filled
+    documented = _apply(JS, docstring_edit(JS, area, "The area.\n@returns {number}", True))
+    assert (
+        "class Box {\n  /**\n   * The area.\n   * @returns {number}\n   */\n  area(" in documented
+    )
+    arrow = find_function(JS, JS.index("\n\n};") + 1, "javascript")  # the blank body line
+    assert arrow is not None and arrow.is_stub and JS[arrow.start :].startswith("const perimeter")
+    assert find_function(JS, JS.index("add"), "rust") is None  # no grammar: no actions
+
+
+def test_a_javascript_function_without_its_closing_brace_yet() -> None:
+    from lsp_llm.context.actions import fill_body_edit, fill_body_prompt
+    from lsp_llm.context.prompts import TokenizerInfo
+
+    text = "function area(r) {\n  \n"
+    fn = find_function(text, len(text) - 1, "javascript")
+    assert fn is not None and fn.is_stub and not fn.closed
+    prompt = fill_body_prompt(TokenizerInfo.by_characters(), text, fn, 200)
+    assert prompt.prefix.endswith("function area(r) {\n  ")
+    filled = _apply(text, fill_body_edit(text, fn, "return r * r;", True))
+    assert filled.startswith("function area(r) {\n  return r * r;\n}")

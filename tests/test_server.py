@@ -405,3 +405,16 @@ async def test_another_open_file_reaches_the_prompt(client: LanguageClient, load
     without = expected_suggestion(loaded, main, len(main))
     assert with_extra is not None and (without is None or without.text != with_extra.text)
     assert [item.insert_text for item in result.items] == [with_extra.text]
+
+
+async def test_code_actions_for_a_javascript_function_not_written_yet(client: LanguageClient):
+    uri = "file:///work/demo/box.js"
+    text = "class Box {\n  area(width, height) {\n    \n  }\n}\n"  # as editors auto-close
+    open_doc(client, uri, text, "javascript")
+    params = types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri),
+        range=types.Range(types.Position(2, 4), types.Position(2, 4)),
+        context=types.CodeActionContext(diagnostics=[]),
+    )
+    titles = [a.title for a in await client.text_document_code_action_async(params)]
+    assert "lsp-llm: Add docstring" in titles and "lsp-llm: Fill in function body" in titles

@@ -42,6 +42,13 @@ class FunctionSpan:
     pad: str = ""
     """Indentation the blank body line lacks (the editor did not auto-indent it): edits
     and prompts insert it."""
+    style: Literal["python", "jsdoc"] = "python"
+    """Python (docstring inside, body by indentation) or JavaScript/TypeScript (a `/** */`
+    comment above, body between braces: `body_start` to `end` is inside them)."""
+    indent: str = ""
+    """The indentation of the function's statement (JavaScript)."""
+    closed: bool = True
+    """The body's closing brace is there (JavaScript)."""
 
 
 @dataclass(frozen=True)
@@ -93,10 +100,21 @@ def _open_body(fn: Node) -> bool:
     return len(found) == (1 if doc else 0)
 
 
-def find_function(text: str, offset: int) -> FunctionSpan | None:
-    """The innermost Python function containing `offset` (its header or body), also in
-    code that does not parse: a function the user has only started (its header, maybe a
-    docstring, and a blank line under it, with the cursor there) counts as a stub."""
+JS_LANGUAGES = frozenset({"javascript", "javascriptreact", "typescript", "typescriptreact"})
+
+
+def find_function(text: str, offset: int, language: str = "python") -> FunctionSpan | None:
+    """The innermost function containing `offset` (its header or body), also in code that
+    does not parse: a function the user has only started (its header, maybe a docstring,
+    and a blank line under it, with the cursor there) counts as a stub. Python, and
+    JavaScript/TypeScript (`jsfunctions`); None for other languages."""
+    if language in JS_LANGUAGES:
+        from lsp_llm.context.jsfunctions import find_js_function
+
+        found: FunctionSpan | None = find_js_function(text, offset, language)
+        return found
+    if language != "python":
+        return None
     lines = Lines.of(text)
     line = lines.line_at(offset)
     parsed = parse_around(lines, line)
@@ -211,9 +229,23 @@ def _infill(
     )
 
 
+JSDOC_REQUEST = (
+    "Write the JSDoc comment for this function: one summary line, then @param and @returns "
+    "lines. Reply with only the comment."
+)
+
+
 def docstring_prompt(info: TokenizerInfo, text: str, fn: FunctionSpan, budget: int) -> Prompt:
     """The model writes the text between the opening and closing quotes (the prompt ends
-    with whole quotes: nothing to heal)."""
+    with whole quotes: nothing to heal). For JavaScript, the `/** */` comment above the
+    function: filled in the middle, or asked for in a chat (a continuation of the code
+    before the function would not see the function)."""
+    if fn.style == "jsdoc":
+        if info.fim is None:
+            return chat_action_prompt(info, JSDOC_REQUEST, text[fn.start : fn.end + 1], budget)
+        before = text[: fn.start] + fn.indent + "/**\n" + fn.indent + " * "
+        after = "\n" + fn.indent + " */\n" + text[fn.start :]
+        return _infill(info, before, after, budget, StopRules(stop_strings=("*/",)), heal=False)
     before = text[: fn.body_start] + fn.pad + '"""'
     after = '"""\n' + fn.body_indent + text[fn.body_start :]
     return _infill(info, before, after, budget, StopRules(stop_strings=('"""',)), heal=False)
@@ -222,6 +254,10 @@ def docstring_prompt(info: TokenizerInfo, text: str, fn: FunctionSpan, budget: i
 def fill_body_prompt(info: TokenizerInfo, text: str, fn: FunctionSpan, budget: int) -> Prompt:
     """The model writes the body in place of the stub statement(s)."""
     stop = StopRules(block_indent=len(fn.body_indent), stop_strings=("\n\n\n",))
+    if fn.style == "jsdoc":
+        before = text[: fn.stub_start] + "\n" + fn.body_indent
+        after = "\n" + fn.indent + ("" if fn.closed else "}") + text[fn.end :]
+        return _infill(info, before, after, budget, stop, heal=True)
     before = text[: fn.stub_start] + fn.pad
     return _infill(info, before, text[fn.end :], budget, stop, heal=True)
 
@@ -259,7 +295,23 @@ def _indent_lines(text: str, indent: str) -> str:
     return "\n".join(indent + ln if ln.strip() else "" for ln in text.split("\n"))
 
 
+def _jsdoc(fn: FunctionSpan, reply: str) -> Replacement | None:
+    """A `/** */` block above the function from the model's comment text (with or without
+    its own fences, `/**`, `*/` and leading `*`)."""
+    body = extract_code(reply).replace("*/", "").replace("/**", "")
+    lines = [re.sub(r"^\s*\*? ?", "", ln).rstrip() for ln in body.strip().split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    if not lines or not any(lines):
+        return None
+    ind = fn.indent
+    block = f"{ind}/**\n" + "".join(f"{ind} * {ln}".rstrip() + "\n" for ln in lines) + f"{ind} */\n"
+    return Replacement(fn.start, fn.start, block)
+
+
 def docstring_edit(text: str, fn: FunctionSpan, reply: str, infill: bool) -> Replacement | None:
+    if fn.style == "jsdoc":
+        return _jsdoc(fn, reply)
     if not infill:
         return Replacement(fn.start, fn.end, extract_code(reply))
     doc = reply.strip().replace('"""', "'''")
@@ -281,6 +333,9 @@ def fill_body_edit(text: str, fn: FunctionSpan, reply: str, infill: bool) -> Rep
     body = "\n".join(ln.rstrip() for ln in reply.rstrip().split("\n"))
     if not body.strip():
         return None
+    if fn.style == "jsdoc":
+        inner = "\n" + fn.body_indent + body.lstrip(" \t") + "\n" + fn.indent
+        return Replacement(fn.stub_start, fn.end, inner + ("" if fn.closed else "}"))
     return Replacement(fn.stub_start, fn.end, fn.pad + body.lstrip(" \t"))
 
 

@@ -15,6 +15,7 @@ from lsp_llm.context import actions
 from lsp_llm.context.prompts import Prompt
 from lsp_llm.server.app import LspLlmServer, RequestFailed
 from lsp_llm.server.chat import plain
+from lsp_llm.server.completion import language_of
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def offered(ls: LspLlmServer, params: types.CodeActionParams) -> list[types.Code
     end = ls.offset(doc, params.range.end)
     data = {"uri": doc.uri, "version": doc.version, "start": start, "end": end}
     found: list[types.CodeAction] = []
-    fn = actions.find_function(text, start)
+    fn = actions.find_function(text, start, language_of(doc))
     kinds = []
     if fn is not None and not fn.has_docstring:
         kinds.append("docstring")
@@ -104,9 +105,9 @@ async def compute_edit(ls: LspLlmServer, data: Any) -> types.WorkspaceEdit:
             "lsp-llm: the document changed since the action was offered; ask for code actions again"
         )
     text = ls.text_of(doc)
-    fn = actions.find_function(text, int(data["start"]))
+    fn = actions.find_function(text, int(data["start"]), language_of(doc))
     if fn is None:
-        raise RequestFailed("lsp-llm: no Python function at the cursor")
+        raise RequestFailed("lsp-llm: no function at the cursor")
     await ls.engine()
     info = ls.tokens
     budget = info.budget(ls.settings.completion.context_tokens, ACTION_NEW_TOKENS)
@@ -141,7 +142,6 @@ async def rewrite_edit(ls: LspLlmServer, args: list[Any]) -> types.WorkspaceEdit
     start, end = sorted((ls.offset(doc, start_pos), ls.offset(doc, end_pos)))
     await ls.engine()
     selected = text[start:end]
-    from lsp_llm.server.completion import language_of
 
     prompt = actions.chat_action_prompt(
         ls.tokens,
