@@ -5,14 +5,10 @@
  * file" context.
  */
 import * as vscode from "vscode";
-import { CancellationTokenSource, ProgressType } from "vscode-languageclient";
+import { CancellationTokenSource } from "vscode-languageclient";
 import type { LanguageClient } from "vscode-languageclient/node";
+import { type ChatContext, streamChat } from "./chatStream";
 import { Conversation } from "./conversation";
-
-interface ChatResult {
-  content: string;
-  finishReason: string;
-}
 
 type Attach = "none" | "selection" | "file";
 
@@ -28,7 +24,6 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
   private readonly conversation = new Conversation();
   private cancel?: CancellationTokenSource;
   private attach: Attach = "selection";
-  private requestSeq = 0;
 
   constructor(
     private readonly extensionUri: vscode.Uri,
@@ -122,7 +117,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
     this.cancel?.cancel();
   }
 
-  private codeContext(): { context?: Record<string, unknown>; label?: string } {
+  private codeContext(): { context?: ChatContext; label?: string } {
     const editor = chatEditor();
     if (!editor || this.attach === "none") return {};
     const doc = editor.document;
@@ -151,7 +146,6 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
     const { context, label } = this.codeContext();
     const messages = this.conversation.ask(text, label);
     this.render();
-    const token = `lsp-llm-chat-${++this.requestSeq}`;
     const cancel = (this.cancel = new CancellationTokenSource());
     let pending = "";
     let flushTimer: NodeJS.Timeout | undefined;
@@ -162,18 +156,13 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
       void this.view?.webview.postMessage({ type: "delta", text: pending });
       pending = "";
     };
-    const progress = client.onProgress(new ProgressType<{ delta?: string }>(), token, (value) => {
-      if (typeof value?.delta !== "string") return;
-      pending += value.delta;
+    const onDelta = (delta: string) => {
+      pending += delta;
       // at most ~30 updates a second: a fast model must not flood the webview
       flushTimer ??= setTimeout(flush, 33);
-    });
+    };
     try {
-      const result = await client.sendRequest<ChatResult>(
-        "lspLlm/chat",
-        { messages, partialResultToken: token, ...(context ? { context } : {}) },
-        cancel.token,
-      );
+      const result = await streamChat(client, messages, context, onDelta, cancel.token);
       flush();
       this.conversation.finish(result.finishReason, result.content);
     } catch (err) {
@@ -188,7 +177,6 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
       }
     } finally {
       if (flushTimer) clearTimeout(flushTimer);
-      progress.dispose();
       cancel.dispose();
       this.cancel = undefined;
       this.render();

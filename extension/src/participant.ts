@@ -4,20 +4,20 @@
  * deltas are streamed into the response.
  */
 import * as vscode from "vscode";
-import { CancellationTokenSource, ProgressType } from "vscode-languageclient";
+import { CancellationTokenSource } from "vscode-languageclient";
 import type { LanguageClient } from "vscode-languageclient/node";
+import { type ChatMessage, streamChat } from "./chatStream";
 
 export function registerParticipant(context: vscode.ExtensionContext, client: () => LanguageClient | undefined): void {
   const api = (vscode as unknown as { chat?: typeof vscode.chat }).chat;
   if (!api?.createChatParticipant) return;
-  let seq = 0;
   const participant = api.createChatParticipant("lsp-llm.chat", async (request, chatContext, stream, token) => {
     const c = client();
     if (!c?.isRunning()) {
       stream.markdown("The lsp-llm server is not running; see the status bar.");
       return;
     }
-    const messages: { role: string; content: string }[] = [];
+    const messages: ChatMessage[] = [];
     for (const turn of chatContext.history) {
       if (turn instanceof vscode.ChatRequestTurn) messages.push({ role: "user", content: turn.prompt });
       else if (turn instanceof vscode.ChatResponseTurn) {
@@ -30,16 +30,11 @@ export function registerParticipant(context: vscode.ExtensionContext, client: ()
     messages.push({ role: "user", content: request.prompt });
     const editor = vscode.window.activeTextEditor;
     const ctx = editor ? { uri: editor.document.uri.toString() } : undefined;
-    const partial = `lsp-llm-participant-${++seq}`;
     const cancel = new CancellationTokenSource();
     const sub = token.onCancellationRequested(() => cancel.cancel());
-    const progress = c.onProgress(new ProgressType<{ delta?: string }>(), partial, (v) => {
-      if (typeof v?.delta === "string") stream.markdown(v.delta);
-    });
     try {
-      await c.sendRequest("lspLlm/chat", { messages, partialResultToken: partial, ...(ctx ? { context: ctx } : {}) }, cancel.token);
+      await streamChat(c, messages, ctx, (delta) => stream.markdown(delta), cancel.token);
     } finally {
-      progress.dispose();
       sub.dispose();
       cancel.dispose();
     }
