@@ -190,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
         help="load non-safetensors weights (over --tcp, only this flag can allow it)",
     )
     serve.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads for local models (0: the physical cores; over --tcp, only this "
+        "flag sets it: it is process-wide)",
+    )
+    serve.add_argument(
         "--stdio",
         action="store_true",
         help="LSP over stdin/stdout (the default; accepted "
@@ -334,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
                 "backend": wire,
                 "trustRemoteCode": args.trust_remote_code,
                 "allowPickleWeights": args.allow_pickle_weights,
+                "threads": args.threads,
             }
         )
         key_env = args.backend_api_key_env

@@ -94,6 +94,9 @@ class Settings:
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     trust_remote_code: bool = False
     allow_pickle_weights: bool = False
+    threads: int = field(default=0, metadata={"min": 0, "max": 1024})
+    """CPU threads for the model's matrix products; 0: this machine's physical cores
+    (those this process may run on). Process-wide; applied when the model loads."""
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
     speculation: SpeculationSettings = field(default_factory=SpeculationSettings)

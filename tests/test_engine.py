@@ -7,6 +7,7 @@ forward hooks on the real model, not through the engine's own bookkeeping.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 import pytest
@@ -469,3 +470,32 @@ def test_a_chat_goes_on_and_can_be_cancelled_while_completions_keep_coming(loade
     finally:
         chat_done.set()
         engine.close()
+
+
+def test_the_engine_warms_up_at_load_and_leaves_empty_caches(loaded):
+    counter = ForwardCounter(loaded.model)
+    try:
+        engine = Engine(loaded)
+    finally:
+        counter.remove()
+    try:
+        assert counter.calls >= 2  # a short generation in each lane
+        lanes = engine.decoder.lanes
+        assert set(lanes) == {"interactive", "background"}
+        assert all(not c.target.tokens for c in lanes.values())
+        assert engine.decoder.costs.draft_s is None  # cold timings are not kept
+    finally:
+        engine.close()
+
+
+def test_threads_default_to_physical_cores():
+    from lsp_llm.engine.loading import apply_threads, physical_cores
+
+    before = torch.get_num_threads()
+    try:
+        assert apply_threads(1) == 1 and torch.get_num_threads() == 1
+        cores = physical_cores()
+        assert 1 <= cores <= (os.cpu_count() or 1)
+        assert apply_threads(0) == cores == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)

@@ -16,6 +16,7 @@ export const SERVER_KEYS = [
   "dtype",
   "trustRemoteCode",
   "allowPickleWeights",
+  "threads",
   "completion.maxNewTokens",
   "completion.contextTokens",
   "completion.multiline",

@@ -36,11 +36,13 @@ from lsp_llm.engine.types import (
     GenerationRequest,
     Lane,
     Sampling,
+    Speculation,
     TextDelta,
     Timings,
     Usage,
 )
 
+WARM_UP_TEXT = "def area(width, height):\n    return width * height\n\n\ndef perimeter(w, h):\n"
 PREFILL_CHUNK = {"interactive": 512, "background": 128}
 """Prompt tokens per forward pass while prefilling, per lane: the cancel granularity of a
 prefill, and for a chat also how long a completion that comes during its prefill waits."""
@@ -258,6 +260,22 @@ class Decoder:
         self.costs = ForwardCosts()
         self.token_texts = TokenTexts(tokenizer, vocab)
         """For token healing; built here, at load, so no request pays for it (~0.5 s)."""
+
+    def warm_up(self) -> None:
+        """Run a short generation in each lane, then empty the caches: one-time costs
+        (allocating the KV caches, the math libraries' first calls, the draft model's
+        first pass) are paid at load, not by the user's first request."""
+        ids = tuple(self.tokenizer.encode(WARM_UP_TEXT, add_special_tokens=False))
+        if not ids:
+            return
+        for lane in ("interactive", "background"):
+            request = GenerationRequest(ids, 4, speculation=Speculation("draft"), lane=lane)
+            self.run(request, threading.Event(), lambda event: None)
+        for caches in self.lanes.values():
+            caches.target.reset()
+            if caches.draft is not None:
+                caches.draft.cache.reset()
+        self.costs = ForwardCosts()  # cold passes would mislead `auto`
 
     def lane(self, name: Lane) -> LaneCaches:
         """The caches of lane `name`, made (empty, sharing the weights) on first use."""

@@ -66,6 +66,31 @@ class LoadedModel:
         return int(value) if isinstance(value, int) and value > 0 else None
 
 
+def physical_cores() -> int:
+    """Physical cores among the CPUs this process may run on (hyper-threads of one core
+    count once: a second thread on a core does not speed up matrix products)."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return max(1, (os.cpu_count() or 2) // 2)
+    cores = set()
+    for cpu in cpus:
+        siblings = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list")
+        try:
+            cores.add(siblings.read_text().strip())
+        except OSError:
+            cores.add(str(cpu))
+    return max(1, len(cores))
+
+
+def apply_threads(threads: int) -> int:
+    """Set torch's CPU threads (`threads`, or the physical cores when 0); return them."""
+    count = threads or physical_cores()
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+    return count
+
+
 def resolve_device(requested: str) -> str:
     if requested != "auto":
         if requested.startswith("cuda") and not torch.cuda.is_available():
@@ -287,6 +312,7 @@ def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
     (SmolLM2 when its package is installed, else the bundled pair)."""
     report = progress or (lambda fraction, message: None)
     report(0.01, f"resolving {settings.model or 'the default model'}")
+    apply_threads(settings.threads)
     source = _resolve(settings.model, "model", report)  # reports up to 0.4 when converting
     draft_spec = settings.draft_model or default_draft(source.name)
     device = resolve_device(settings.device)

@@ -186,6 +186,7 @@ class Engine:
             loaded.draft_model,
             allow_draft_in_auto=not loaded.is_moe,
         )
+        self.decoder.warm_up()
         self.worker = InferenceWorker(self.decoder)
 
     @property

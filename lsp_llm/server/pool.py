@@ -28,6 +28,7 @@ MODEL_FIELDS = (
     "dtype",
     "trust_remote_code",
     "allow_pickle_weights",
+    "threads",
     "backend",
 )
 """The settings that pick what gets loaded; sessions equal in these share an engine."""
