@@ -181,7 +181,7 @@ def test_the_selection_is_stable_between_keystrokes(tmp_path, qwen_info):
     other = root / "pkg" / "widgets.py"
     docs[other.as_uri()] = (
         other,
-        "def widget_area(box):\n    return WidgetBox().add_widget(1, 2)\n",
+        "class WidgetBox:\n    def add_widget(self, w, h):\n        ...\n",
     )
     n = Neighbourhood()
     n.opened(other.as_uri())

@@ -24,8 +24,6 @@ RING_SIZE = 24
 """Chunks the ring keeps (the least recently touched go first)."""
 WINDOW_LINES = (24, 8)
 """Lines above and below the cursor whose identifiers rank the chunks."""
-MIN_SHARED = 2
-"""A chunk shares at least this many identifiers with the cursor's window to be used."""
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 COMMON = frozenset(keyword.kwlist) | {
@@ -155,26 +153,45 @@ def window(text: str, offset: int) -> str:
     return text[start:end]
 
 
-def rank(candidates: list[Chunk], around: str, uri: str) -> list[Chunk]:
-    """The chunks worth showing for the code `around` the cursor of `uri`: none of its own
-    document, none that repeats another's text, each sharing identifiers with `around`;
-    imported outlines first, then by shared identifiers (Jaccard)."""
+DEFINITION = re.compile(
+    r"^[ \t]*(?:export[ \t]+)?(?:async[ \t]+)?"
+    r"(?:def|class|function\*?|const|let|var|type|interface)[ \t]+([A-Za-z_$][\w$]*)"
+    r"|^[ \t]*([A-Za-z_]\w*)[ \t]*(?::[^=\n]*)?=(?!=)",
+    re.M,
+)
+"""A line that defines a name: `def`/`class`/`function`/`const`…, or `name = …`."""
+
+
+def defined(text: str) -> frozenset[str]:
+    """The names `text` defines (functions, classes, variables, at any depth)."""
+    return frozenset(a or b for a, b in DEFINITION.findall(text))
+
+
+def rank(candidates: list[Chunk], around: str, uri: str, own: str = "") -> list[Chunk]:
+    """The chunks worth showing for the code `around` the cursor of `uri` (whose whole text
+    is `own`): none of its own document, none that repeats another's text or the code
+    around the cursor. What a chunk is worth is the names it defines that the code around
+    the cursor uses and its own file does not define (the code the cursor needs from
+    elsewhere); a chunk that defines none is left out, as is an imported module's outline
+    that shares no name with the code around the cursor. Imported outlines first, then by
+    those names, then by shared identifiers (Jaccard), then the most recent."""
     near = identifiers(around)
+    foreign = near - defined(own)
     near_lines = {ln.strip() for ln in around.splitlines() if ln.strip()}
     seen: set[str] = set()
-    scored: list[tuple[float, int, Chunk]] = []
+    scored: list[tuple[tuple[float, ...], Chunk]] = []
     for i, chunk in reversed(list(enumerate(candidates))):  # a repeat: the latest is kept
         if chunk.uri == uri or chunk.text in seen or _mostly_in(chunk.text, near_lines):
             continue
         seen.add(chunk.text)
         words = chunk.words
-        shared = len(words & near)
-        if shared < (1 if chunk.imported else MIN_SHARED):
+        needed = len(defined(chunk.text) & foreign)
+        if (needed if not chunk.imported else len(words & near)) == 0:
             continue
-        score = shared / len(words | near) + (1.0 if chunk.imported else 0.0)
-        scored.append((score, i, chunk))
-    scored.sort(key=lambda s: (-s[0], -s[1]))  # ties: the most recent first
-    return [c for _, _, c in scored]
+        jaccard = len(words & near) / len(words | near)
+        scored.append(((float(chunk.imported), needed, jaccard, i), chunk))
+    scored.sort(key=lambda s: s[0], reverse=True)
+    return [c for _, c in scored]
 
 
 def _mostly_in(text: str, lines: set[str]) -> bool:

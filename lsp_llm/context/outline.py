@@ -169,7 +169,7 @@ def _defined_name(node: Node) -> str:
 def outline(text: str, names: tuple[str, ...] = ()) -> str:
     """The top-level functions and classes of Python `text` (with their methods) as
     signatures and docstrings, and its short top-level assignments; with `names`, only
-    the definitions of those names (all of them when none is found)."""
+    the definitions of those names."""
     p = parser("python")
     if p is None:
         return ""
@@ -192,7 +192,8 @@ def outline(text: str, names: tuple[str, ...] = ()) -> str:
                 and "\n" not in _text(node)
             ):
                 pieces.append((_text(left), [line]))
-    chosen = [lines for name, lines in pieces if name in wanted] if wanted else []
-    if not chosen:
+    if wanted:  # `from m import a, b`: a and b (none when they are not defined there)
+        chosen = [lines for name, lines in pieces if name in wanted]
+    else:
         chosen = [lines for name, lines in pieces if not name.startswith("_")]
     return "\n\n".join("\n".join(lines) for lines in chosen if lines)

@@ -113,7 +113,8 @@ class Neighbourhood:
         path = documents[uri][0] if uri in documents else None
         if language == "python" and path is not None and len(text) <= MAX_FILE_BYTES:
             candidates = self._imported(text, path, folders, documents, read_disk) + candidates
-        chosen = tuple(fits(rank(candidates, window(text, offset), uri), budget, tokenizer))
+        ranked = rank(candidates, window(text, offset), uri, own=text)
+        chosen = tuple(fits(ranked, budget, tokenizer))
         self._selections[uri] = Selection(chosen, line, version, budget)
         return chosen
 
