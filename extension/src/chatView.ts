@@ -9,8 +9,8 @@ import { CancellationTokenSource } from "vscode-languageclient";
 import type { LanguageClient } from "vscode-languageclient/node";
 import { type ChatContext, streamChat } from "./chatStream";
 import { Conversation } from "./conversation";
+import { type Attach, type HostMessage, readViewMessage, type ViewMessage } from "./messages";
 
-type Attach = "none" | "selection" | "file";
 
 /** The editor the chat works with: the active one, or (while the chat view has focus and
  * no editor is active) the first visible one. */
@@ -57,12 +57,20 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
   </div>
 </form>
 <script nonce="${nonce}" src="${script}"></script></body></html>`;
-    view.webview.onDidReceiveMessage((msg) => this.onMessage(msg));
+    view.webview.onDidReceiveMessage((raw: unknown) => {
+      const msg = readViewMessage(raw);
+      if (msg) void this.onMessage(msg);
+      else this.log.appendLine(`chat view: ignored a malformed message ${JSON.stringify(raw)?.slice(0, 200)}`);
+    });
     view.onDidChangeVisibility(() => view.visible && this.render());
   }
 
+  private post(msg: HostMessage): void {
+    void this.view?.webview.postMessage(msg);
+  }
+
   private render(): void {
-    void this.view?.webview.postMessage({
+    this.post({
       type: "state",
       messages: this.conversation.messages,
       streaming: this.conversation.streaming,
@@ -70,22 +78,22 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
     });
   }
 
-  private async onMessage(msg: { type: string; text?: string; attach?: Attach }): Promise<void> {
+  private async onMessage(msg: ViewMessage): Promise<void> {
     switch (msg.type) {
       case "ready":
         return this.render();
       case "ask":
-        if (msg.attach) this.attach = msg.attach;
-        return this.ask(msg.text ?? "");
+        this.attach = msg.attach;
+        return this.ask(msg.text);
       case "stop":
         return this.stop();
       case "new":
         return this.newChat();
       case "attach":
-        if (msg.attach) this.attach = msg.attach;
+        this.attach = msg.attach;
         return;
       case "copy":
-        await vscode.env.clipboard.writeText(msg.text ?? "");
+        await vscode.env.clipboard.writeText(msg.text);
         void vscode.window.setStatusBarMessage("lsp-llm: code copied", 2000);
         return;
       case "insert": {
@@ -94,7 +102,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
           void vscode.window.showWarningMessage("lsp-llm: open an editor to insert the code into.");
           return;
         }
-        await editor.edit((b) => b.replace(editor.selection, msg.text ?? ""));
+        await editor.edit((b) => b.replace(editor.selection, msg.text));
         return;
       }
     }
@@ -153,7 +161,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
       flushTimer = undefined;
       if (!pending) return;
       this.conversation.append(pending);
-      void this.view?.webview.postMessage({ type: "delta", text: pending });
+      this.post({ type: "delta", text: pending });
       pending = "";
     };
     const onDelta = (delta: string) => {

@@ -4,15 +4,10 @@
  * block Copy and Insert buttons. State lives in the extension host; this only draws it.
  */
 import MarkdownIt from "markdown-it";
+import type { Message } from "../src/conversation";
+import type { Attach, HostMessage, ViewMessage } from "../src/messages";
 
-interface Message {
-  role: "user" | "assistant";
-  content: string;
-  context?: string;
-  finish?: string;
-}
-
-declare function acquireVsCodeApi(): { postMessage(msg: unknown): void };
+declare function acquireVsCodeApi(): { postMessage(msg: ViewMessage): void };
 
 const vscode = acquireVsCodeApi();
 const md = new MarkdownIt({ html: false, linkify: true, breaks: false });
@@ -82,7 +77,7 @@ function render(): void {
   list.scrollTop = list.scrollHeight;
 }
 
-window.addEventListener("message", (event) => {
+window.addEventListener("message", (event: MessageEvent<HostMessage>) => {
   const msg = event.data;
   if (msg.type === "state") {
     messages = msg.messages;
@@ -102,7 +97,7 @@ window.addEventListener("message", (event) => {
 form.addEventListener("submit", (e) => {
   e.preventDefault();
   if (streaming || !question.value.trim()) return;
-  vscode.postMessage({ type: "ask", text: question.value, attach: attach.value });
+  vscode.postMessage({ type: "ask", text: question.value, attach: attach.value as Attach });
   question.value = "";
 });
 question.addEventListener("keydown", (e) => {
@@ -111,7 +106,7 @@ question.addEventListener("keydown", (e) => {
     form.requestSubmit();
   }
 });
-attach.addEventListener("change", () => vscode.postMessage({ type: "attach", attach: attach.value }));
+attach.addEventListener("change", () => vscode.postMessage({ type: "attach", attach: attach.value as Attach }));
 stop.addEventListener("click", () => vscode.postMessage({ type: "stop" }));
 fresh.addEventListener("click", () => vscode.postMessage({ type: "new" }));
 vscode.postMessage({ type: "ready" });
