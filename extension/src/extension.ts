@@ -1,22 +1,16 @@
 /**
- * The VS Code client of `lsp-llm serve`: starts the server (restarting it with back-off when
- * it crashes), shows its state in the status bar, and wires ghost text (LSP inline
- * completion, through vscode-languageclient), the side-panel chat, the `@lsp-llm` chat
- * participant and the editor commands. The model logic stays in the server.
+ * The VS Code client of `lsp-llm serve`: a `ServerController` starts the server (restarting
+ * it with back-off when it crashes) and shows its state in the status bar; this wires ghost
+ * text (LSP inline completion, through vscode-languageclient), the side-panel chat, the
+ * `@lsp-llm` chat participant, the model picker, the status menu and the editor commands.
+ * The model logic stays in the server.
  */
 import * as vscode from "vscode";
-import {
-  CloseAction,
-  DidChangeConfigurationNotification,
-  ErrorAction,
-  LanguageClient,
-  type LanguageClientOptions,
-  type ServerOptions,
-  State,
-} from "vscode-languageclient/node";
+import type { LanguageClient } from "vscode-languageclient/node";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import { ChatViewProvider } from "./chatView";
+import { ServerController } from "./controller";
 import {
   cachedModels,
   checkEngineUrl,
@@ -27,31 +21,14 @@ import {
   settingsFor,
 } from "./models";
 import { registerParticipant } from "./participant";
-import { RestartPolicy } from "./restart";
-import { answerConfiguration, missingInstall, serverCommand, serverSettings } from "./settings";
-import { type ServerStatus, statusView } from "./status";
 
-let client: LanguageClient | undefined;
-let restartTimer: NodeJS.Timeout | undefined;
+let controller: ServerController | undefined;
+/** The running language client (for the commands that talk to the server directly). */
+const current = (): LanguageClient | undefined => controller?.current;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const log = vscode.window.createOutputChannel("lsp-llm", { log: true });
-  const status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Right, 100);
-  status.command = "lspLlm.statusMenu";
-  status.name = "lsp-llm";
-  const showStatus = (s: ServerStatus) => {
-    const view = statusView(s);
-    status.text = view.text;
-    status.tooltip = view.tooltip;
-    status.backgroundColor = view.error ? new vscode.ThemeColor("statusBarItem.errorBackground") : undefined;
-    status.show();
-  };
-  const policy = new RestartPolicy();
-  const config = () => vscode.workspace.getConfiguration("lspLlm");
-  const get = (key: string) => config().get(key);
-  let stopping = false;
-  let recentOutput = "";
-
+  const get = (key: string) => vscode.workspace.getConfiguration("lspLlm").get(key);
   const setupHelp = async (why: string) => {
     const choice = await vscode.window.showErrorMessage(
       `lsp-llm: ${why}. Install the server (Python ≥ 3.10) and point lspLlm.serverCommand or lspLlm.pythonPath at it.`,
@@ -61,79 +38,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     if (choice === "Set-up instructions") await vscode.commands.executeCommand("lspLlm.setupHelp");
     if (choice === "Open settings") await vscode.commands.executeCommand("workbench.action.openSettings", "lspLlm");
   };
-
-  const scheduleRestart = () => {
-    const delay = policy.crashed(Date.now());
-    if (delay === undefined) {
-      showStatus({ state: "stopped", message: "The server kept crashing; see the log. Run “lsp-llm: Restart Server” to try again." });
-      void vscode.window.showErrorMessage("lsp-llm: the server kept crashing and was not restarted.", "Show log")
-        .then((c) => c && log.show());
-      return;
-    }
-    log.appendLine(`server stopped unexpectedly; restarting in ${delay / 1000}s`);
-    showStatus({ state: "starting" });
-    restartTimer = setTimeout(() => void start(), delay);
-  };
-
-  const start = async (): Promise<void> => {
-    if (restartTimer) clearTimeout(restartTimer);
-    const { command, args } = serverCommand(get);
-    const serverOptions: ServerOptions = {
-      command,
-      args,
-      options: { env: { ...process.env, PYTHONUNBUFFERED: "1" } },
-    };
-    const clientOptions: LanguageClientOptions = {
-      documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
-      initializationOptions: serverSettings(get),
-      middleware: {
-        workspace: {
-          configuration: async (params, token, next) => {
-            const answered = await next(params, token);
-            return Array.isArray(answered) ? answerConfiguration(params.items, answered, get) : answered;
-          },
-        },
-      },
-      outputChannel: log,
-      errorHandler: {
-        error: () => ({ action: ErrorAction.Continue }),
-        closed: () => {
-          if (!stopping) scheduleRestart();
-          return { action: CloseAction.DoNotRestart, handled: true };
-        },
-      },
-    };
-    const c = new LanguageClient("lspLlm", "lsp-llm", serverOptions, clientOptions);
-    client = c;
-    c.onNotification("lspLlm/status", (s: ServerStatus) => {
-      if (s.state === "ready") policy.reset();
-      showStatus(s);
-    });
-    showStatus({ state: "starting" });
-    policy.started(Date.now());
-    recentOutput = "";
-    try {
-      await c.start();
-    } catch (err) {
-      const message = `${err instanceof Error ? err.message : String(err)}\n${recentOutput}`;
-      log.appendLine(`could not start ${command} ${args.join(" ")}: ${message}`);
-      const why = missingInstall(message);
-      showStatus({ state: "error", message: why ?? message });
-      if (why) await setupHelp(why);
-    }
-  };
-
-  // The server's stderr goes to the output channel; keep its tail to explain a failed start.
-  const write = log.append.bind(log);
-  log.append = (value: string) => {
-    recentOutput = (recentOutput + value).slice(-4000);
-    write(value);
-  };
-
-  const chat = new ChatViewProvider(context.extensionUri, () => client, log);
+  const server = (controller = new ServerController(log, get, setupHelp));
+  const chat = new ChatViewProvider(context.extensionUri, current, log);
   context.subscriptions.push(
     log,
-    status,
+    server,
     vscode.window.registerWebviewViewProvider(ChatViewProvider.viewId, chat, {
       webviewOptions: { retainContextWhenHidden: true },
     }),
@@ -141,13 +50,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand("lspLlm.setupHelp", () =>
       vscode.commands.executeCommand("markdown.showPreview", vscode.Uri.joinPath(context.extensionUri, "README.md")),
     ),
-    vscode.commands.registerCommand("lspLlm.restartServer", async () => {
-      policy.reset();
-      stopping = true;
-      await client?.stop().catch(() => undefined);
-      stopping = false;
-      await start();
-    }),
+    vscode.commands.registerCommand("lspLlm.restartServer", () => server.restart()),
     vscode.commands.registerCommand("lspLlm.openChat", () => vscode.commands.executeCommand(`${ChatViewProvider.viewId}.focus`)),
     vscode.commands.registerCommand("lspLlm.selectModel", () => selectModel()),
     vscode.commands.registerCommand("lspLlm.statusMenu", () => statusMenu()),
@@ -158,18 +61,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand("lspLlm.addDocstring", () => addDocstring()),
     vscode.commands.registerCommand("lspLlm.editSelection", () => editSelection()),
     vscode.workspace.onDidChangeConfiguration(async (e) => {
-      if (!e.affectsConfiguration("lspLlm") || !client) return;
+      if (!e.affectsConfiguration("lspLlm")) return;
       if (e.affectsConfiguration("lspLlm.serverCommand") || e.affectsConfiguration("lspLlm.pythonPath")) {
-        await vscode.commands.executeCommand("lspLlm.restartServer");
-      } else if (client.state === State.Running) {
-        await client.sendNotification(DidChangeConfigurationNotification.type, {
-          settings: { lspLlm: serverSettings(get) },
-        });
+        await server.restart();
+      } else {
+        await server.settingsChanged();
       }
     }),
   );
-  registerParticipant(context, () => client);
-  await start();
+  registerParticipant(context, current);
+  await server.start();
 }
 
 /** "lsp-llm: Select Model": the default model, the bundled pair, the models in the Hugging
@@ -278,6 +179,7 @@ async function addDocstring(): Promise<void> {
 /** Ask for an instruction and run the server's `lspLlm.rewriteSelection` command. */
 async function editSelection(): Promise<void> {
   const editor = vscode.window.activeTextEditor;
+  const client = current();
   if (!editor || editor.selection.isEmpty || !client) {
     void vscode.window.showInformationMessage("lsp-llm: select the code to edit first.");
     return;
@@ -292,7 +194,7 @@ async function editSelection(): Promise<void> {
   await vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: "lsp-llm: editing the selection…", cancellable: true },
     (_p, token) =>
-      client!.sendRequest("workspace/executeCommand", {
+      client.sendRequest("workspace/executeCommand", {
         command: "lspLlm.rewriteSelection",
         arguments: [editor.document.uri.toString(), range, instruction],
       }, token),
@@ -300,6 +202,6 @@ async function editSelection(): Promise<void> {
 }
 
 export async function deactivate(): Promise<void> {
-  if (restartTimer) clearTimeout(restartTimer);
-  await client?.stop().catch(() => undefined);
+  await controller?.dispose();
+  controller = undefined;
 }
