@@ -3,6 +3,9 @@
  * off after a crash, give up after repeated ones) and the status bar item that shows the
  * server's state. Disposing it stops the server.
  */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import * as vscode from "vscode";
 import {
   CloseAction,
@@ -110,9 +113,30 @@ export class ServerController implements vscode.Disposable {
     this.status.show();
   }
 
+  /** Why the server cannot start (Python or the package missing), found before starting
+   * it: a server that exits at once would otherwise be restarted until the policy gives
+   * up, and the user told only that it "kept crashing". */
+  private probe(command: string, args: string[]): string | undefined {
+    if (args[0] === "-m" && args[1] === "lsp_llm") {
+      const run = spawnSync(command, ["-c", "import lsp_llm"], { encoding: "utf8", timeout: 30000 });
+      if (run.error) return missingInstall(String(run.error.message)) ?? String(run.error.message);
+      if (run.status !== 0) return missingInstall(run.stderr ?? "") ?? `${command} failed: ${(run.stderr ?? "").trim().slice(-300)}`;
+      return undefined;
+    }
+    if (path.isAbsolute(command) && !fs.existsSync(command)) return missingInstall("ENOENT");
+    return undefined;
+  }
+
   async start(): Promise<void> {
     if (this.restartTimer) clearTimeout(this.restartTimer);
     const { command, args } = serverCommand(this.get);
+    const missing = this.probe(command, args);
+    if (missing) {
+      this.log.appendLine(`cannot start ${command} ${args.join(" ")}: ${missing}`);
+      this.show({ state: "error", message: missing });
+      await this.onSetupNeeded(missing);
+      return;
+    }
     const serverOptions: ServerOptions = {
       command,
       args,

@@ -7,8 +7,10 @@
  */
 import * as vscode from "vscode";
 import type { LanguageClient } from "vscode-languageclient/node";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
+import * as path from "node:path";
 import { ChatViewProvider } from "./chatView";
 import { ServerController } from "./controller";
 import {
@@ -21,6 +23,7 @@ import {
   settingsFor,
 } from "./models";
 import { registerParticipant } from "./participant";
+import { CPU_TORCH_INDEX, runSetup, setupSteps, shippedServer } from "./setup";
 
 let controller: ServerController | undefined;
 /** The running language client (for the commands that talk to the server directly). */
@@ -29,12 +32,17 @@ const current = (): LanguageClient | undefined => controller?.current;
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const log = vscode.window.createOutputChannel("lsp-llm", { log: true });
   const get = (key: string) => vscode.workspace.getConfiguration("lspLlm").get(key);
+  const canInstall = shippedServer(context.extensionPath) !== undefined;
   const setupHelp = async (why: string) => {
     const choice = await vscode.window.showErrorMessage(
-      `lsp-llm: ${why}. Install the server (Python ≥ 3.10) and point lspLlm.serverCommand or lspLlm.pythonPath at it.`,
+      canInstall
+        ? `lsp-llm: ${why}. Set it up now (a Python environment of its own, about 1 GB with torch), or use your own server (lspLlm.serverCommand or lspLlm.pythonPath).`
+        : `lsp-llm: ${why}. Install the server (Python ≥ 3.10) and point lspLlm.serverCommand or lspLlm.pythonPath at it.`,
+      ...(canInstall ? ["Set up lsp-llm"] : []),
       "Set-up instructions",
       "Open settings",
     );
+    if (choice === "Set up lsp-llm") await vscode.commands.executeCommand("lspLlm.installServer");
     if (choice === "Set-up instructions") await vscode.commands.executeCommand("lspLlm.setupHelp");
     if (choice === "Open settings") await vscode.commands.executeCommand("workbench.action.openSettings", "lspLlm");
   };
@@ -51,6 +59,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       vscode.commands.executeCommand("markdown.showPreview", vscode.Uri.joinPath(context.extensionUri, "README.md")),
     ),
     vscode.commands.registerCommand("lspLlm.restartServer", () => server.restart()),
+    vscode.commands.registerCommand("lspLlm.installServer", () => installServer(context, log)),
     vscode.commands.registerCommand("lspLlm.openChat", () => vscode.commands.executeCommand(`${ChatViewProvider.viewId}.focus`)),
     vscode.commands.registerCommand("lspLlm.selectModel", () => selectModel()),
     vscode.commands.registerCommand("lspLlm.statusMenu", () => statusMenu()),
@@ -71,6 +80,59 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   );
   registerParticipant(context, current);
   await server.start();
+}
+
+/** Whether `nvidia-smi` finds a GPU (then torch with CUDA is offered). */
+function hasNvidiaGpu(): boolean {
+  const probe = spawnSync("nvidia-smi", ["-L"], { encoding: "utf8", timeout: 5000 });
+  return probe.status === 0 && /GPU \d/.test(probe.stdout ?? "");
+}
+
+/** "lsp-llm: Set Up the Server": a virtual environment of the extension's own with torch,
+ * the lsp-llm wheel inside the .vsix and the default model, then `serverCommand` points
+ * at it (which restarts the server). */
+async function installServer(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): Promise<void> {
+  const shipped = shippedServer(context.extensionPath);
+  if (!shipped) {
+    void vscode.window.showErrorMessage("lsp-llm: this build of the extension carries no server to install.");
+    return;
+  }
+  const config = vscode.workspace.getConfiguration("lspLlm");
+  let torchIndex = config.get<string>("setup.torchIndexUrl") ?? CPU_TORCH_INDEX;
+  if (hasNvidiaGpu()) {
+    const choice = await vscode.window.showInformationMessage(
+      "lsp-llm: nvidia-smi found a GPU. Install torch with CUDA (a few GB), or the CPU build?",
+      "CUDA",
+      "CPU only",
+    );
+    if (!choice) return;
+    if (choice === "CUDA") torchIndex = "";
+  }
+  const base = config.get<string>("pythonPath") || "python3";
+  const venv = path.join(context.globalStorageUri.fsPath, "venv");
+  fs.mkdirSync(context.globalStorageUri.fsPath, { recursive: true });
+  const plan = setupSteps(base, venv, shipped, torchIndex);
+  log.info(`setting up the server in ${venv}`);
+  try {
+    await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: "lsp-llm: setting up the server", cancellable: true },
+      (progress, token) =>
+        runSetup(
+          plan.steps,
+          (title, i) => progress.report({ message: `${title} (${i + 1}/${plan.steps.length})`, increment: 100 / plan.steps.length }),
+          (line) => log.appendLine(line),
+          () => token.isCancellationRequested,
+        ),
+    );
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    log.error(`set-up failed: ${message}`);
+    const choice = await vscode.window.showErrorMessage(`lsp-llm: ${message}`, "Show log");
+    if (choice) log.show();
+    return;
+  }
+  log.info("set-up done; starting the server");
+  await config.update("serverCommand", [plan.python, "-m", "lsp_llm", "serve"], vscode.ConfigurationTarget.Global);
 }
 
 /** "lsp-llm: Select Model": the default model, the bundled pair, the models in the Hugging

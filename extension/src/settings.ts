@@ -5,7 +5,7 @@
  */
 
 /** Settings that only configure the client; never sent to the server. */
-export const CLIENT_ONLY = new Set(["serverCommand", "pythonPath"]);
+export const CLIENT_ONLY = new Set(["serverCommand", "pythonPath", "setup.torchIndexUrl"]);
 
 /** Every server setting, as its dotted key under `lspLlm.`. */
 export const SERVER_KEYS = [

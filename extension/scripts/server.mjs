@@ -1,0 +1,17 @@
+// Puts the lsp-llm server into the extension for its set-up command (src/setup.ts): the
+// wheel of the repository's Python package and the tested versions (constraints.txt), in
+// server/. Uses $LSP_LLM_PYTHON (else python3) with pip.
+import { execFileSync } from "node:child_process";
+import { copyFileSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+const root = resolve(import.meta.dirname, "..", "..");
+const out = resolve(import.meta.dirname, "..", "server");
+rmSync(out, { recursive: true, force: true });
+mkdirSync(out, { recursive: true });
+const python = process.env.LSP_LLM_PYTHON ?? "python3";
+execFileSync(python, ["-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", out, root], {
+  stdio: "inherit",
+});
+copyFileSync(join(root, "constraints.txt"), join(out, "constraints.txt"));
+console.log(`server/: ${readdirSync(out).join(", ")}`);
