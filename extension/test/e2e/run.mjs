@@ -167,7 +167,9 @@ async function chatStreamsAndStops(page) {
   const webview = page.frameLocator("iframe.webview.ready").frameLocator("#active-frame");
   await webview.locator("#question").waitFor({ timeout: 30000 });
   await webview.locator("#attach").selectOption("file");
-  await webview.locator("#question").fill("What does circle_area do?");
+  // A question with a long answer, so Stop comes while it streams (SmolLM2, greedy: over
+  // 2,000 characters).
+  await webview.locator("#question").fill("Write a long tutorial on Python's math module, with many examples.");
   await webview.locator("#question").press("Enter");
   const reply = webview.locator(".message.assistant .body").last();
   const seen = new Set();
@@ -185,4 +187,16 @@ async function chatStreamsAndStops(page) {
   if ((await reply.innerText()) !== stopped) throw new Error("the reply kept growing after Stop");
   await page.screenshot({ path: join(shots, "chat-stopped.png") });
   step(`Stop ended the reply after ${stopped.length} characters`);
+
+  // A reply with code: rendered as a code block with Copy and Insert (greedy: the same
+  // reply every run).
+  await webview.locator("#attach").selectOption("none");
+  await webview.locator("#question").fill("Write a Python function that reverses a string.");
+  await webview.locator("#question").press("Enter");
+  const answer = webview.locator(".message.assistant").last();
+  await answer.locator("pre code").first().waitFor({ timeout: 120000 });
+  await webview.locator("#stop").waitFor({ state: "hidden", timeout: 120000 });
+  await answer.locator("button.insert").first().waitFor({ timeout: 5000 });
+  await page.screenshot({ path: join(shots, "chat-code-block.png") });
+  step("a reply with a code block (Copy, Insert)");
 }
