@@ -54,6 +54,22 @@ def workspace(tmp_path: Path) -> tuple[Path, dict[str, tuple[Path, str]]]:
     return tmp_path / "proj", {main.as_uri(): (main, MAIN)}
 
 
+def ask(n, root, docs, info, text=MAIN, read_disk=True, budget=200):
+    """The extra context `n` gives at the end of `text` (the first document of `docs`)."""
+    uri = next(iter(docs))
+    return n.extra_for(
+        uri,
+        text,
+        len(text),
+        folders=[root],
+        documents=docs,
+        read_disk=read_disk,
+        tokenizer=info.tokenizer,
+        budget=budget,
+        language="python",
+    )
+
+
 def test_imports_and_outline_from_code_that_does_not_parse():
     text = "import os.path as p\nfrom .shapes import (frobnicate_widget,\n  WidgetBox)\ndef f(:\n"
     found = imports(text)
@@ -110,18 +126,7 @@ def test_ranking_keeps_related_chunks_and_drops_the_rest():
 def test_extra_context_in_the_models_format_and_inside_the_budget(tmp_path, qwen_info):
     root, docs = workspace(tmp_path)
     uri = next(iter(docs))
-    n = Neighbourhood()
-    chunks = n.extra_for(
-        uri,
-        MAIN,
-        len(MAIN),
-        folders=[root],
-        documents=docs,
-        read_disk=True,
-        tokenizer=qwen_info.tokenizer,
-        budget=60,
-        language="python",
-    )
+    chunks = ask(Neighbourhood(), root, docs, qwen_info, budget=60)
     assert [c.path for c in chunks] == ["pkg/shapes.py"] and chunks[0].imported
     assert len(qwen_info.encode(chunks[0].text)) <= 60  # cut to the share
     ctx = EditorContext(MAIN, len(MAIN), "python", str(docs[uri][0]), chunks, "pkg/main.py", "proj")
@@ -226,7 +231,6 @@ def test_the_selection_is_stable_between_keystrokes(tmp_path, qwen_info):
 
 def test_huge_or_binary_open_documents_give_no_context(tmp_path, qwen_info):
     root, docs = workspace(tmp_path)
-    uri = next(iter(docs))
     huge = root / "pkg" / "huge.py"
     binary = root / "pkg" / "blob.py"
     docs[huge.as_uri()] = (huge, "frobnicate_widget(WidgetBox)\n" * 50_000)  # 1.4 MB
@@ -234,15 +238,5 @@ def test_huge_or_binary_open_documents_give_no_context(tmp_path, qwen_info):
     n = Neighbourhood()
     n.opened(huge.as_uri())
     n.opened(binary.as_uri())
-    chunks = n.extra_for(
-        uri,
-        MAIN,
-        len(MAIN),
-        folders=[root],
-        documents=docs,
-        read_disk=False,
-        tokenizer=qwen_info.tokenizer,
-        budget=200,
-        language="python",
-    )
+    chunks = ask(n, root, docs, qwen_info, read_disk=False)
     assert chunks == ()

@@ -300,17 +300,11 @@ def completion_prompt(
     order: FimOrder = "psm",
     style: PromptStyle = "fim",
 ) -> Prompt:
-    """The prompt for an inline completion at the cursor (see `_completion_prompt`), with
+    """The prompt for an inline completion at the cursor (see `_window_prompt`), with
     `ctx.extra` rendered first; the extra context's tokens come out of `context_tokens`."""
     head_ids, head_text = render_extra(info, ctx) if style != "chat" else ([], "")
-    prompt = _completion_prompt(
-        info,
-        ctx,
-        context_tokens=max(16, context_tokens - len(head_ids)),
-        multiline=multiline,
-        order=order,
-        style=style,
-    )
+    budget = max(16, context_tokens - len(head_ids))
+    prompt = _window_prompt(info, ctx, budget, multiline, order, style)
     if not head_ids:
         return prompt
     return replace(
@@ -320,16 +314,11 @@ def completion_prompt(
     )
 
 
-def _completion_prompt(
-    info: TokenizerInfo,
-    ctx: EditorContext,
-    *,
-    context_tokens: int,
-    multiline: str = "auto",
-    order: FimOrder = "psm",
-    style: PromptStyle = "fim",
-) -> Prompt:
-    """The prompt for an inline completion at the cursor, within `context_tokens`.
+def _window_prompt(
+    info: TokenizerInfo, ctx: EditorContext, context_tokens: int, multiline: str, order: FimOrder,
+    style: PromptStyle,
+) -> Prompt:  # fmt: skip
+    """The prompt for the code around the cursor, within `context_tokens`.
 
     With FIM tokens, `order` is `psm` (`PRE prefix SUF suffix MID`) or `spm`
     (`PRE SUF suffix MID prefix`, the FIM paper's SPM variant, for models trained on it).
