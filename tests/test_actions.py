@@ -181,3 +181,21 @@ def test_a_javascript_function_without_its_closing_brace_yet() -> None:
     assert prompt.prefix.endswith("function area(r) {\n  ")
     filled = _apply(text, fill_body_edit(text, fn, "return r * r;", True))
     assert filled.startswith("function area(r) {\n  return r * r;\n}")
+
+
+def test_line_separators_other_than_newline_keep_offsets_right() -> None:
+    """tree-sitter counts rows by "\\n" only; U+2028, form feeds and lone CRs are text."""
+    from lsp_llm.context.actions import fill_body_edit
+
+    py = (
+        "class A:\n    def f(self):\n        return 'a\u2028b\x0cc'\n\n"
+        "    def g(self):\n        pass\n"
+    )
+    fn = find_function(py, py.index("pass"))
+    assert fn is not None and py[fn.start :].startswith("    def g(self):")
+    assert py[fn.stub_start :].startswith("pass")
+    js = "// note\u2028x\rmore\nfunction f(a) {\n}\n"
+    fn = find_function(js, js.index("{") + 1, "javascript")
+    assert fn is not None and js[fn.start :].startswith("function f(a) {")
+    filled = _apply(js, fill_body_edit(js, fn, "return a;", True))
+    assert filled.endswith("function f(a) {\n  return a;\n}\n")

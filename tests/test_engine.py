@@ -499,3 +499,26 @@ def test_threads_default_to_physical_cores():
         assert apply_threads(0) == cores == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def test_close_stops_a_running_chat_and_answers_later_requests(loaded):
+    ids = prompts(loaded.tokenizer, 1)[0]
+    engine = Engine(loaded)
+    started = threading.Event()
+    ended: list = []
+
+    def sink(ev):
+        if isinstance(ev, Done):
+            ended.append(ev)
+        else:
+            started.set()
+
+    chat = engine.worker.submit(
+        GenerationRequest(ids, 100_000, speculation=Speculation("off"), lane="background"), sink
+    )
+    assert started.wait(30)
+    engine.close()
+    assert chat.finished.is_set() and ended[0].reason == "cancelled"  # not run to its end
+    late: list = []
+    job = engine.worker.submit(GenerationRequest(ids, 4), late.append)
+    assert job.finished.is_set() and isinstance(late[0], Done) and late[0].reason == "cancelled"

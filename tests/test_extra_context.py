@@ -224,7 +224,7 @@ def test_the_selection_is_stable_between_keystrokes(tmp_path, qwen_info):
         other,
         docs[other.as_uri()][1] + "\n\ndef widget_total(boxes):\n    pass\n",
     )
-    n.changed(other.as_uri(), [3])
+    n.changed(other.as_uri(), [(3, 5)])
     third = n.extra_for(uri, typed, len(typed), **kwargs)
     assert third is not first and any("widget_total" in c.text for c in third)
 
@@ -240,3 +240,26 @@ def test_huge_or_binary_open_documents_give_no_context(tmp_path, qwen_info):
     n.opened(binary.as_uri())
     chunks = ask(n, root, docs, qwen_info, read_disk=False)
     assert chunks == ()
+
+
+def test_edits_that_move_lines_drop_the_regions_read_before():
+    from types import SimpleNamespace
+
+    from lsp_llm.server.neighbours import changed_lines
+
+    ring = ChunkRing(size=8, lines=4)
+    text = "".join(f"b_{i} = {i}\n" for i in range(40))
+    ring.touch("file:///b.py", 10, 21)  # a paste over lines 10-21: every region in it
+    ring.flush(lambda uri: ("b.py", text), keep=None)
+    assert [c.start_line for c in ring.chunks()] == [8, 12, 16, 20]
+
+    def change(first, last, new_text):
+        rng = SimpleNamespace(start=SimpleNamespace(line=first), end=SimpleNamespace(line=last))
+        return SimpleNamespace(content_changes=[SimpleNamespace(range=rng, text=new_text)])
+
+    assert changed_lines(ring, "file:///b.py", change(3, 3, "x")) == [(3, 3)]
+    assert len(ring.chunks()) == 4  # a change within a line moves nothing
+    assert changed_lines(ring, "file:///b.py", change(3, 5, "y\nz")) == [(3, 4)]
+    assert ring.chunks() == []  # lines moved: what was read is stale
+    whole = SimpleNamespace(content_changes=[SimpleNamespace(text="new")])
+    assert changed_lines(ring, "file:///b.py", whole) is None

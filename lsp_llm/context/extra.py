@@ -93,16 +93,25 @@ class ChunkRing:
         self._changes: dict[str, int] = {}
         """Per document, how often its chunks changed (what `version` sums)."""
 
-    def touch(self, uri: str, line: int) -> None:
-        self._pending.setdefault(uri, set()).add(line // self.lines * self.lines)
-        if len(self._pending[uri]) > self.size:
-            self._pending[uri].pop()
+    def touch(self, uri: str, line: int, last: int | None = None) -> None:
+        """Mark the region of `line` (through `last`: every region in between, at most
+        the ring's size of them) to be read when the user is elsewhere."""
+        first = line // self.lines * self.lines
+        end = max(first, (last if last is not None else line) // self.lines * self.lines)
+        end = min(end, first + (self.size - 1) * self.lines)
+        pending = self._pending.setdefault(uri, set())
+        pending.update(range(first, end + 1, self.lines))
+        while len(pending) > self.size:
+            pending.pop()
 
-    def forget(self, uri: str) -> None:
-        self._pending.pop(uri, None)
-        for key in [k for k in self._chunks if k[0] == uri]:
+    def moved(self, uri: str) -> None:
+        """Lines of `uri` were inserted or removed: the regions read from it no longer
+        start where they did, so they are dropped (the touched ones are read again)."""
+        stale = [k for k in self._chunks if k[0] == uri]
+        for key in stale:
             del self._chunks[key]
-        self._changes[uri] = self._changes.get(uri, 0) + 1
+        if stale:
+            self._changes[uri] = self._changes.get(uri, 0) + 1
 
     def flush(self, source: Callable[[str], tuple[str, str] | None], keep: str | None) -> None:
         """Read the touched regions of every document but `keep` (the one being typed in):
@@ -202,13 +211,15 @@ def _mostly_in(text: str, lines: set[str]) -> bool:
 
 
 def fits(chunks: list[Chunk], budget: int, tokenizer: Encodes) -> list[Chunk]:
-    """The ranked chunks that fit `budget` tokens, the last one cut at a line if need be."""
+    """The ranked chunks that fit `budget` tokens with their headers, the last one cut at a
+    line if need be."""
     out: list[Chunk] = []
     left = budget
     for chunk in chunks:
         if left < 16:
             break
-        n = len(encode_plain(tokenizer, chunk.text))
+        # the chunk and its header (separator or comment, path, newline)
+        n = len(encode_plain(tokenizer, chunk.text)) + len(encode_plain(tokenizer, chunk.path)) + 3
         if n > left:
             text = take_head(tokenizer, chunk.text, left)
             text = text[: text.rfind("\n") + 1] if "\n" in text else ""

@@ -58,7 +58,10 @@ class Lines:
 
     @staticmethod
     def of(text: str) -> Lines:
-        lines = text.splitlines(keepends=True)
+        # "\n" only: tree-sitter counts rows by it, while str.splitlines also breaks at
+        # "\r", "\x0b", "\x0c", "\x1c"-"\x1e", "\x85", "\u2028" and "\u2029"
+        lines = text.split("\n")
+        lines = [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
         starts = [0]
         for line in lines:
             starts.append(starts[-1] + len(line))

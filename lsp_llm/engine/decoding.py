@@ -9,6 +9,7 @@ each position of a verified block is chosen exactly as plain decoding would choo
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +44,8 @@ from lsp_llm.engine.types import (
 )
 
 WARM_UP_TEXT = "def area(width, height):\n    return width * height\n\n\ndef perimeter(w, h):\n"
+logger = logging.getLogger(__name__)
+
 PREFILL_CHUNK = {"interactive": 512, "background": 128}
 """Prompt tokens per forward pass while prefilling, per lane: the cancel granularity of a
 prefill, and for a chat also how long a completion that comes during its prefill waits."""
@@ -270,7 +273,11 @@ class Decoder:
             return
         for lane in ("interactive", "background"):
             request = GenerationRequest(ids, 4, speculation=Speculation("draft"), lane=lane)
-            self.run(request, threading.Event(), lambda event: None)
+            try:
+                self.run(request, threading.Event(), lambda event: None)
+            except Exception:  # the requests that hit the same fault will report it
+                logger.warning("warm-up generation failed", exc_info=True)
+                break
         for caches in self.lanes.values():
             caches.target.reset()
             if caches.draft is not None:

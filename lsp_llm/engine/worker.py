@@ -57,14 +57,21 @@ class InferenceWorker:
         self._ready = threading.Condition()
         self._waiting: dict[Lane, deque[Job]] = {"interactive": deque(), "background": deque()}
         self._closing = False
+        self._running: list[Job] = []
+        """The job running, and below it a background job paused for it."""
         self._groups = Groups()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, request: GenerationRequest, sink: Sink) -> Job:
         job = Job(request, sink)
-        self._groups.start(request.group, job)
         with self._ready:
+            if self._closing:  # nothing will run it: it ends at once, cancelled
+                job.cancel()
+                self._deliver(job, _cancelled_before_start(job))
+                job.finished.set()
+                return job
+            self._groups.start(request.group, job)
             self._waiting[request.lane].append(job)
             self._ready.notify()
         return job
@@ -76,6 +83,8 @@ class InferenceWorker:
             for jobs in self._waiting.values():
                 for job in jobs:
                     job.cancel()
+            for job in self._running:  # a chat has no group: cancel it here
+                job.cancel()
             self._ready.notify()
         self._thread.join(timeout)
 
@@ -122,9 +131,15 @@ class InferenceWorker:
             self._process(job)
 
     def _process(self, job: Job) -> None:
+        with self._ready:
+            self._running.append(job)
+            if self._closing:
+                job.cancel()
         try:
             self._run(job)
         finally:
+            with self._ready:
+                self._running.remove(job)
             job.finished.set()
             self._groups.end(job.request.group, job)
 

@@ -165,7 +165,7 @@ def with_extra(
         docs[uri] = (ROOT / n.path, n.text)
         if fresh:
             ring.opened(uri)
-            ring.changed(uri, [n.line])
+            ring.changed(uri, [(n.line, n.line)])
     if fresh:
         ring.opened(here.as_uri())
     s = settings.completion

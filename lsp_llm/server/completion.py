@@ -16,7 +16,7 @@ from lsp_llm.context.completion import plan_completion
 from lsp_llm.context.postprocess import Suggestion
 from lsp_llm.context.prompts import EditorContext
 from lsp_llm.server.app import LspLlmServer
-from lsp_llm.server.neighbours import change_lines
+from lsp_llm.server.neighbours import changed_lines
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,8 @@ def register(server: LspLlmServer) -> None:
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: LspLlmServer, params: types.DidChangeTextDocumentParams) -> None:
-        ls.neighbours.changed(unquote(params.text_document.uri), change_lines(params))
+        uri = unquote(params.text_document.uri)
+        ls.neighbours.changed(uri, changed_lines(ls.neighbours.ring, uri, params))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: LspLlmServer, params: types.DidCloseTextDocumentParams) -> None:

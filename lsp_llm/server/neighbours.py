@@ -47,10 +47,12 @@ class Selection:
 
 @dataclass(frozen=True)
 class Place:
-    """Where a document lives: its workspace folder's name and its path within it."""
+    """Where a document lives: its workspace folder (None: outside every one), the
+    folder's name and the path within it."""
 
     repo: str
     relative: str
+    folder: Path | None = None
 
 
 class Neighbourhood:
@@ -63,9 +65,15 @@ class Neighbourhood:
     def opened(self, uri: str) -> None:
         self.ring.touch(uri, 0)
 
-    def changed(self, uri: str, lines: list[int]) -> None:
-        for line in lines:
-            self.ring.touch(uri, line)
+    def changed(self, uri: str, edits: list[tuple[int, int]] | None) -> None:
+        """`edits`: each change's first and last line (after the change), or None when the
+        whole text was replaced."""
+        if edits is None:
+            self.ring.moved(uri)
+            self.ring.touch(uri, 0)
+            return
+        for first, last in edits:
+            self.ring.touch(uri, first, last)
 
     def closed(self, uri: str) -> None:
         self._selections.pop(uri, None)
@@ -122,7 +130,7 @@ class Neighbourhood:
     def place(path: Path, folders: list[Path]) -> Place:
         for folder in folders:
             try:
-                return Place(folder.name, path.relative_to(folder).as_posix())
+                return Place(folder.name, path.relative_to(folder).as_posix(), folder)
             except ValueError:
                 continue
         return Place("", path.name)
@@ -137,7 +145,7 @@ class Neighbourhood:
     ) -> list[Chunk]:
         """Outlines of the workspace modules `text` imports (what it takes from them)."""
         here = self.place(path, folders)
-        folder = next((f for f in folders if f.name == here.repo), None)
+        folder = here.folder
         if folder is None:
             return []
         by_path = {p: (u, t) for u, (p, t) in documents.items()}
@@ -189,11 +197,17 @@ class Neighbourhood:
         return body
 
 
-def change_lines(params: Any) -> list[int]:
-    """The first line of each ranged change of a `didChange` (a full-text change: none)."""
+def changed_lines(ring: ChunkRing, uri: str, params: Any) -> list[tuple[int, int]] | None:
+    """Each ranged change of a `didChange` as the first and last line it leaves (None for
+    a whole-text change); a change that adds or removes lines tells `ring` they moved."""
     out = []
     for change in params.content_changes:
         rng = getattr(change, "range", None)
-        if rng is not None:
-            out.append(int(rng.start.line))
+        if rng is None:
+            return None
+        first, last = int(rng.start.line), int(rng.end.line)
+        added = change.text.count("\n")
+        if added or last != first:
+            ring.moved(uri)
+        out.append((first, first + added))
     return out
