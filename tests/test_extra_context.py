@@ -263,3 +263,20 @@ def test_edits_that_move_lines_drop_the_regions_read_before():
     assert ring.chunks() == []  # lines moved: what was read is stale
     whole = SimpleNamespace(content_changes=[SimpleNamespace(text="new")])
     assert changed_lines(ring, "file:///b.py", whole) is None
+
+
+def test_regions_of_a_closed_document_are_read_when_it_closes(tmp_path):
+    """The workspace drops a document's text before the server hears `didClose`: the
+    regions touched in it are read from the text last seen."""
+    path = tmp_path / "proj" / "b.py"
+    uri = path.as_uri()
+    text = "".join(f"b_{i} = {i}\n" for i in range(100))
+    n = Neighbourhood()
+    n.opened(uri, (path, text))
+    edited = text.replace("b_50 = 50", "b_50 = 5000")
+    n.changed(uri, [(50, 50)], (path, edited))
+    assert n.ring.chunks() == []  # nothing is read while the user is in the file
+    n.closed(uri, [tmp_path / "proj"])
+    chunks = {c.start_line: c for c in n.ring.chunks()}
+    assert sorted(chunks) == [0, 32] and "b_50 = 5000" in chunks[32].text
+    assert chunks[32].path == "b.py"

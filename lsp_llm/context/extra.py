@@ -117,15 +117,18 @@ class ChunkRing:
         """Read the touched regions of every document but `keep` (the one being typed in):
         `source(uri)` gives its (path, text), or None when it is gone."""
         for uri in [u for u in self._pending if u != keep]:
-            starts = self._pending.pop(uri)
             found = source(uri)
             if found is None:
+                self._pending.pop(uri)
                 continue
-            path, text = found
-            for start in sorted(starts):
-                body = readable(lines_at(text, start, self.lines))
-                if body.strip() and "\x00" not in body:  # binary content is no context
-                    self._put(Chunk(uri, path, start, body))
+            self.read(uri, *found)
+
+    def read(self, uri: str, path: str, text: str) -> None:
+        """Read the touched regions of `uri`, whose text is `text`."""
+        for start in sorted(self._pending.pop(uri, ())):
+            body = readable(lines_at(text, start, self.lines))
+            if body.strip() and "\x00" not in body:  # binary content is no context
+                self._put(Chunk(uri, path, start, body))
 
     def _put(self, chunk: Chunk) -> None:
         key = (chunk.uri, chunk.start_line)

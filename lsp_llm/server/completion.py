@@ -99,19 +99,27 @@ def with_extra(ls: LspLlmServer, ctx: EditorContext, uri: str) -> EditorContext:
     )
 
 
+def _latest(ls: LspLlmServer, key: str) -> tuple[Path, str] | None:
+    """An open document's path and text (by its percent-decoded URI), if it is a file."""
+    doc = ls.workspace.text_documents.get(key)
+    return (Path(doc.path), doc.source) if doc is not None and doc.path else None
+
+
 def register(server: LspLlmServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: LspLlmServer, params: types.DidOpenTextDocumentParams) -> None:
-        ls.neighbours.opened(unquote(params.text_document.uri))
+        uri = unquote(params.text_document.uri)
+        ls.neighbours.opened(uri, _latest(ls, uri))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: LspLlmServer, params: types.DidChangeTextDocumentParams) -> None:
         uri = unquote(params.text_document.uri)
-        ls.neighbours.changed(uri, changed_lines(ls.neighbours.ring, uri, params))
+        edits = changed_lines(ls.neighbours.ring, uri, params)
+        ls.neighbours.changed(uri, edits, _latest(ls, uri))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: LspLlmServer, params: types.DidCloseTextDocumentParams) -> None:
-        ls.neighbours.closed(unquote(params.text_document.uri))
+        ls.neighbours.closed(unquote(params.text_document.uri), ls.folders())
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(

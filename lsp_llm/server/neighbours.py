@@ -60,14 +60,28 @@ class Neighbourhood:
         self.ring = ChunkRing()
         self._selections: dict[str, Selection] = {}
         self._outlines: dict[tuple[str, int, int, tuple[str, ...]], str] = {}
+        self._latest: dict[str, tuple[Path, str]] = {}
 
     # what the notifications and requests tell ------------------------------------------
-    def opened(self, uri: str) -> None:
+    def opened(self, uri: str, latest: tuple[Path, str] | None = None) -> None:
         self.ring.touch(uri, 0)
+        self._remember(uri, latest)
 
-    def changed(self, uri: str, edits: list[tuple[int, int]] | None) -> None:
+    def _remember(self, uri: str, latest: tuple[Path, str] | None) -> None:
+        """The document's path and current text (the string the workspace holds, not a
+        copy), so that its touched regions can still be read when it closes."""
+        if latest is not None:
+            self._latest[uri] = latest
+
+    def changed(
+        self,
+        uri: str,
+        edits: list[tuple[int, int]] | None,
+        latest: tuple[Path, str] | None = None,
+    ) -> None:
         """`edits`: each change's first and last line (after the change), or None when the
-        whole text was replaced."""
+        whole text was replaced; `latest`: the document's path and text after it."""
+        self._remember(uri, latest)
         if edits is None:
             self.ring.moved(uri)
             self.ring.touch(uri, 0)
@@ -75,8 +89,13 @@ class Neighbourhood:
         for first, last in edits:
             self.ring.touch(uri, first, last)
 
-    def closed(self, uri: str) -> None:
+    def closed(self, uri: str, folders: list[Path] | None = None) -> None:
+        """A document closed: the regions touched in it are read now, from its last text
+        (the workspace no longer has it)."""
         self._selections.pop(uri, None)
+        latest = self._latest.pop(uri, None)
+        if latest is not None and len(latest[1]) <= MAX_FILE_BYTES:
+            self.ring.read(uri, self.place(latest[0], folders or []).relative, latest[1])
 
     def forget(self) -> None:
         """Settings changed: every selection is made again."""
