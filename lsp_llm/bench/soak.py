@@ -33,6 +33,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcRequestCancelled
 
 from lsp_llm.client import ServerSession
+from lsp_llm.server.chat import plain
 
 ANSWER_WAIT_S = 300.0
 """How long a request may go unanswered before the soak calls it lost."""
@@ -416,7 +417,7 @@ async def fairness(args: Any) -> dict[str, Any]:
                 }
                 result = await ledger.request(chatter, "lspLlm/chat", params)
                 if result is not None:
-                    chats.append(result if isinstance(result, dict) else _plain(result))
+                    chats.append(plain(result))
 
         chatting = asyncio.ensure_future(keep_chatting())
         await asyncio.sleep(args.chat_lead)  # the chat is past its prefill, decoding
@@ -442,13 +443,6 @@ async def fairness(args: Any) -> dict[str, Any]:
         "chat_ms_per_token": statistics.median(step_ms) if step_ms else None,
         "requests": ledger.summary(),
     }
-
-
-def _plain(value: Any) -> dict[str, Any]:
-    """A pygls result object (named tuples, nested) as plain dicts."""
-    if hasattr(value, "_asdict"):
-        return {k: _plain(v) for k, v in value._asdict().items()}
-    return value
 
 
 def markdown(soaked: dict[str, Any] | None, fair: dict[str, Any] | None) -> str:

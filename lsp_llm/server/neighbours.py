@@ -16,7 +16,6 @@ the engine's cached prefix covers them.
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,6 @@ from typing import Any
 from lsp_llm.context.budget import Encodes, readable
 from lsp_llm.context.extra import Chunk, ChunkRing, fits, rank, window
 from lsp_llm.context.outline import imports, module_paths, outline
-
-logger = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 1_000_000
 """Files (on disk or open) larger than this, in bytes or characters, give no extra
