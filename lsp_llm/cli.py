@@ -27,6 +27,12 @@ def _model_args(p: argparse.ArgumentParser, device: str) -> None:
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--draft-model", help="draft model id or folder")
     p.add_argument("--device", default=device)
+    p.add_argument(
+        "--quantization",
+        default="auto",
+        choices=["auto", "none", "8bit", "4bit"],
+        help="weights as the quantization setting takes them (default: auto, as served)",
+    )
 
 
 def _setup_logging(level: str, log_file: str | None) -> None:
@@ -304,6 +310,18 @@ def main(argv: list[str] | None = None) -> int:
     be.add_argument("--chat-tokens", type=int, default=128)
     be.add_argument("--num-tokens", type=int, default=6, help="initial speculation length")
     be.add_argument("--seed", type=int, default=0)
+    be.add_argument(
+        "--formats",
+        default="none,8bit,4bit",
+        help="weight formats (quantization values) to run the engine in, comma-separated",
+    )
+    be.add_argument(
+        "--editor-spots",
+        type=int,
+        default=12,
+        help="inline suggestions through `lsp-llm serve` per weight format and mode, "
+        "against llama.cpp (0: skip)",
+    )
     be.add_argument("--out", default="build/bench", help="folder for report.json and chart.png")
     be.add_argument("--no-llama-cpp", action="store_true", help="leave llama.cpp out")
     be.add_argument("--no-server", action="store_true", help="skip the protocol overhead run")

@@ -8,9 +8,13 @@ import pytest
 import torch
 
 from lsp_llm.config import CompletionSettings, Settings
-from lsp_llm.engine.loading import ModelLoadError, choose_quantization, load, trained_on_spm
-from lsp_llm.engine.types import GenerationRequest, Speculation
-from lsp_llm.engine.worker import Engine
+from lsp_llm.engine.loading import (
+    ModelLoadError,
+    _load_one,
+    choose_quantization,
+    load,
+    trained_on_spm,
+)
 
 
 def test_unknown_model_offline_names_model_and_offline_mode():
@@ -61,7 +65,7 @@ def test_missing_bitsandbytes_is_explained(tiny, monkeypatch):
         lambda name, *a: None if name == "bitsandbytes" else real(name, *a),
     )
     with pytest.raises(ModelLoadError, match="needs bitsandbytes"):
-        load(Settings(model=str(tiny.target), quantization="4bit"))
+        _load_one(str(tiny.target), Settings(), "cpu", torch.float32, "4bit", "model")
 
 
 def test_cuda_requested_without_cuda():
@@ -69,23 +73,6 @@ def test_cuda_requested_without_cuda():
         pytest.skip("this machine has CUDA")
     with pytest.raises(ModelLoadError, match="CUDA is not available"):
         load(Settings(model="anything", device="cuda"))
-
-
-@pytest.mark.parametrize("quantization", ["4bit", "8bit"])
-def test_bitsandbytes_quantized_load_generates_on_cpu(tiny, quantization):
-    loaded = load(
-        Settings(model=str(tiny.target), draft_model=str(tiny.draft), quantization=quantization)
-    )
-    assert loaded.quantization == quantization
-    kinds = {type(m).__name__ for m in loaded.model.modules()}
-    assert ("Linear4bit" if quantization == "4bit" else "Linear8bitLt") in kinds
-    engine = Engine(loaded)
-    try:
-        ids = tuple(loaded.tokenizer.encode("def add(a, b):\n", add_special_tokens=False))
-        done = engine.generate(GenerationRequest(ids, 8, speculation=Speculation("draft")))
-    finally:
-        engine.close()
-    assert done.usage.completion_tokens == 8
 
 
 def test_auto_quantization_takes_widest_precision_that_fits():

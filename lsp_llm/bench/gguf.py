@@ -60,3 +60,21 @@ def convert(model_dir: Path, out: Path, cache: Path, outtype: str = "f32") -> Pa
         stdout=subprocess.DEVNULL,
     )
     return out
+
+
+def requantize(gguf: Path, out: Path, ftype: str = "f16") -> Path:
+    """`gguf` rewritten by llama.cpp's own quantizer in another format (`f16`, `q8_0`;
+    kept if newer than the source): the peer's figures for the same weights, unpacked."""
+    import llama_cpp
+
+    if out.exists() and out.stat().st_mtime > gguf.stat().st_mtime:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    codes = {"f16": llama_cpp.LLAMA_FTYPE_MOSTLY_F16, "q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0}
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = codes[ftype]
+    params.allow_requantize = True
+    status = llama_cpp.llama_model_quantize(str(gguf).encode(), str(out).encode(), params)
+    if status != 0:
+        raise RuntimeError(f"llama.cpp could not write {out} as {ftype} (status {status})")
+    return out

@@ -29,6 +29,7 @@ class ModeTally:
         out: dict[str, Any] = {
             "cases": len(s),
             "ttft_ms": statistics.median(x.ttft_s * 1000 for x in s) if s else 0.0,
+            "total_ms": statistics.median(x.total_s * 1000 for x in s) if s else 0.0,
             "tokens_per_s": decode_tokens / decode_s if s else 0.0,
             "tokens_per_forward": None,
             "acceptance": None,
@@ -45,9 +46,15 @@ class ModeTally:
 
 
 def with_ratios(modes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each mode's tokens/s over `generate()`'s (`ratio`), and its time to the whole
+    continuation over the first llama.cpp row's (`llama_ratio`, below 1 is faster)."""
     base = modes.get(BASELINE, {}).get("tokens_per_s") or 0.0
+    peer = next((f for name, f in modes.items() if name.startswith("llama.cpp")), None)
     for figures in modes.values():
         figures["ratio"] = figures["tokens_per_s"] / base if base else None
+        figures["llama_ratio"] = (
+            figures["total_ms"] / peer["total_ms"] if peer and peer["total_ms"] else None
+        )
     return modes
 
 
@@ -57,14 +64,16 @@ def _fmt(value: Any, spec: str, suffix: str = "") -> str:
 
 def mode_table(modes: dict[str, dict[str, Any]]) -> str:
     lines = [
-        "| mode | TTFT ms | tok/s | × generate() | tokens / target forward | acceptance"
-        " | same as greedy |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| mode | TTFT ms | total ms | tok/s | × generate() | time / llama.cpp"
+        " | tokens / target forward | acceptance | same as greedy |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, f in modes.items():
         acceptance = None if f["acceptance"] is None else 100 * f["acceptance"]
         lines.append(
-            f"| {name} | {f['ttft_ms']:.1f} | {f['tokens_per_s']:.0f} | {_fmt(f['ratio'], '.2f')}"
+            f"| {name} | {f['ttft_ms']:.1f} | {f.get('total_ms', 0):.0f}"
+            f" | {f['tokens_per_s']:.0f} | {_fmt(f['ratio'], '.2f')}"
+            f" | {_fmt(f.get('llama_ratio'), '.2f')}"
             f" | {_fmt(f['tokens_per_forward'], '.2f')} | {_fmt(acceptance, '.0f', '%')}"
             f" | {100 * f['identical']:.0f}% |"
         )
@@ -96,10 +105,12 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
                     "met": r >= 1.3,
                 }
             )
-        for peer in ("llama.cpp", "llama.cpp prompt lookup"):
-            if peer in modes and modes[peer]["tokens_per_s"]:
+        for peer in [m for m in modes if m.startswith("llama.cpp")]:
+            if modes[peer]["tokens_per_s"]:
                 r = best["tokens_per_s"] / modes[peer]["tokens_per_s"]
-                out.append({"target": f"vs {peer} (reported)", "value": f"{r:.2f}x", "met": None})
+                out.append(
+                    {"target": f"tokens/s vs {peer} (reported)", "value": f"{r:.2f}x", "met": None}
+                )
     if "cancel" in report:
         c = report["cancel"]
         out.append(
@@ -129,7 +140,84 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": p["overhead_ratio"] <= 1.10,
             }
         )
+    out += editor_targets(report.get("editor"))
     return out
+
+
+def editor_targets(editor: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Issue 20's targets through the protocol: the best mode against `off` on the same
+    weights (>= 1.8x, identical text), and the fastest configuration against llama.cpp."""
+    if not editor:
+        return []
+    rows = editor["rows"]
+    served = {k: v for k, v in rows.items() if k.startswith("serve ")}
+    if not served:
+        return []
+    out: list[dict[str, Any]] = []
+    best_name, best = min(served.items(), key=lambda kv: kv[1]["median_ms"])
+    speedup = best.get("speedup_vs_off_same_weights")
+    if speedup is not None:
+        out.append(
+            {
+                "target": f"through the protocol, best ({best_name}) >= 1.8x `off` on the same "
+                "weights, identical text",
+                "value": f"{speedup:.2f}x, {best['identical']}/{best['spots']} identical",
+                "met": speedup >= 1.8 and best["identical"] == best["spots"],
+            }
+        )
+    base = editor.get("baseline")
+    key = "speedup_vs_" + base.replace(" ", "_") if base else None
+    if key and key in best:
+        out.append(
+            {
+                "target": f"through the protocol, best ({best_name}) vs {base} (reported)",
+                "value": f"{best[key]:.2f}x faster",
+                "met": None,
+            }
+        )
+    for ratio_key in [k for k in best if k.startswith("ratio_to_")]:
+        peer = ratio_key.removeprefix("ratio_to_")
+        value = best[ratio_key]
+        out.append(
+            {
+                "target": f"time to a full inline suggestion ({best_name}) <= {peer} "
+                "generating the same tokens",
+                "value": f"{value:.2f}x",
+                "met": value <= 1.0,
+            }
+        )
+    return out
+
+
+def editor_table(editor: dict[str, Any]) -> str:
+    lines = [
+        f"**inline suggestions through `lsp-llm serve`** ({editor['spots']} spots, one "
+        "character typed, the second request timed; llama.cpp: the same prompt, the same "
+        "number of tokens)",
+        "",
+        "| contender | median ms | p90 ms | tokens | × off, same weights | × "
+        f"{editor.get('baseline') or 'off'} | time / llama.cpp | identical |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    base = editor.get("baseline") or ""
+    for name, r in editor["rows"].items():
+        ratios = [v for k, v in r.items() if k.startswith("ratio_to_")]
+        identical = f"{r['identical']}/{r['spots']}" if "identical" in r else "–"
+        lines.append(
+            f"| {name} | {r['median_ms']:.0f} | {r['p90_ms']:.0f} | {r['tokens_median']:.0f}"
+            f" | {_fmt(r.get('speedup_vs_off_same_weights'), '.2f')}"
+            f" | {_fmt(r.get('speedup_vs_' + base.replace(' ', '_')), '.2f')}"
+            f" | {' / '.join(f'{v:.2f}' for v in ratios) or '–'}"
+            f" | {identical} |"
+        )
+    peers = [
+        k.removeprefix("ratio_to_")
+        for k in next(iter(editor["rows"].values()))
+        if k.startswith("ratio_to_")
+    ]
+    if peers:
+        lines += ["", f"time / llama.cpp: paired median ratio against {' / '.join(peers)}."]
+    return "\n".join(lines)
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -180,6 +268,8 @@ def markdown(report: dict[str, Any]) -> str:
                 f" in-process ({p['chat_first_delta_ratio']:.2f}x; {p['chat_same_reply']}/"
                 f"{p['chat_requests']} identical replies)"
             )
+    if report.get("editor"):
+        parts += ["", editor_table(report["editor"])]
     parts += ["", "| target | measured | met |", "|---|---|---|"]
     for t in report["targets"]:
         met = "reported" if t["met"] is None else ("yes" if t["met"] else "**no**")

@@ -1,8 +1,14 @@
 """Run the benchmark: every contender on the same prompts, interleaved prompt by prompt
 (each prompt in a rotated order, so drift on a shared machine hits all alike), then the
-latency probes; print Markdown, write `report.json` and `chart.png`.
+latency probes and inline suggestions through `lsp-llm serve` against llama.cpp; print
+Markdown, write `report.json` and `chart.png`.
 
-    lsp-llm bench [--threads 1] [--out build/bench] [--no-llama-cpp] [--no-server]
+    lsp-llm bench [--model smollm2] [--threads 1] [--out build/bench] [--no-llama-cpp]
+                  [--no-server] [--formats none,8bit,4bit] [--editor-spots 12]
+
+Our engine runs once per weight format (`quantization` on a CPU: float32, int8, int4) and
+speculation mode. llama.cpp runs the model's own GGUF file when it has one (SmolLM2's
+Q4_1) and an f16 rewrite of it, else a GGUF converted from the folder.
 """
 
 from __future__ import annotations
@@ -18,11 +24,13 @@ from typing import Any
 
 from lsp_llm.backend import Backend
 from lsp_llm.bench.cases import Case, chat_cases, completion_cases
+from lsp_llm.bench.editor import ServedConfig, editor_latency, spots
 from lsp_llm.bench.latency import cancel_latency, edit_document, edit_reuse, protocol_overhead
 from lsp_llm.bench.report import BASELINE, ModeTally, chart, markdown, targets, with_ratios
 from lsp_llm.bench.runners import Runner, Sample, engine_runner, hf_runner, llama_cpp_runner
 from lsp_llm.config import Settings, SpeculationSettings
 from lsp_llm.context.prompts import FimOrder, TokenizerInfo
+from lsp_llm.engine.sources import resolve_source
 from lsp_llm.engine.types import SpeculationMode
 
 
@@ -30,13 +38,41 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def model_folder(name: str) -> Path:
-    """The local folder of a model given as a folder or an already-downloaded hub id."""
-    if Path(name).is_dir():
-        return Path(name)
-    from huggingface_hub import snapshot_download
+FORMAT_LABELS = {"none": "", "8bit": "int8 ", "4bit": "int4 "}
+"""Engine rows are named `engine {label}{mode}`; float32 keeps the plain name."""
 
-    return Path(snapshot_download(name, local_files_only=True))
+
+def llama_models(source: Any, out: Path) -> dict[str, str]:
+    """The GGUF files llama.cpp runs, by row name: the model's own file and an f16
+    rewrite of it, or (a folder model) an f32 conversion."""
+    from lsp_llm.bench.gguf import convert, requantize
+
+    if source.gguf is not None:
+        kind = Path(source.gguf).stem.rsplit(".", 1)[-1]
+        label = kind if kind.upper() == kind and any(c.isdigit() for c in kind) else "file"
+        _say(f"llama.cpp runs {source.gguf} and an f16 rewrite of it")
+        f16 = requantize(Path(source.gguf), out / f"{Path(source.gguf).stem}-f16.gguf")
+        return {f"llama.cpp {label}": str(source.gguf), "llama.cpp f16": str(f16)}
+    folder = Path(source.folder)
+    if not folder.is_dir():
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(source.folder, local_files_only=True))
+    _say(f"converting {folder} to GGUF (f32) for llama.cpp")
+    return {"llama.cpp": str(convert(folder, out / "model-f32.gguf", out / "cache"))}
+
+
+def weight_formats(requested: str, loaded: Any) -> list[str]:
+    """The `quantization` values to run our engine with, those this model and torch allow."""
+    from lsp_llm.engine.loading import cpu_quantization
+
+    formats = []
+    for q in [q.strip() for q in requested.split(",") if q.strip()]:
+        if q == "none" or (loaded.device == "cpu" and cpu_quantization(q, loaded.model)[0] == q):
+            formats.append(q)
+        else:
+            _say(f"weights {q!r} left out: not available for this model on {loaded.device}")
+    return formats or ["none"]
 
 
 def side_by_side(runners: dict[str, Runner], cases: list[Case]) -> dict[str, dict[str, Any]]:
@@ -89,7 +125,6 @@ def main(args: Any) -> int:
     import transformers
 
     from lsp_llm.backend import LocalBackend
-    from lsp_llm.engine.bundled import bundled_model_dir
     from lsp_llm.engine.loading import load
     from lsp_llm.engine.worker import Engine
     from lsp_llm.train.data import load_sources
@@ -100,11 +135,15 @@ def main(args: Any) -> int:
         model=args.model or "bundled",  # the bench's default is the bundled pair
         draft_model=args.draft_model,
         device=args.device,
+        quantization=args.quantization,
+        threads=args.threads,
         speculation=SpeculationSettings(num_tokens=args.num_tokens),
     )
     out = Path(args.out)
     loaded = load(settings)  # the weights, for generate() beside our engine
-    engine = LocalBackend(Engine(loaded))
+    formats = weight_formats(args.formats, loaded)
+    engines = {q: LocalBackend(Engine(replace(loaded, quantization=q))) for q in formats}
+    engine = engines.get(loaded.quantization) or next(iter(engines.values()))
     info = engine.tokens
     sources = [(s.path, s.text) for s in load_sources(held_out=True)]
     cases = {
@@ -123,22 +162,24 @@ def main(args: Any) -> int:
         if loaded.draft_model
         else ("off", "promptLookup", "auto")
     )
-    for mode in modes:
-        runners[f"engine {mode}"] = engine_runner(engine, mode, n)
+    for q in formats:
+        for mode in modes:
+            runners[f"engine {FORMAT_LABELS[q]}{mode}"] = engine_runner(engines[q], mode, n)
     notes: list[str] = []
+    ggufs: dict[str, str] = {}
     if not args.no_llama_cpp:
         try:
             import llama_cpp  # noqa: F401
 
-            from lsp_llm.bench.gguf import convert
-
-            folder = model_folder(args.model) if args.model else bundled_model_dir()
-            _say(f"converting {folder} to GGUF (f32) for llama.cpp")
-            gguf = convert(folder, out / "model-f32.gguf", out / "cache")
+            ggufs = llama_models(resolve_source(settings.model, lambda f, m: None), out)
             longest = max(len(c.prompt_ids) + c.max_new_tokens for cs in cases.values() for c in cs)
             n_ctx = max(512, longest + 16)
-            runners["llama.cpp"] = llama_cpp_runner(str(gguf), args.threads, n_ctx)
-            runners["llama.cpp prompt lookup"] = llama_cpp_runner(str(gguf), args.threads, n_ctx, n)
+            for i, (name, gguf) in enumerate(ggufs.items()):
+                runners[name] = llama_cpp_runner(gguf, args.threads, n_ctx)
+                if i == 0:
+                    runners[f"{name} prompt lookup"] = llama_cpp_runner(
+                        gguf, args.threads, n_ctx, n
+                    )
         except ImportError:
             notes.append("llama.cpp left out: llama-cpp-python is not installed (scripts/bench)")
             _say(notes[-1])
@@ -147,6 +188,8 @@ def main(args: Any) -> int:
         "draft_model": loaded.draft_name,
         "device": loaded.device,
         "dtype": loaded.dtype,
+        "formats": formats,
+        "served_format": loaded.quantization,
         "threads": torch.get_num_threads(),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
@@ -178,8 +221,25 @@ def main(args: Any) -> int:
                 protocol_overhead(engine, info, settings, document, cursors, 5, args.threads, out)
             )
             _say("protocol overhead done")
+        if not args.no_server and args.editor_spots:
+            configs = [ServedConfig(q, mode) for q in formats for mode in modes]
+            report["editor"] = asyncio.run(
+                editor_latency(
+                    settings,
+                    info,
+                    engines,
+                    configs,
+                    ggufs,
+                    spots(sources, args.editor_spots, args.seed),
+                    args.threads,
+                    out / "editor",
+                    _say,
+                )
+            )
+            _say("inline suggestions through the server done")
     finally:
-        engine.close()
+        for each in engines.values():
+            each.close()
     report["targets"] = targets(report)
     text = markdown(report)
     print(text)

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from lsp_llm.engine.cpuweights import CpuWeights
 from lsp_llm.engine.detok import IncrementalDetokenizer
 from lsp_llm.engine.drafting import (
     Acceptance,
@@ -251,13 +252,15 @@ class Decoder:
         tokenizer: Any,
         draft_model: Any | None = None,
         allow_draft_in_auto: bool = True,
+        weights: CpuWeights = "float",
     ) -> None:
+        """`weights`: on a CPU, the format of the weights that passes feeding few tokens
+        read (`cpuweights.py`); both models use it."""
         self.model = model
         self.tokenizer = tokenizer
         vocab = int(model.get_output_embeddings().weight.shape[0])
-        first = LaneCaches(
-            cache_for(model), DraftModel(draft_model, vocab) if draft_model is not None else None
-        )
+        draft = DraftModel(draft_model, vocab, weights=weights) if draft_model is not None else None
+        first = LaneCaches(cache_for(model, weights), draft)
         self.lanes: dict[Lane, LaneCaches] = {"interactive": first}
         self.allow_draft_in_auto = allow_draft_in_auto
         self.costs = ForwardCosts()

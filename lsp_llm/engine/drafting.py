@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from lsp_llm.engine.cpuweights import CpuWeights
 from lsp_llm.engine.kvcache import KVCache, cache_for
 
 
@@ -54,9 +55,15 @@ def prompt_lookup(
 class DraftModel:
     """Greedy proposals from a small model sharing the target's tokenizer."""
 
-    def __init__(self, model: Any, vocab_limit: int, cache: KVCache | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        vocab_limit: int,
+        cache: KVCache | None = None,
+        weights: CpuWeights = "float",
+    ) -> None:
         self.model = model
-        self.cache = cache if cache is not None else cache_for(model)
+        self.cache = cache if cache is not None else cache_for(model, weights)
         self.vocab_limit = vocab_limit
 
     def fork(self) -> DraftModel:

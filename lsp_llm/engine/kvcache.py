@@ -13,6 +13,8 @@ from typing import Any, Protocol
 import torch
 from transformers import DynamicCache
 
+from lsp_llm.engine.cpuweights import CpuWeights
+
 
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
@@ -107,8 +109,9 @@ class Logits(Protocol):
     def __getitem__(self, i: int) -> torch.Tensor: ...
 
 
-def cache_for(model: Any) -> KVCache:
-    """The cache (and forward pass) to decode `model` with: the lean one where it applies."""
+def cache_for(model: Any, weights: CpuWeights = "float") -> KVCache:
+    """The cache (and forward pass) to decode `model` with: the lean one where it applies
+    (which, on a CPU, reads `weights`: float, or packed int8/int4 copies)."""
     from lsp_llm.engine.leancache import LeanCache, lean_supported
 
-    return LeanCache(model) if lean_supported(model) else PrefixCache(model)
+    return LeanCache(model, weights) if lean_supported(model) else PrefixCache(model)

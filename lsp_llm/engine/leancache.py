@@ -14,7 +14,9 @@ layers (the model's own modules and weights, so quantized linears work too) with
   the model's own weights become views into one fused weight, so nothing is copied and
   transformers' forward computes exactly what it did;
 - on a CPU, a small output head also kept transposed, the layout the BLAS reads fastest
-  when a pass feeds one or a few tokens (the head is the largest matrix of a small model).
+  when a pass feeds one or a few tokens (the head is the largest matrix of a small model);
+- on a CPU, optionally, int8 or int4 copies of the weights for passes that feed few tokens
+  (`cpuweights.py`; the `quantization` setting).
 
 The math is the model's: greedy output matches transformers' `generate()` (the benchmark
 checks it token for token). Models it does not cover keep transformers' forward.
@@ -28,6 +30,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from lsp_llm.engine.cpuweights import (
+    CpuWeights,
+    HeadProjection,
+    Projection,
+    kernels_available,
+    packed_for,
+)
 
 SUPPORTED = frozenset({"qwen2", "llama"})
 INITIAL_CAPACITY = 512
@@ -57,7 +67,7 @@ def lean_supported(model: Any) -> bool:
 class LeanCache:
     """Same interface as `PrefixCache`: the tokens the cache holds, reuse, crop, forward."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, weights: CpuWeights = "float") -> None:
         self.model = model
         inner = model.model
         self.layers = list(inner.layers)
@@ -74,6 +84,10 @@ class LeanCache:
         weight = self.embed.weight
         self.device = weight.device
         self.dtype = weight.dtype if weight.dtype.is_floating_point else torch.float32
+        if self.device.type != "cpu" or not kernels_available(weights):
+            weights = "float"
+        self.weights: CpuWeights = weights
+        """The weight format passes that feed few tokens use (`cpuweights.py`)."""
         rotary = inner.rotary_emb
         self.inv_freq = rotary.inv_freq.to(device=self.device, dtype=torch.float)
         self.attention_scaling = float(getattr(rotary, "attention_scaling", 1.0))
@@ -84,7 +98,11 @@ class LeanCache:
         self.cos = torch.empty(0)
         self.sin = torch.empty(0)
         attns = [layer.self_attn for layer in self.layers]
-        self.qkv = [fuse_linears(a.q_proj, a.k_proj, a.v_proj) for a in attns]
+        self.qkv = [
+            self._projection(f"{i}.qkv", fuse_linears(a.q_proj, a.k_proj, a.v_proj))
+            for i, a in enumerate(attns)
+        ]
+        self.o_proj = [self._linear(f"{i}.o", a.o_proj) for i, a in enumerate(attns)]
         self.qk_v_sizes = [
             (self.heads + self.kv_heads) * self.head_dim,
             self.kv_heads * self.head_dim,
@@ -98,9 +116,37 @@ class LeanCache:
         ]
         self.final_norm = _rms_norm(self.norm, self.dtype)
         self.gate_up = [
-            fuse_linears(layer.mlp.gate_proj, layer.mlp.up_proj) for layer in self.layers
+            self._projection(f"{i}.gate_up", fuse_linears(layer.mlp.gate_proj, layer.mlp.up_proj))
+            for i, layer in enumerate(self.layers)
         ]
-        self.head_t = _transposed_head(self.head, self.device)
+        self.down_proj = [
+            self._linear(f"{i}.down", layer.mlp.down_proj) for i, layer in enumerate(self.layers)
+        ]
+        self.head_proj = self._head_projection()
+
+    def _projection(
+        self, key: str, fused: tuple[torch.Tensor, torch.Tensor | None] | None
+    ) -> Projection | None:
+        if fused is None:
+            return None
+        weight, bias = fused
+        return Projection(weight, bias, packed_for(self.model, key, weight, self.weights))
+
+    def _linear(self, key: str, module: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A plain float linear as a `Projection`; anything else (a quantized layer) as is."""
+        if type(module) is not torch.nn.Linear or not module.weight.dtype.is_floating_point:
+            return module
+        return self._projection(key, (module.weight, module.bias)) or module
+
+    def _head_projection(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        head = self.head
+        if type(head) is not torch.nn.Linear or not head.weight.dtype.is_floating_point:
+            return head
+        weight_t = _transposed_head(head, self.device)
+        packed = packed_for(self.model, "head", head.weight, self.weights)
+        if packed is None:
+            return Projection(head.weight, head.bias, None, weight_t)
+        return HeadProjection(head.weight, head.bias, packed, weight_t)
 
     # cache management -------------------------------------------------------------------
     def fork(self) -> LeanCache:
@@ -184,9 +230,7 @@ class LeanCache:
 
     def _head(self, hidden: torch.Tensor) -> torch.Tensor:
         """Logits for final-norm hidden states [positions, hidden]."""
-        if self.head_t is not None:
-            return hidden @ self.head_t
-        return self.head(hidden)
+        return self.head_proj(hidden)
 
     def _forward(self, ids: list[int], past: int, keep: int) -> torch.Tensor:
         """The layers and the final norm; the last `keep` positions' states."""
@@ -212,7 +256,7 @@ class LeanCache:
             h = input_norm(x)
             fused = self.qkv[i]
             if fused is not None:
-                qk, v = F.linear(h, *fused).split(self.qk_v_sizes, dim=-1)
+                qk, v = fused(h).split(self.qk_v_sizes, dim=-1)
             else:
                 qk, v = torch.cat((attn.q_proj(h), attn.k_proj(h)), dim=-1), attn.v_proj(h)
             # the rotary embedding on queries and keys at once
@@ -232,7 +276,7 @@ class LeanCache:
                 scale=self.scaling,
                 enable_gqa=gqa,
             )
-            x = x + attn.o_proj(out.transpose(1, 2).reshape(1, n, -1))
+            x = x + self.o_proj[i](out.transpose(1, 2).reshape(1, n, -1))
             x = x + self._mlp(i, layer.mlp, post_norm(x))
         return self.final_norm(x[0, -keep:])
 
@@ -240,8 +284,8 @@ class LeanCache:
         fused = self.gate_up[i]
         if fused is None:
             return mlp(h)
-        gate, up = F.linear(h, *fused).chunk(2, dim=-1)
-        return mlp.down_proj(mlp.act_fn(gate) * up)
+        gate, up = fused(h).chunk(2, dim=-1)
+        return self.down_proj[i](mlp.act_fn(gate) * up)
 
 
 class LazyLogits:

@@ -119,11 +119,43 @@ def choose_quantization(params: int, free_bytes: int, reserve_bytes: int) -> str
     return "4bit"
 
 
+CPU_AUTO_MIN_BYTES = 64 * 2**20
+"""On a CPU, `quantization: auto` packs float weights larger than this to int4: decoding a
+model that size is bound by reading its weights (README, Performance). Smaller ones stay
+in the CPU's cache, where the packed kernels' conversions cost more than they save."""
+
+
+def cpu_quantization(requested: str, model: Any) -> tuple[str, str | None]:
+    """The weight format (`none`, `8bit`, `4bit`) a model loaded on a CPU decodes with, and
+    a warning when an explicit choice cannot be honoured. Packing happens when the decoder
+    is built (`cpuweights.py`); the float weights stay for passes that read a prompt."""
+    from lsp_llm.engine.cpuweights import cpu_weights, kernels_available
+    from lsp_llm.engine.leancache import lean_supported
+
+    if requested == "none":
+        return "none", None
+    wanted = "4bit" if requested == "auto" else requested
+    if not lean_supported(model):
+        why = f"{type(model).__name__} is not a Qwen2/Llama decoder the lean forward runs"
+    elif not kernels_available(cpu_weights(wanted)):
+        why = f"this torch ({torch.__version__}) has no CPU kernel for it"
+    else:
+        if requested == "auto":
+            size = sum(p.numel() * p.element_size() for p in model.parameters())
+            return ("4bit" if size >= CPU_AUTO_MIN_BYTES else "none"), None
+        return requested, None
+    if requested == "auto":
+        return "none", None
+    return "none", f"quantization {requested!r} on the CPU is not available: {why}"
+
+
 def resolve_quantization(requested: str, device: str, source: str, settings: Settings) -> str:
-    if requested != "auto":
-        return requested
+    """The bitsandbytes quantization to load with on CUDA (`none` on a CPU, where
+    `cpu_quantization` decides after loading)."""
     if not device.startswith("cuda"):
         return "none"
+    if requested != "auto":
+        return requested
     try:
         params = _count_parameters(source, settings)
         free, _total = torch.cuda.mem_get_info(torch.device(device))
@@ -324,6 +356,10 @@ def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
         f"quantization {quantization})",
     )
     model, tokenizer = _load_one(source.folder, settings, device, dtype, quantization, "model")
+    warnings: list[str] = []
+    if not device.startswith("cuda"):
+        quantization, warning = cpu_quantization(settings.quantization, model)
+        warnings += [warning] if warning else []
     loaded = LoadedModel(
         model=model,
         tokenizer=tokenizer,
@@ -335,13 +371,19 @@ def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
         trained_spm=trained_on_spm(source.folder),
         demo=source.demo,
         notice=default_notice(source) if settings.model is None else None,
+        warnings=warnings,
     )
     if draft_spec:
         report(0.8, f"loading draft model {draft_spec}")
         try:
             draft_source = _resolve(draft_spec, "draft model", lambda f, m: report(0.8, m))
             draft, draft_tok = _load_one(
-                draft_source.folder, settings, device, dtype, quantization, "draft model"
+                draft_source.folder,
+                settings,
+                device,
+                dtype,
+                quantization if device.startswith("cuda") else "none",
+                "draft model",
             )
             check_draft_compatible(tokenizer, draft_tok, source.name, draft_source.name)
         except ModelLoadError as exc:

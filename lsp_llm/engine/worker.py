@@ -192,6 +192,7 @@ class Engine:
     """A loaded model behind one inference thread."""
 
     def __init__(self, loaded: Any) -> None:
+        from lsp_llm.engine.cpuweights import cpu_weights
         from lsp_llm.engine.decoding import Decoder
 
         self.loaded = loaded
@@ -200,6 +201,7 @@ class Engine:
             loaded.tokenizer,
             loaded.draft_model,
             allow_draft_in_auto=not loaded.is_moe,
+            weights=cpu_weights(loaded.quantization) if loaded.device == "cpu" else "float",
         )
         self.decoder.warm_up()
         self.worker = InferenceWorker(self.decoder)

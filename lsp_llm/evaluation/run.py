@@ -361,6 +361,7 @@ def main(args: Any) -> int:
         model=args.model,
         draft_model=args.draft_model,
         device=args.device,
+        quantization=args.quantization,
         completion=CompletionSettings(
             max_new_tokens=args.max_new_tokens, prompt_style=args.prompt_style
         ),
@@ -405,6 +406,7 @@ def main(args: Any) -> int:
         engine.close()
     report["model"] = serving.model
     report["draft_model"] = serving.draft_model
+    report["quantization"] = serving.quantization
     report["backend"] = serving.device if remote else "local"
     report["seed"] = args.seed
     report["threads"] = torch.get_num_threads()
