@@ -160,3 +160,64 @@ def test_edit_probe_reports_the_served_fim_order_and_psm_beside_it(engine, loade
     assert [t["met"] is None for t in rows] == [False, True]
     only_psm = edit_probes(engine, loaded, settings, document, cursors[:1])
     assert [k.rsplit(", ", 1)[1] for k in only_psm] == ["PSM"]
+
+
+def test_editor_probe_times_suggestions_through_servers_per_format_and_mode(
+    engine, loaded, tiny, tmp_path
+):
+    """Inline suggestions after one typed character, through `lsp-llm serve` per weight
+    format and mode: every served suggestion is the in-process greedy one of its weights,
+    and the rows, ratios and targets are filled in."""
+    import asyncio
+
+    from lsp_llm.backend import LocalBackend
+    from lsp_llm.bench.editor import ServedConfig, editor_latency, spots
+    from lsp_llm.engine.worker import Engine
+
+    settings = Settings(
+        model=str(tiny.target),
+        draft_model=str(tiny.draft),
+        completion=CompletionSettings(max_new_tokens=8),
+    )
+    info = TokenizerInfo(loaded.tokenizer, loaded.context_window)
+    chosen = spots([("stats.py", SOURCE * 3)], 2)
+    assert len(chosen) == 2
+    for spot in chosen:
+        typed = spot.second[spot.first_offset]
+        assert typed.strip() and spot.second == (
+            spot.first[: spot.first_offset] + typed + spot.first[spot.first_offset :]
+        )
+    int8 = LocalBackend(Engine(dataclasses.replace(loaded, quantization="8bit")))
+    configs = [
+        ServedConfig("none", "off"),
+        ServedConfig("none", "promptLookup"),
+        ServedConfig("8bit", "off"),
+    ]
+    try:
+        result = asyncio.run(
+            editor_latency(
+                settings,
+                info,
+                {"none": engine, "8bit": int8},
+                configs,
+                {},
+                chosen,
+                1,
+                tmp_path,
+                lambda message: None,
+            )
+        )
+    finally:
+        int8.close()
+    rows = result["rows"]
+    assert list(rows) == [c.name for c in configs]
+    for name, row in rows.items():
+        assert row["identical"] == 2, name
+        assert row["median_ms"] > 0 and row["tokens_median"] >= 1
+    assert rows["serve 8bit off"]["speedup_vs_off_same_weights"] == pytest.approx(1.0)
+    assert result["baseline"] == "serve none off"
+    report = {"cases": {}, "tokens": {}, "modes": {}, "edit": {}, "editor": result}
+    report.update(model="tiny", draft_model=None, device="cpu", threads=1)
+    report["targets"] = targets(report)
+    assert any("1.8x" in t["target"] for t in report["targets"])
+    assert "through `lsp-llm serve`" in markdown(report)

@@ -222,10 +222,16 @@ async def editor_latency(
             sessions[config.name] = session
             contenders[config.name] = _served(session, config, refs, workdir, timings)
         say(f"editor: {len(sessions)} servers up")
-        longest = max(len(r.second_ids) + r.tokens for rs in refs.values() for r in rs)
+        # the first prompt may be the longer one: a typed character can move the window's
+        # first line out of the budget
+        longest = max(
+            max(len(r.first_ids) + 1, len(r.second_ids) + r.tokens)
+            for rs in refs.values()
+            for r in rs
+        )
         for name, gguf in llama.items():
             for q, rs in refs.items():
-                run = llama_cpp_contender(gguf, threads, max(512, longest + 16), rs)
+                run = llama_cpp_contender(gguf, threads, max(512, longest + 64), rs)
                 label = f"{name} ({q} tokens)" if len(refs) > 1 else name
                 contenders[label] = _sync(run, rs, timings, label)
         names = list(contenders)

@@ -65,7 +65,7 @@ def _fmt(value: Any, spec: str, suffix: str = "") -> str:
 def mode_table(modes: dict[str, dict[str, Any]]) -> str:
     lines = [
         "| mode | TTFT ms | total ms | tok/s | × generate() | time / llama.cpp"
-        " | tokens / target forward | acceptance | same as greedy |",
+        " | tokens / target forward | acceptance | same tokens as generate() |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, f in modes.items():
@@ -84,7 +84,15 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets, each with the measured value and whether it is met."""
     out: list[dict[str, Any]] = []
     modes = report["modes"].get("completion", {})
-    ours = {k: v for k, v in modes.items() if k.startswith("engine ") and k != "engine off"}
+    # speculation on float32 weights, whose greedy tokens generate() gives (packed weights
+    # decode other tokens at near-ties: the editor table compares them with their own off)
+    ours = {
+        k: v
+        for k, v in modes.items()
+        if k.startswith("engine ")
+        and k != "engine off"
+        and not k.startswith(("engine int8 ", "engine int4 "))
+    }
     if ours and BASELINE in modes:
         best_name, best = max(ours.items(), key=lambda kv: kv[1]["tokens_per_s"])
         ratio = best["ratio"] or 0.0
@@ -105,11 +113,17 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
                     "met": r >= 1.3,
                 }
             )
+        engines = {k: v for k, v in modes.items() if k.startswith("engine ")}
+        fastest_name, fastest = max(engines.items(), key=lambda kv: kv[1]["tokens_per_s"])
         for peer in [m for m in modes if m.startswith("llama.cpp")]:
             if modes[peer]["tokens_per_s"]:
-                r = best["tokens_per_s"] / modes[peer]["tokens_per_s"]
+                r = fastest["tokens_per_s"] / modes[peer]["tokens_per_s"]
                 out.append(
-                    {"target": f"tokens/s vs {peer} (reported)", "value": f"{r:.2f}x", "met": None}
+                    {
+                        "target": f"tokens/s, fastest ({fastest_name}) vs {peer} (reported)",
+                        "value": f"{r:.2f}x",
+                        "met": None,
+                    }
                 )
     if "cancel" in report:
         c = report["cancel"]

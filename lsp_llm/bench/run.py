@@ -212,6 +212,7 @@ def main(args: Any) -> int:
                 f"{kind}: {len(kind_cases)} prompts x {len(runners)} modes in "
                 f"{time.perf_counter() - t0:.0f}s"
             )
+            _checkpoint(report, out)
         report["cancel"] = cancel_latency(engine, cases["chat"][0])
         document, cursors = edit_document(sources, args.seed)
         report["edit"] = edit_probes(engine, loaded, settings, document, cursors)
@@ -221,6 +222,7 @@ def main(args: Any) -> int:
                 protocol_overhead(engine, info, settings, document, cursors, 5, args.threads, out)
             )
             _say("protocol overhead done")
+        _checkpoint(report, out)
         if not args.no_server and args.editor_spots:
             configs = [ServedConfig(q, mode) for q in formats for mode in modes]
             report["editor"] = asyncio.run(
@@ -241,6 +243,17 @@ def main(args: Any) -> int:
         for each in engines.values():
             each.close()
     report["targets"] = targets(report)
+    _save(report, out)
+    return 0
+
+
+def _checkpoint(report: dict[str, Any], out: Path) -> None:
+    """What is measured so far, in case a later stage fails (a long run on a real model)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.partial.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def _save(report: dict[str, Any], out: Path) -> None:
     text = markdown(report)
     print(text)
     out.mkdir(parents=True, exist_ok=True)
@@ -248,4 +261,3 @@ def main(args: Any) -> int:
     (out / "report.md").write_text(text + "\n", encoding="utf-8")
     chart(report, out / "chart.png")
     _say(f"wrote {out / 'report.json'}, {out / 'report.md'} and {out / 'chart.png'}")
-    return 0

@@ -190,6 +190,9 @@ def llama_cpp_runner(gguf_path: str, threads: int, n_ctx: int, prompt_lookup: in
         from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
         extra["draft_model"] = LlamaPromptLookupDecoding(num_pred_tokens=prompt_lookup)
+        # it keeps every position's logits then, but sizes that table by `logits_all`
+        # (n_batch rows otherwise): a prompt past 512 tokens would not fit
+        extra["logits_all"] = True
     llm = Llama(
         model_path=gguf_path,
         n_ctx=n_ctx,
