@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lsp_llm.backend import Backend
+from lsp_llm.bench.runners import LLAMA_GREEDY, open_llama
 from lsp_llm.config import Settings
 from lsp_llm.context.completion import plan_completion
 from lsp_llm.context.prompts import EditorContext, TokenizerInfo
@@ -118,27 +119,11 @@ def llama_cpp_contender(
 ) -> Callable[[int, Spot], float]:
     """llama.cpp on `gguf`: warm with the first prompt, then time `refs[i].tokens` tokens
     greedily from the second (its prefix cache re-reads only what differs)."""
-    from llama_cpp import Llama
-
-    llm = Llama(
-        model_path=gguf,
-        n_ctx=n_ctx,
-        n_batch=512,
-        n_threads=threads,
-        n_threads_batch=threads,
-        verbose=False,
-    )
-    greedy: dict[str, Any] = {
-        "top_k": 1,
-        "top_p": 1.0,
-        "min_p": 0.0,
-        "temp": 0.0,
-        "repeat_penalty": 1.0,
-    }
+    llm = open_llama(gguf, threads, n_ctx)
 
     def tokens(ids: tuple[int, ...], n: int) -> int:
         made = 0
-        for _token in llm.generate(list(ids), reset=True, **greedy):
+        for _token in llm.generate(list(ids), reset=True, **LLAMA_GREEDY):
             made += 1
             if made >= n:
                 break

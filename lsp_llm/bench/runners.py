@@ -180,20 +180,21 @@ def hf_runner(model: Any, draft_model: Any | None, how: str, num_tokens: int) ->
     return run
 
 
-def llama_cpp_runner(gguf_path: str, threads: int, n_ctx: int, prompt_lookup: int = 0) -> Runner:
-    """llama.cpp through llama-cpp-python, greedy; `prompt_lookup` > 0 uses its
-    prompt-lookup speculative decoding with that many drafted tokens."""
+LLAMA_GREEDY: dict[str, Any] = {
+    "top_k": 1,
+    "top_p": 1.0,
+    "min_p": 0.0,
+    "temp": 0.0,
+    "repeat_penalty": 1.0,
+}
+"""llama-cpp-python `generate()` arguments for plain greedy decoding."""
+
+
+def open_llama(gguf_path: str, threads: int, n_ctx: int, **extra: Any) -> Any:
+    """A `llama_cpp.Llama` on `gguf_path` with `threads` for prompts and decoding."""
     from llama_cpp import Llama
 
-    extra: dict[str, Any] = {}
-    if prompt_lookup:
-        from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
-
-        extra["draft_model"] = LlamaPromptLookupDecoding(num_pred_tokens=prompt_lookup)
-        # it keeps every position's logits then, but sizes that table by `logits_all`
-        # (n_batch rows otherwise): a prompt past 512 tokens would not fit
-        extra["logits_all"] = True
-    llm = Llama(
+    return Llama(
         model_path=gguf_path,
         n_ctx=n_ctx,
         n_batch=512,
@@ -203,20 +204,26 @@ def llama_cpp_runner(gguf_path: str, threads: int, n_ctx: int, prompt_lookup: in
         **extra,
     )
 
+
+def llama_cpp_runner(gguf_path: str, threads: int, n_ctx: int, prompt_lookup: int = 0) -> Runner:
+    """llama.cpp through llama-cpp-python, greedy; `prompt_lookup` > 0 uses its
+    prompt-lookup speculative decoding with that many drafted tokens."""
+    extra: dict[str, Any] = {}
+    if prompt_lookup:
+        from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+
+        extra["draft_model"] = LlamaPromptLookupDecoding(num_pred_tokens=prompt_lookup)
+        # it keeps every position's logits then, but sizes that table by `logits_all`
+        # (n_batch rows otherwise): a prompt past 512 tokens would not fit
+        extra["logits_all"] = True
+    llm = open_llama(gguf_path, threads, n_ctx, **extra)
+
     def run(case: Case) -> Sample:
         llm.reset()
         tokens: list[int] = []
         t_first = None
         t0 = time.perf_counter()
-        for token in llm.generate(
-            list(case.prompt_ids),
-            top_k=1,
-            top_p=1.0,
-            min_p=0.0,
-            temp=0.0,
-            repeat_penalty=1.0,
-            reset=True,
-        ):
+        for token in llm.generate(list(case.prompt_ids), reset=True, **LLAMA_GREEDY):
             if t_first is None:
                 t_first = time.perf_counter()
             tokens.append(int(token))
