@@ -17,7 +17,6 @@ time it needs for the same work. Every contender runs every spot, in a rotated o
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -25,15 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from lsp_llm.backend import Backend
+from lsp_llm.bench.latency import _median, _wire
 from lsp_llm.bench.runners import LLAMA_GREEDY, open_llama
 from lsp_llm.config import Settings
 from lsp_llm.context.completion import plan_completion
 from lsp_llm.context.prompts import EditorContext, TokenizerInfo
 from lsp_llm.engine.types import Speculation, SpeculationMode
 from lsp_llm.evaluation.holes import punch_holes
-
-SERVED = "served"
-"""The `off` server of the reference weight format: what other contenders are paired to."""
 
 
 @dataclass(frozen=True)
@@ -160,15 +157,16 @@ def served_settings(settings: Settings, config: ServedConfig, threads: int) -> S
     )
 
 
-def _median(values: list[float]) -> float:
-    return statistics.median(values) if values else 0.0
-
-
 def _p90(values: list[float]) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+
+
+def _llama_label(name: str, quantization: str, formats: int) -> str:
+    """llama.cpp's row for the token counts of one of our weight formats."""
+    return f"{name} ({quantization} tokens)" if formats > 1 else name
 
 
 def _paired(a: list[float], b: list[float]) -> float:
@@ -188,7 +186,6 @@ async def editor_latency(
 ) -> dict[str, Any]:
     """Time `configs` (servers) and `llama` (name -> GGUF path) over `spots_`. `engines`
     maps each quantization to an in-process engine of those weights (the references)."""
-    from lsp_llm.bench.latency import _wire
     from lsp_llm.client import ServerSession
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -217,7 +214,7 @@ async def editor_latency(
         for name, gguf in llama.items():
             for q, rs in refs.items():
                 run = llama_cpp_contender(gguf, threads, max(512, longest + 64), rs)
-                label = f"{name} ({q} tokens)" if len(refs) > 1 else name
+                label = _llama_label(name, q, len(refs))
                 contenders[label] = _sync(run, rs, timings, label)
         names = list(contenders)
         for name in names:
@@ -285,7 +282,7 @@ def _summary(
     spots: int,
 ) -> dict[str, Any]:
     def llama_for(name: str, q: str) -> Timings | None:
-        return timings.get(f"{name} ({q} tokens)" if len(refs) > 1 else name)
+        return timings.get(_llama_label(name, q, len(refs)))
 
     base = next((c for c in configs if c.mode == "off"), None)
     rows: dict[str, dict[str, Any]] = {}
@@ -312,8 +309,7 @@ def _summary(
         for q in refs:
             peer = llama_for(name, q)
             if peer is not None:
-                label = f"{name} ({q} tokens)" if len(refs) > 1 else name
-                rows[label] = {
+                rows[_llama_label(name, q, len(refs))] = {
                     "median_ms": _median(peer.ms),
                     "p90_ms": _p90(peer.ms),
                     "tokens_median": _median([float(n) for n in peer.tokens]),

@@ -349,17 +349,16 @@ def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
     draft_spec = settings.draft_model or default_draft(source.name)
     device = resolve_device(settings.device)
     dtype = resolve_dtype(settings.dtype, device)
-    quantization = resolve_quantization(settings.quantization, device, source.folder, settings)
+    bitsandbytes = resolve_quantization(settings.quantization, device, source.folder, settings)
     report(
         0.5,
         f"loading {source.name} ({device}, {str(dtype).removeprefix('torch.')}, "
-        f"quantization {quantization})",
+        f"quantization {bitsandbytes})",
     )
-    model, tokenizer = _load_one(source.folder, settings, device, dtype, quantization, "model")
-    warnings: list[str] = []
+    model, tokenizer = _load_one(source.folder, settings, device, dtype, bitsandbytes, "model")
+    quantization, warning = bitsandbytes, None
     if not device.startswith("cuda"):
         quantization, warning = cpu_quantization(settings.quantization, model)
-        warnings += [warning] if warning else []
     loaded = LoadedModel(
         model=model,
         tokenizer=tokenizer,
@@ -371,7 +370,7 @@ def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
         trained_spm=trained_on_spm(source.folder),
         demo=source.demo,
         notice=default_notice(source) if settings.model is None else None,
-        warnings=warnings,
+        warnings=[warning] if warning else [],
     )
     if draft_spec:
         report(0.8, f"loading draft model {draft_spec}")
@@ -382,7 +381,7 @@ def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
                 settings,
                 device,
                 dtype,
-                quantization if device.startswith("cuda") else "none",
+                bitsandbytes,
                 "draft model",
             )
             check_draft_compatible(tokenizer, draft_tok, source.name, draft_source.name)
