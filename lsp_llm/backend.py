@@ -122,7 +122,11 @@ class LocalBackend:
         from lsp_llm.engine.loading import load
         from lsp_llm.engine.worker import Engine
 
-        return cls(Engine(load(settings, progress)))
+        loaded = load(settings, progress)
+        backend = cls(Engine(loaded))
+        if loaded.compile:
+            progress(1.0, "model ready")
+        return backend
 
     def stream(self, request: GenerationRequest, deltas: bool = True) -> GenerationStream:
         return self.engine.stream(request, deltas)

@@ -203,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
         "flag sets it: it is process-wide)",
     )
     serve.add_argument(
+        "--compile",
+        action="store_true",
+        help="on a CPU, compile the decoding step with torch.compile (the `compile` "
+        "setting; over --tcp, only this flag can turn it on)",
+    )
+    serve.add_argument(
         "--stdio",
         action="store_true",
         help="LSP over stdin/stdout (the default; accepted "
@@ -313,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     be.add_argument(
         "--formats",
         default="none,8bit,4bit",
-        help="weight formats (quantization values) to run the engine in, comma-separated",
+        help="weight formats to run the engine in, comma-separated: quantization values, "
+        "each optionally with +compile (the compile setting), e.g. none,4bit,4bit+compile",
     )
     be.add_argument(
         "--editor-spots",
@@ -360,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
                 "trustRemoteCode": args.trust_remote_code,
                 "allowPickleWeights": args.allow_pickle_weights,
                 "threads": args.threads,
+                "compile": args.compile,
             }
         )
         key_env = args.backend_api_key_env

@@ -97,6 +97,10 @@ class Settings:
     threads: int = field(default=0, metadata={"min": 0, "max": 1024})
     """CPU threads for the model's matrix products; 0: this machine's physical cores
     (those this process may run on). Process-wide; applied when the model loads."""
+    compile: bool = False
+    """On a CPU, compile a decoding step's layers into one graph with torch.compile: about
+    1.25-1.3x faster decoding, for a compilation at load (a minute the first time on a
+    small CPU, seconds later). Needs a C++ compiler."""
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
     speculation: SpeculationSettings = field(default_factory=SpeculationSettings)

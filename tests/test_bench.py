@@ -16,6 +16,7 @@ from lsp_llm.bench.run import edit_probes, side_by_side
 from lsp_llm.bench.runners import engine_runner, hf_runner
 from lsp_llm.config import CompletionSettings, Settings
 from lsp_llm.context.prompts import TokenizerInfo
+from lsp_llm.engine.compiled import cxx_compiler
 
 SOURCE = '''
 def mean(values):
@@ -188,17 +189,22 @@ def test_editor_probe_times_suggestions_through_servers_per_format_and_mode(
             spot.first[: spot.first_offset] + typed + spot.first[spot.first_offset :]
         )
     int8 = LocalBackend(Engine(dataclasses.replace(loaded, quantization="8bit")))
+    engines = {"none": engine, "8bit": int8}
     configs = [
         ServedConfig("none", "off"),
         ServedConfig("none", "promptLookup"),
         ServedConfig("8bit", "off"),
     ]
+    if cxx_compiler():  # a server with the compiled decoding step, beside its eager twin
+        compiled = dataclasses.replace(loaded, quantization="8bit", compile=True)
+        engines["8bit+compile"] = LocalBackend(Engine(compiled))
+        configs.append(ServedConfig("8bit+compile", "off"))
     try:
         result = asyncio.run(
             editor_latency(
                 settings,
                 info,
-                {"none": engine, "8bit": int8},
+                engines,
                 configs,
                 {},
                 chosen,
@@ -208,13 +214,17 @@ def test_editor_probe_times_suggestions_through_servers_per_format_and_mode(
             )
         )
     finally:
-        int8.close()
+        for each in engines.values():
+            if each is not engine:
+                each.close()
     rows = result["rows"]
     assert list(rows) == [c.name for c in configs]
     for name, row in rows.items():
         assert row["identical"] == 2, name
         assert row["median_ms"] > 0 and row["tokens_median"] >= 1
     assert rows["serve 8bit off"]["speedup_vs_off_same_weights"] == pytest.approx(1.0)
+    if "serve 8bit+compile off" in rows:
+        assert rows["serve 8bit+compile off"]["speedup_vs_eager"] > 0
     assert result["baseline"] == "serve none off"
     report = {"cases": {}, "tokens": {}, "modes": {}, "edit": {}, "editor": result}
     report.update(model="tiny", draft_model=None, device="cpu", threads=1)

@@ -169,4 +169,8 @@ async def test_a_client_loads_only_what_the_daemon_allows(tiny, tmp_path, capsys
         await session.start()
         await session.close()
         assert "threads: a client of a --tcp daemon cannot set" in capsys.readouterr().err
+        session = ServerSession({"compile": True}, connect=("127.0.0.1", port))  # runs g++
+        await session.start()
+        await session.close()
+        assert "compile: a client of a --tcp daemon cannot set" in capsys.readouterr().err
     assert not marker.exists()

@@ -17,6 +17,7 @@ export const SERVER_KEYS = [
   "trustRemoteCode",
   "allowPickleWeights",
   "threads",
+  "compile",
   "completion.maxNewTokens",
   "completion.contextTokens",
   "completion.multiline",

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lsp_llm.backend import Backend
+from lsp_llm.bench.formats import split
 from lsp_llm.bench.latency import _median, _wire
 from lsp_llm.bench.runners import LLAMA_GREEDY, open_llama
 from lsp_llm.config import Settings
@@ -139,6 +140,7 @@ def llama_cpp_contender(
 @dataclass(frozen=True)
 class ServedConfig:
     quantization: str
+    """A weight format (`formats.py`): a `quantization` value, maybe with `+compile`."""
     mode: SpeculationMode
 
     @property
@@ -147,9 +149,11 @@ class ServedConfig:
 
 
 def served_settings(settings: Settings, config: ServedConfig, threads: int) -> Settings:
+    quantization, compile_ = split(config.quantization)
     return replace(
         settings,
-        quantization=config.quantization,  # type: ignore[arg-type]
+        quantization=quantization,  # type: ignore[arg-type]
+        compile=compile_,
         threads=threads,
         speculation=replace(settings.speculation, mode=config.mode),
         # the documents are copies of one file: no extra context from the others
@@ -298,6 +302,10 @@ def _summary(
         off = timings.get(ServedConfig(config.quantization, "off").name)
         if off is not None:
             row["speedup_vs_off_same_weights"] = _paired(off.ms, t.ms)
+        quantization, compiled = split(config.quantization)
+        eager = timings.get(ServedConfig(quantization, config.mode).name)
+        if compiled and eager is not None:
+            row["speedup_vs_eager"] = _paired(eager.ms, t.ms)
         if base is not None:
             row["speedup_vs_" + base.name.replace(" ", "_")] = _paired(timings[base.name].ms, t.ms)
         for name in llama:

@@ -4,11 +4,12 @@ latency probes and inline suggestions through `lsp-llm serve` against llama.cpp;
 Markdown, write `report.json` and `chart.png`.
 
     lsp-llm bench [--model smollm2] [--threads 1] [--out build/bench] [--no-llama-cpp]
-                  [--no-server] [--formats none,8bit,4bit] [--editor-spots 12]
+                  [--no-server] [--formats none,8bit,4bit,4bit+compile] [--editor-spots 12]
 
-Our engine runs once per weight format (`quantization` on a CPU: float32, int8, int4) and
-speculation mode. llama.cpp runs the model's own GGUF file when it has one (SmolLM2's
-Q4_1) and an f16 rewrite of it, else a GGUF converted from the folder.
+Our engine runs once per weight format (`quantization` on a CPU: float32, int8, int4;
+`+compile`: with the `compile` setting, `formats.py`) and speculation mode. llama.cpp
+runs the model's own GGUF file when it has one (SmolLM2's Q4_1) and an f16 rewrite of it,
+else a GGUF converted from the folder.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from lsp_llm.backend import Backend
 from lsp_llm.bench.cases import Case, chat_cases, completion_cases
 from lsp_llm.bench.editor import ServedConfig, editor_latency, spots
+from lsp_llm.bench.formats import label, split, weight_formats
 from lsp_llm.bench.latency import cancel_latency, edit_document, edit_reuse, protocol_overhead
 from lsp_llm.bench.report import BASELINE, ModeTally, chart, markdown, targets, with_ratios
 from lsp_llm.bench.runners import Runner, Sample, engine_runner, hf_runner, llama_cpp_runner
@@ -36,10 +38,6 @@ from lsp_llm.engine.types import SpeculationMode
 
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-FORMAT_LABELS = {"none": "", "8bit": "int8 ", "4bit": "int4 "}
-"""Engine rows are named `engine {label}{mode}`; float32 keeps the plain name."""
 
 
 def llama_models(source: Any, out: Path) -> dict[str, str]:
@@ -60,19 +58,6 @@ def llama_models(source: Any, out: Path) -> dict[str, str]:
         folder = Path(snapshot_download(source.folder, local_files_only=True))
     _say(f"converting {folder} to GGUF (f32) for llama.cpp")
     return {"llama.cpp": str(convert(folder, out / "model-f32.gguf", out / "cache"))}
-
-
-def weight_formats(requested: str, loaded: Any) -> list[str]:
-    """The `quantization` values to run our engine with, those this model and torch allow."""
-    from lsp_llm.engine.loading import cpu_quantization
-
-    formats = []
-    for q in [q.strip() for q in requested.split(",") if q.strip()]:
-        if q == "none" or (loaded.device == "cpu" and cpu_quantization(q, loaded.model)[0] == q):
-            formats.append(q)
-        else:
-            _say(f"weights {q!r} left out: not available for this model on {loaded.device}")
-    return formats or ["none"]
 
 
 def side_by_side(runners: dict[str, Runner], cases: list[Case]) -> dict[str, dict[str, Any]]:
@@ -142,7 +127,12 @@ def main(args: Any) -> int:
     out = Path(args.out)
     loaded = load(settings)  # the weights, for generate() beside our engine
     formats = weight_formats(args.formats, loaded)
-    engines = {q: LocalBackend(Engine(replace(loaded, quantization=q))) for q in formats}
+    engines = {
+        fmt: LocalBackend(
+            Engine(replace(loaded, quantization=split(fmt)[0], compile=split(fmt)[1]))
+        )
+        for fmt in formats
+    }
     engine = engines.get(loaded.quantization) or next(iter(engines.values()))
     info = engine.tokens
     sources = [(s.path, s.text) for s in load_sources(held_out=True)]
@@ -162,9 +152,9 @@ def main(args: Any) -> int:
         if loaded.draft_model
         else ("off", "promptLookup", "auto")
     )
-    for q in formats:
+    for fmt in formats:
         for mode in modes:
-            runners[f"engine {FORMAT_LABELS[q]}{mode}"] = engine_runner(engines[q], mode, n)
+            runners[f"engine {label(fmt)}{mode}"] = engine_runner(engines[fmt], mode, n)
     notes: list[str] = []
     ggufs: dict[str, str] = {}
     if not args.no_llama_cpp:

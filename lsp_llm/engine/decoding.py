@@ -39,6 +39,7 @@ from lsp_llm.engine.types import (
     Lane,
     Sampling,
     Speculation,
+    SpeculationMode,
     TextDelta,
     Timings,
     Usage,
@@ -267,15 +268,41 @@ class Decoder:
         self.token_texts = TokenTexts(tokenizer, vocab)
         """For token healing; built here, at load, so no request pays for it (~0.5 s)."""
 
+    def compile_decode_step(self) -> str | None:
+        """Compile the target's one-token passes (`compiled.py`) at the next pass; a
+        warning instead when that cannot be done here."""
+        from lsp_llm.engine.compiled import cxx_compiler
+        from lsp_llm.engine.leancache import LeanCache
+
+        target = self.lanes["interactive"].target
+        if not isinstance(target, LeanCache) or target.device.type != "cpu":
+            return "compile: this model runs transformers' own forward; decoding eagerly"
+        if cxx_compiler() is None:
+            return "compile: no C++ compiler (g++, clang++ or $CXX) found; decoding eagerly"
+        target.compile_decode_step()
+        return None
+
+    def compile_failure(self) -> str | None:
+        """Why the compiled decoding step fell back to eager, if it did."""
+        step = getattr(self.lanes["interactive"].target, "step", None)
+        return None if step is None or step.failed is None else f"compile: {step.failed}"
+
     def warm_up(self) -> None:
         """Run a short generation in each lane, then empty the caches: one-time costs
         (allocating the KV caches, the math libraries' first calls, the draft model's
-        first pass) are paid at load, not by the user's first request."""
+        first pass, compiling the decoding step) are paid at load, not by the user's
+        first request."""
         ids = tuple(self.tokenizer.encode(WARM_UP_TEXT, add_special_tokens=False))
         if not ids:
             return
-        for lane in ("interactive", "background"):
-            request = GenerationRequest(ids, 4, speculation=Speculation("draft"), lane=lane)
+        # "off" last: one-token passes, which compile when `compile_decode_step` asked
+        runs: list[tuple[Lane, SpeculationMode]] = [
+            ("interactive", "draft"),
+            ("background", "draft"),
+            ("interactive", "off"),
+        ]
+        for lane, mode in runs:
+            request = GenerationRequest(ids, 4, speculation=Speculation(mode), lane=lane)
             try:
                 self.run(request, threading.Event(), lambda event: None)
             except Exception:  # the requests that hit the same fault will report it

@@ -16,7 +16,9 @@ layers (the model's own modules and weights, so quantized linears work too) with
 - on a CPU, a small output head also kept transposed, the layout the BLAS reads fastest
   when a pass feeds one or a few tokens (the head is the largest matrix of a small model);
 - on a CPU, optionally, int8 or int4 copies of the weights for passes that feed few tokens
-  (`cpuweights.py`; the `quantization` setting).
+  (`cpuweights.py`; the `quantization` setting);
+- on a CPU, optionally, a decoding step's layers compiled into one graph by torch.compile
+  (`compiled.py`; the `compile` setting).
 
 The math is the model's: greedy output matches transformers' `generate()` (the benchmark
 checks it token for token). Models it does not cover keep transformers' forward.
@@ -26,11 +28,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from lsp_llm.engine.compiled import CompiledStep
 from lsp_llm.engine.cpuweights import (
     CpuWeights,
     HeadProjection,
@@ -40,6 +44,7 @@ from lsp_llm.engine.cpuweights import (
 )
 
 SUPPORTED = frozenset({"qwen2", "llama"})
+_SILU = frozenset({"SiLU", "SiLUActivation"})
 INITIAL_CAPACITY = 512
 TRANSPOSED_HEAD_LIMIT = 64 * 2**20
 """Bytes up to which a CPU model's output head gets a transposed copy (a small model's)."""
@@ -81,6 +86,7 @@ class LeanCache:
             getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         )
         self.scaling = self.head_dim**-0.5
+        self.gqa = self.heads != self.kv_heads
         weight = self.embed.weight
         self.device = weight.device
         self.dtype = weight.dtype if weight.dtype.is_floating_point else torch.float32
@@ -97,32 +103,30 @@ class LeanCache:
         self.values: list[torch.Tensor] = []
         self.cos = torch.empty(0)
         self.sin = torch.empty(0)
-        attns = [layer.self_attn for layer in self.layers]
-        self.qkv = [
-            self._projection(f"{i}.qkv", fuse_linears(a.q_proj, a.k_proj, a.v_proj))
-            for i, a in enumerate(attns)
-        ]
-        self.o_proj = [self._linear(f"{i}.o", a.o_proj) for i, a in enumerate(attns)]
         self.qk_v_sizes = [
             (self.heads + self.kv_heads) * self.head_dim,
             self.kv_heads * self.head_dim,
         ]
-        self.norms = [
-            (
-                _rms_norm(layer.input_layernorm, self.dtype),
-                _rms_norm(layer.post_attention_layernorm, self.dtype),
-            )
-            for layer in self.layers
-        ]
+        self.parts = [self._layer_parts(i, layer) for i, layer in enumerate(self.layers)]
         self.final_norm = _rms_norm(self.norm, self.dtype)
-        self.gate_up = [
-            self._projection(f"{i}.gate_up", fuse_linears(layer.mlp.gate_proj, layer.mlp.up_proj))
-            for i, layer in enumerate(self.layers)
-        ]
-        self.down_proj = [
-            self._linear(f"{i}.down", layer.mlp.down_proj) for i, layer in enumerate(self.layers)
-        ]
         self.head_proj = self._head_projection()
+        self.step: CompiledStep | None = None
+        """Every layer of a one-token pass compiled as one graph, when asked for."""
+
+    def _layer_parts(self, i: int, layer: Any) -> LayerParts:
+        attn, mlp = layer.self_attn, layer.mlp
+        act = mlp.act_fn
+        return LayerParts(
+            attn=attn,
+            mlp=mlp,
+            input_norm=_rms_norm(layer.input_layernorm, self.dtype),
+            post_norm=_rms_norm(layer.post_attention_layernorm, self.dtype),
+            qkv=self._projection(f"{i}.qkv", fuse_linears(attn.q_proj, attn.k_proj, attn.v_proj)),
+            o_proj=self._linear(f"{i}.o", attn.o_proj),
+            gate_up=self._projection(f"{i}.gate_up", fuse_linears(mlp.gate_proj, mlp.up_proj)),
+            down_proj=self._linear(f"{i}.down", mlp.down_proj),
+            act=F.silu if type(act).__name__ in _SILU else act,
+        )
 
     def _projection(
         self, key: str, fused: tuple[torch.Tensor, torch.Tensor | None] | None
@@ -239,6 +243,11 @@ class LeanCache:
         x = self.embed(torch.tensor([ids], dtype=torch.long, device=self.device))
         cos = self.cos[past:end][None, None]
         sin = self.sin[past:end][None, None]
+        if n == 1 and self.step is not None:
+            # a decoding step: every layer as one compiled graph (None: it cannot run)
+            out = self.step.run(self, x, cos, sin, None, False, past, self.keys, self.values)
+            if out is not None:
+                return self.final_norm(out[0])
         mask = None
         causal = False
         if n > 1:
@@ -248,44 +257,90 @@ class LeanCache:
                 rows = torch.arange(past, end, device=self.device)[:, None]
                 cols = torch.arange(end, device=self.device)[None, :]
                 mask = cols <= rows
-        gqa = self.heads != self.kv_heads
-        qk_heads = self.heads + self.kv_heads
-        for i, layer in enumerate(self.layers):
-            attn = layer.self_attn
-            input_norm, post_norm = self.norms[i]
-            h = input_norm(x)
-            fused = self.qkv[i]
-            if fused is not None:
-                qk, v = fused(h).split(self.qk_v_sizes, dim=-1)
-            else:
-                qk, v = torch.cat((attn.q_proj(h), attn.k_proj(h)), dim=-1), attn.v_proj(h)
-            # the rotary embedding on queries and keys at once
-            qk = qk.view(1, n, qk_heads, self.head_dim).transpose(1, 2)
-            qk = qk * cos + _rotate_half(qk) * sin
-            q, k = qk.split((self.heads, self.kv_heads), dim=1)
-            v = v.view(1, n, self.kv_heads, self.head_dim).transpose(1, 2)
-            keys, values = self.keys[i], self.values[i]
-            keys[:, :, past:end] = k
-            values[:, :, past:end] = v
-            out = F.scaled_dot_product_attention(
-                q,
-                keys[:, :, :end],
-                values[:, :, :end],
-                attn_mask=mask,
-                is_causal=causal,
-                scale=self.scaling,
-                enable_gqa=gqa,
-            )
-            x = x + self.o_proj[i](out.transpose(1, 2).reshape(1, n, -1))
-            x = x + self._mlp(i, layer.mlp, post_norm(x))
+        x = self._layers(x, cos, sin, mask, causal, past, self.keys, self.values)
         return self.final_norm(x[0, -keep:])
 
-    def _mlp(self, i: int, mlp: Any, h: torch.Tensor) -> torch.Tensor:
-        fused = self.gate_up[i]
-        if fused is None:
-            return mlp(h)
-        gate, up = fused(h).chunk(2, dim=-1)
-        return self.down_proj[i](mlp.act_fn(gate) * up)
+    def _layers(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        causal: bool,
+        past: int,
+        keys_: list[torch.Tensor],
+        values_: list[torch.Tensor],
+    ) -> torch.Tensor:
+        """Every layer over the embedded new tokens `x` [1, n, hidden], their keys and values
+        written at `past` into `keys_`/`values_`."""
+        for parts, keys, values in zip(self.parts, keys_, values_, strict=True):
+            x = self._layer(x, cos, sin, mask, causal, past, keys, values, parts)
+        return x
+
+    def _layer(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        causal: bool,
+        past: int,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        parts: LayerParts,
+    ) -> torch.Tensor:
+        """One layer; its keys and values written at `past`."""
+        n = x.shape[1]
+        end = past + n
+        h = parts.input_norm(x)
+        if parts.qkv is not None:
+            qk, v = parts.qkv(h).split(self.qk_v_sizes, dim=-1)
+        else:
+            attn = parts.attn
+            qk, v = torch.cat((attn.q_proj(h), attn.k_proj(h)), dim=-1), attn.v_proj(h)
+        # the rotary embedding on queries and keys at once
+        qk = qk.view(1, n, self.heads + self.kv_heads, self.head_dim).transpose(1, 2)
+        qk = qk * cos + _rotate_half(qk) * sin
+        q, k = qk.split((self.heads, self.kv_heads), dim=1)
+        v = v.view(1, n, self.kv_heads, self.head_dim).transpose(1, 2)
+        keys[:, :, past:end] = k
+        values[:, :, past:end] = v
+        out = F.scaled_dot_product_attention(
+            q,
+            keys[:, :, :end],
+            values[:, :, :end],
+            attn_mask=mask,
+            is_causal=causal,
+            scale=self.scaling,
+            enable_gqa=self.gqa,
+        )
+        x = x + parts.o_proj(out.transpose(1, 2).reshape(1, n, -1))
+        h = parts.post_norm(x)
+        if parts.gate_up is None:
+            return x + parts.mlp(h)
+        gate, up = parts.gate_up(h).chunk(2, dim=-1)
+        return x + parts.down_proj(parts.act(gate) * up)
+
+    def compile_decode_step(self) -> None:
+        """Run one-token passes through `_layers` compiled as one graph (`compiled.py`) from
+        now on; it compiles on the next such pass. Forks made after this share it."""
+        self.step = CompiledStep(LeanCache._layers)
+
+
+@dataclass(frozen=True)
+class LayerParts:
+    """What one layer's pass calls: the model's modules (for what is not fused) and the
+    projections and norms the lean forward made of them."""
+
+    attn: Any
+    mlp: Any
+    input_norm: Callable[[torch.Tensor], torch.Tensor]
+    post_norm: Callable[[torch.Tensor], torch.Tensor]
+    qkv: Projection | None
+    o_proj: Callable[[torch.Tensor], torch.Tensor]
+    gate_up: Projection | None
+    down_proj: Callable[[torch.Tensor], torch.Tensor]
+    act: Callable[[torch.Tensor], torch.Tensor]
 
 
 class LazyLogits:
@@ -354,8 +409,20 @@ def _rms_norm(module: Any, dtype: torch.dtype) -> Callable[[torch.Tensor], torch
         or not isinstance(eps, float)
     ):
         return module
-    shape = (int(weight.shape[-1]),)
-    return lambda x: F.rms_norm(x, shape, weight, eps)
+    return RmsNorm(weight, eps)
+
+
+class RmsNorm:
+    """`F.rms_norm` with a module's weight and epsilon: one object type for every layer's
+    norms, so a compiled layer pass reads the weight as an input, not as a constant."""
+
+    def __init__(self, weight: torch.Tensor, eps: float) -> None:
+        self.weight = weight
+        self.eps = eps
+        self.shape = (int(weight.shape[-1]),)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, self.shape, self.weight, self.eps)
 
 
 def _transposed_head(head: Any, device: torch.device) -> torch.Tensor | None:

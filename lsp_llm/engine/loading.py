@@ -58,6 +58,8 @@ class LoadedModel:
     """The bundled demo pair: works offline, but its suggestions are not useful."""
     notice: str | None = None
     """What the user should be told once the model is ready (which default was chosen)."""
+    compile: bool = False
+    """Compile the decoding step (`compiled.py`): asked for, and on a CPU."""
 
     @property
     def context_window(self) -> int | None:
@@ -392,5 +394,11 @@ def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
         else:
             loaded.draft_model = draft
             loaded.draft_name = settings.draft_model or "bundled-draft"
-    report(1.0, "model ready")
+    if settings.compile and device == "cpu":
+        loaded.compile = True
+        report(0.9, "compiling the decoding step (a minute the first time, seconds later)")
+    else:
+        if settings.compile:
+            loaded.warnings.append(f"compile: only on a CPU for now; {device} decodes eagerly")
+        report(1.0, "model ready")
     return loaded

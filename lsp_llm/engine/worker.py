@@ -203,7 +203,15 @@ class Engine:
             allow_draft_in_auto=not loaded.is_moe,
             weights=cpu_weights(loaded.quantization) if loaded.device == "cpu" else "float",
         )
+        if loaded.compile:
+            # compiles during warm-up's first one-token pass
+            cannot = self.decoder.compile_decode_step()
+            if cannot:
+                loaded.warnings.append(cannot)
         self.decoder.warm_up()
+        failure = self.decoder.compile_failure()
+        if failure:
+            loaded.warnings.append(f"{failure}; decoding eagerly")
         self.worker = InferenceWorker(self.decoder)
 
     @property

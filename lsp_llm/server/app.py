@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 STATUS = "lspLlm/status"
 CONFIGURATION_TIMEOUT_S = 10.0
-DAEMON_ONLY = ("backend", "trust_remote_code", "allow_pickle_weights", "threads")
+DAEMON_ONLY = ("backend", "trust_remote_code", "allow_pickle_weights", "threads", "compile")
 """Settings only the daemon's command line sets (see `_keep_daemon_only`)."""
 CONFIG_SECTION = "lspLlm"
 
@@ -115,9 +115,9 @@ class LspLlmServer(LanguageServer):
     def _keep_daemon_only(self, new: Settings, data: Any, errors: list[str]) -> Settings:
         """A client of a `--tcp` daemon may be anyone who can reach the port: it cannot set
         what runs code (`trustRemoteCode`, `allowPickleWeights`), where prompts and the
-        API key go (`backend`), or the process-wide `threads`; the daemon's command line
-        sets those. A `backend` field the
-        client sends as null means no preference."""
+        API key go (`backend`), the process-wide `threads`, or `compile` (it runs a C++
+        compiler for a minute of the machine's CPU); the daemon's command line sets those.
+        A `backend` field the client sends as null means no preference."""
         sent = data.get("backend") if isinstance(data, dict) else None
         if isinstance(sent, dict) and all(v is None for v in sent.values()):
             new = dataclasses.replace(new, backend=self.settings.backend)
@@ -127,8 +127,8 @@ class LspLlmServer(LanguageServer):
             errors.append(
                 f"{names}: a client of a --tcp daemon cannot set this (it could make the "
                 "daemon run code, send prompts and keys elsewhere, or change every session's "
-                "CPU threads); the daemon's command line does (lsp-llm serve --tcp PORT "
-                "--backend-url URL --trust-remote-code --threads N ...)"
+                "CPU threads or compile code); the daemon's command line does (lsp-llm serve "
+                "--tcp PORT --backend-url URL --trust-remote-code --threads N --compile ...)"
             )
             new = dataclasses.replace(new, **{f: getattr(self.settings, f) for f in refused})
         for name in ("model", "draft_model"):

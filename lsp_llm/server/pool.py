@@ -29,6 +29,7 @@ MODEL_FIELDS = (
     "trust_remote_code",
     "allow_pickle_weights",
     "threads",
+    "compile",
     "backend",
 )
 """The settings that pick what gets loaded; sessions equal in these share an engine."""

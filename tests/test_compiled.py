@@ -1,0 +1,94 @@
+"""The `compile` setting: a decoding step's layers compiled by torch.compile compute what
+the eager pass computes, every cache over the model shares one compilation, a compiler
+fault falls back to eager with a warning, and the setting reaches the engine."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lsp_llm.config import Settings, parse_settings
+from lsp_llm.engine.compiled import CompiledStep, cxx_compiler
+from lsp_llm.engine.leancache import LeanCache
+from lsp_llm.engine.loading import load
+from lsp_llm.engine.types import GenerationRequest, Speculation
+from lsp_llm.engine.worker import Engine
+
+needs_compiler = pytest.mark.skipif(cxx_compiler() is None, reason="no C++ compiler")
+
+
+@needs_compiler
+@pytest.mark.parametrize("weights", ["float", "int4"])
+def test_compiled_step_computes_the_eager_pass_and_forks_share_it(loaded, weights):
+    model = loaded.model
+    prompt = list(range(5, 45))
+    eager, compiled = LeanCache(model, weights), LeanCache(model, weights)
+    compiled.compile_decode_step()
+    step = compiled.step
+    assert step is not None
+    with torch.inference_mode():
+        for cache in (eager, compiled):
+            cache.forward(prompt)
+        for token in (7, 300, 11, 900):
+            want, got = eager.forward([token]), compiled.forward([token])
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+            assert int(got.argmax()) == int(want.argmax())
+        assert step.failed is None
+        graphs = _graphs()
+        # a fork (another lane) and a cache past the first capacity reuse the graph
+        fork = compiled.fork()
+        fork.forward(list(range(3, 600)))
+        torch.testing.assert_close(fork.forward([9]), _eager_after(model, weights, 600, 9))
+    assert fork.step is step and step.failed is None
+    assert _graphs() == graphs
+
+
+def _eager_after(model, weights, length, token):
+    cache = LeanCache(model, weights)
+    cache.forward(list(range(3, length)))
+    return cache.forward([token])
+
+
+def _graphs() -> int:
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+def test_a_step_that_cannot_compile_stays_eager_and_says_why(caplog):
+    def branchy(x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:  # data-dependent control flow: no single graph (fullgraph)
+            return x + 1
+        return x - 1
+
+    step = CompiledStep(branchy)
+    assert step.run(torch.ones(3)) is None
+    assert step.failed and "compiling the decoding step failed" in caplog.text
+    caplog.clear()
+    assert step.run(torch.ones(3)) is None  # not tried again
+    assert caplog.text == ""
+
+
+@needs_compiler
+def test_engine_with_compile_decodes_what_the_eager_engine_decodes(tiny):
+    ids = tuple(range(10, 60))
+    texts = []
+    for compile_ in (False, True):
+        engine = Engine(load(Settings(model=str(tiny.target), compile=compile_)))
+        try:
+            assert engine.loaded.warnings == []
+            if compile_:
+                step = engine.decoder.lanes["interactive"].target.step
+                assert step is not None and step.failed is None
+            done = engine.generate(GenerationRequest(ids, 12, speculation=Speculation("off")))
+            texts.append(done.text)
+        finally:
+            engine.close()
+    assert texts[0] == texts[1] and texts[0]
+
+
+def test_compile_setting_parses():
+    settings, errors = parse_settings({"compile": True})
+    assert errors == [] and settings.compile is True
+    _settings, errors = parse_settings({"compile": "yes"})
+    assert errors and "compile" in errors[0]
