@@ -26,21 +26,26 @@ def test_compiled_step_computes_the_eager_pass_and_forks_share_it(loaded, weight
     compiled.compile_decode_step()
     step = compiled.step
     assert step is not None
+    torch._dynamo.reset()  # compiled by an earlier test, the graph would be reused
+    before = _graphs()
     with torch.inference_mode():
+        # a one-token prompt: the compiled pass at position 0
+        torch.testing.assert_close(compiled.forward([5]), eager.forward([5]))
         for cache in (eager, compiled):
             cache.forward(prompt)
         for token in (7, 300, 11, 900):
             want, got = eager.forward([token]), compiled.forward([token])
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
             assert int(got.argmax()) == int(want.argmax())
-        assert step.failed is None
+        assert step.failed is None and step.ready
         graphs = _graphs()
+        assert graphs > before  # a graph was compiled, and ran
         # a fork (another lane) and a cache past the first capacity reuse the graph
         fork = compiled.fork()
         fork.forward(list(range(3, 600)))
         torch.testing.assert_close(fork.forward([9]), _eager_after(model, weights, 600, 9))
     assert fork.step is step and step.failed is None
-    assert _graphs() == graphs
+    assert _graphs() == graphs  # no other graph for other positions, caches or sizes
 
 
 def _eager_after(model, weights, length, token):
@@ -62,7 +67,7 @@ def test_a_step_that_cannot_compile_stays_eager_and_says_why(caplog):
         return x - 1
 
     step = CompiledStep(branchy)
-    assert step.run(torch.ones(3)) is None
+    assert step.run(torch.ones(3)) is None and not step.ready
     assert step.failed and "compiling the decoding step failed" in caplog.text
     caplog.clear()
     assert step.run(torch.ones(3)) is None  # not tried again
@@ -77,9 +82,9 @@ def test_engine_with_compile_decodes_what_the_eager_engine_decodes(tiny):
         engine = Engine(load(Settings(model=str(tiny.target), compile=compile_)))
         try:
             assert engine.loaded.warnings == []
-            if compile_:
+            if compile_:  # compiled at load, before any request
                 step = engine.decoder.lanes["interactive"].target.step
-                assert step is not None and step.failed is None
+                assert step is not None and step.ready and step.failed is None
             done = engine.generate(GenerationRequest(ids, 12, speculation=Speculation("off")))
             texts.append(done.text)
         finally:

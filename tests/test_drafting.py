@@ -85,6 +85,19 @@ def test_draft_that_costs_more_than_it_saves_is_skipped():
     assert costs.best_draft_length(0.8, 6) > 0
 
 
+def test_free_lookup_drafts_are_taken_only_where_verifying_them_pays():
+    # SmolLM2 on a 2-core CPU with packed int4 weights and a compiled one-token pass:
+    # 15 ms a token; passes verifying drafts are eager and read the weights row by row
+    costs = _costs(draft_ms=2.0, one_ms=15.0, per_token_ms=5.0)
+    costs.record_target(0.025, 2)
+    assert costs.best_draft_length(0.5, 6, free=True) == 0
+    assert costs.best_draft_length(0.95, 6, free=True) > 0
+    # the bundled pair: verifying is nearly free, a lookup draft pays even when rarely right
+    costs = _costs(draft_ms=2.0, one_ms=7.0, per_token_ms=1.1)
+    assert costs.best_draft_length(0.3, 6, free=True) > 0
+    assert costs.best_draft_length(0.3, 6) == 0  # the draft model's passes would not
+
+
 def test_target_cost_is_interpolated_and_extrapolated_linearly():
     costs = _costs(draft_ms=1.0, one_ms=10, per_token_ms=1.0)
     assert costs._target(3) == pytest.approx(0.012)

@@ -168,9 +168,19 @@ def _p90(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
 
 
-def _llama_label(name: str, quantization: str, formats: int) -> str:
-    """llama.cpp's row for the token counts of one of our weight formats."""
-    return f"{name} ({quantization} tokens)" if formats > 1 else name
+def _llama_label(name: str, fmt: str, refs: Mapping[str, object]) -> str:
+    """llama.cpp's row for the token counts of weight format `fmt` (of those in `refs`):
+    one per quantization, a compiled format shares its eager twin's (the same tokens)."""
+    bases = _bases(refs)
+    return f"{name} ({split(fmt)[0]} tokens)" if len(bases) > 1 else name
+
+
+def _bases(refs: Mapping[str, object]) -> dict[str, str]:
+    """Quantization -> the first format in `refs` with it."""
+    out: dict[str, str] = {}
+    for fmt in refs:
+        out.setdefault(split(fmt)[0], fmt)
+    return out
 
 
 def _paired(a: list[float], b: list[float]) -> float:
@@ -216,9 +226,10 @@ async def editor_latency(
             for r in rs
         )
         for name, gguf in llama.items():
-            for q, rs in refs.items():
+            for fmt in _bases(refs).values():
+                rs = refs[fmt]
                 run = llama_cpp_contender(gguf, threads, max(512, longest + 64), rs)
-                label = _llama_label(name, q, len(refs))
+                label = _llama_label(name, fmt, refs)
                 contenders[label] = _sync(run, rs, timings, label)
         names = list(contenders)
         for name in names:
@@ -286,7 +297,7 @@ def _summary(
     spots: int,
 ) -> dict[str, Any]:
     def llama_for(name: str, q: str) -> Timings | None:
-        return timings.get(_llama_label(name, q, len(refs)))
+        return timings.get(_llama_label(name, q, refs))
 
     base = next((c for c in configs if c.mode == "off"), None)
     rows: dict[str, dict[str, Any]] = {}
@@ -314,10 +325,10 @@ def _summary(
                 row[f"ratio_to_{name}"] = _paired(t.ms, peer.ms)
         rows[config.name] = row
     for name in llama:
-        for q in refs:
+        for q in _bases(refs).values():
             peer = llama_for(name, q)
             if peer is not None:
-                rows[_llama_label(name, q, len(refs))] = {
+                rows[_llama_label(name, q, refs)] = {
                     "median_ms": _median(peer.ms),
                     "p90_ms": _p90(peer.ms),
                     "tokens_median": _median([float(n) for n in peer.tokens]),

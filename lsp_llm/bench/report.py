@@ -90,7 +90,7 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         k: v
         for k, v in modes.items()
         if k.startswith("engine ")
-        and k != "engine off"
+        and not k.endswith(" off")
         and not k.startswith(("engine int8 ", "engine int4 "))
     }
     if ours and BASELINE in modes:

@@ -11,7 +11,7 @@ those without Python in between.
 Measured on this project's 2-core CPU (SmolLM2, int4, 2 threads, one token after 100 /
 1,400 tokens of context): 20.2 → 15.4 ms and 26.4 → 21.4 ms per pass, the same logits.
 The price is compiling: 69 s the first time on that CPU, 12 s on later starts (inductor
-keeps what it generated in its cache directory), paid during warm-up at load. Compiling
+keeps what it generated in lsp-llm's cache directory), paid during warm-up at load. Compiling
 one layer and calling it 30 times compiles in 10 s but gains almost nothing (the call
 overhead per compiled region is about what it saves).
 
@@ -27,10 +27,18 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
 logger = logging.getLogger(__name__)
+
+
+def keep_in_cache(root: Path) -> None:
+    """Keep inductor's generated code under `root` (lsp-llm's cache) rather than in /tmp,
+    which a reboot empties: later starts then compile in seconds. An explicit
+    `TORCHINDUCTOR_CACHE_DIR` wins."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(root / "inductor"))
 
 
 def cxx_compiler() -> str | None:
@@ -42,11 +50,15 @@ def cxx_compiler() -> str | None:
 
 
 class CompiledStep:
-    """`fn` compiled on its first call; after a failure it stays eager for good (`run`
-    returns None), so a broken toolchain costs one warning, not every request."""
+    """`fn` compiled on its first call. A compiler fault (or any fault before the first
+    compiled call went through) turns it off for good: `run` then returns None and the
+    caller runs the eager pass, so a broken toolchain costs one warning, not every
+    request. A fault in a pass that compiled fine (out of memory) is raised as the
+    eager pass would raise it."""
 
     def __init__(self, fn: Callable[..., torch.Tensor]) -> None:
         self.compiled = torch.compile(fn, dynamic=True, fullgraph=True)
+        self.ready = False
         self.failed: str | None = None
         """Why compiling failed, once it has."""
 
@@ -54,12 +66,27 @@ class CompiledStep:
         if self.failed is not None:
             return None
         try:
-            # floats (norm epsilon, attention scale) stay constants: made symbolic, they
-            # cost a second tracing of the whole pass
-            with torch._dynamo.config.patch(specialize_float=True):
-                return self.compiled(*args)
-        except Exception as exc:  # any compiler fault: the eager pass computes the same
+            with torch._dynamo.config.patch(
+                # floats (norm epsilon, attention scale) stay constants: made symbolic,
+                # they cost a second tracing of the whole pass
+                specialize_float=True,
+                # one graph per model: room for the models one process loads in turn
+                recompile_limit=64,
+            ):
+                out = self.compiled(*args)
+        except Exception as exc:
+            if self.ready and not _compiler_fault(exc):
+                raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             self.failed = f"{type(exc).__name__}: {first}"
             logger.warning("compiling the decoding step failed, decoding eagerly: %s", self.failed)
             return None
+        self.ready = True
+        return out
+
+
+def _compiler_fault(exc: BaseException) -> bool:
+    from torch._dynamo.exc import TorchDynamoException
+    from torch._inductor.exc import InductorError
+
+    return isinstance(exc, TorchDynamoException | InductorError)

@@ -39,7 +39,6 @@ from lsp_llm.engine.types import (
     Lane,
     Sampling,
     Speculation,
-    SpeculationMode,
     TextDelta,
     Timings,
     Usage,
@@ -131,6 +130,8 @@ class _Run:
         self.reason: FinishReason = "stop"
         self.acceptance = Acceptance()
         """How often this request's draft-model tokens were accepted (auto mode's guide)."""
+        self.lookup_acceptance = Acceptance()
+        """The same for prompt lookup's drafts."""
         self.heal = req.heal
         self.no_space_after = req.heal.endswith((" ", "\t"))
         """The cut ended after a space or indentation: no more whitespace may follow it."""
@@ -269,9 +270,11 @@ class Decoder:
         """For token healing; built here, at load, so no request pays for it (~0.5 s)."""
 
     def compile_decode_step(self) -> str | None:
-        """Compile the target's one-token passes (`compiled.py`) at the next pass; a
-        warning instead when that cannot be done here."""
-        from lsp_llm.engine.compiled import cxx_compiler
+        """Compile the target's one-token passes (`compiled.py`) now, on a scratch cache
+        (the first time on a small CPU: a minute); a warning instead when that cannot be
+        done here or fails."""
+        from lsp_llm.engine.compiled import cxx_compiler, keep_in_cache
+        from lsp_llm.engine.gguf import cache_root
         from lsp_llm.engine.leancache import LeanCache
 
         target = self.lanes["interactive"].target
@@ -279,30 +282,24 @@ class Decoder:
             return "compile: this model runs transformers' own forward; decoding eagerly"
         if cxx_compiler() is None:
             return "compile: no C++ compiler (g++, clang++ or $CXX) found; decoding eagerly"
+        keep_in_cache(cache_root())
         target.compile_decode_step()
-        return None
-
-    def compile_failure(self) -> str | None:
-        """Why the compiled decoding step fell back to eager, if it did."""
-        step = getattr(self.lanes["interactive"].target, "step", None)
-        return None if step is None or step.failed is None else f"compile: {step.failed}"
+        scratch = target.fork()  # its own key/value buffers, dropped after
+        with torch.inference_mode():
+            scratch.forward([0, 0])
+            scratch.forward([0])  # a one-token pass: compiles
+        failed = target.step.failed if target.step is not None else None
+        return f"compile: {failed}; decoding eagerly" if failed else None
 
     def warm_up(self) -> None:
         """Run a short generation in each lane, then empty the caches: one-time costs
         (allocating the KV caches, the math libraries' first calls, the draft model's
-        first pass, compiling the decoding step) are paid at load, not by the user's
-        first request."""
+        first pass) are paid at load, not by the user's first request."""
         ids = tuple(self.tokenizer.encode(WARM_UP_TEXT, add_special_tokens=False))
         if not ids:
             return
-        # "off" last: one-token passes, which compile when `compile_decode_step` asked
-        runs: list[tuple[Lane, SpeculationMode]] = [
-            ("interactive", "draft"),
-            ("background", "draft"),
-            ("interactive", "off"),
-        ]
-        for lane, mode in runs:
-            request = GenerationRequest(ids, 4, speculation=Speculation(mode), lane=lane)
+        for lane in ("interactive", "background"):
+            request = GenerationRequest(ids, 4, speculation=Speculation("draft"), lane=lane)
             try:
                 self.run(request, threading.Event(), lambda event: None)
             except Exception:  # the requests that hit the same fault will report it
@@ -385,14 +382,18 @@ class Decoder:
 
     def _propose(self, run: _Run, length: DraftLength) -> tuple[list[int], bool]:
         """The next draft and whether the draft model made it. `auto` takes prompt lookup's
-        free proposal when there is one, else the draft model's, as long as its measured
-        cost and this request's acceptance say it yields more tokens per second."""
+        free proposal when there is one, else the draft model's, each as long as the
+        measured costs of the passes and this request's acceptance of that kind of draft
+        say it yields more tokens per second than decoding one token per pass."""
         mode = run.req.speculation.mode
         if mode == "off":
             return [], False
         k = length.value
         if mode in ("promptLookup", "auto"):
-            proposal = prompt_lookup(run.tokens, k)
+            lookup = k
+            if mode == "auto":
+                lookup = self.costs.best_draft_length(run.lookup_acceptance.rate, k, free=True)
+            proposal = prompt_lookup(run.tokens, lookup) if lookup else []
             if proposal or mode == "promptLookup":
                 return proposal, False
         if run.draft is None or (mode == "auto" and not self.allow_draft_in_auto):
@@ -445,8 +446,8 @@ class Decoder:
             run.after_forward()
             run.stats.tokens_fed += len(draft) + 1
             a = accepted_length(draft, picked)
-            if from_model:
-                run.acceptance.update(len(draft), a)
+            if draft:
+                (run.acceptance if from_model else run.lookup_acceptance).update(len(draft), a)
             # The cache now holds the drafted tokens too; keep only the accepted ones.
             run.target.crop(len(run.tokens) + a)
             run.stats.drafted_tokens += len(draft)

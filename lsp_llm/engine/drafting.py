@@ -111,7 +111,10 @@ class DraftLength:
 class ForwardCosts:
     """Measured cost of a draft-model pass and of a target pass by tokens fed, as moving
     averages over the engine's life (they describe the hardware, not a request). `auto`
-    uses them to draft with the small model only where it pays."""
+    uses them to draft (with the small model, or by prompt lookup) only where it pays: a
+    pass that verifies k tokens costs more than a one-token pass, by how much depends on
+    the machine and the weights (packed CPU weights are read once per row; a compiled
+    one-token pass is cheaper still)."""
 
     WEIGHT = 0.1
 
@@ -138,16 +141,18 @@ class ForwardCosts:
         slope = (self.target_s[b] - self.target_s[a]) / (b - a)
         return max(1e-6, self.target_s[a] + slope * (fed - a))
 
-    def best_draft_length(self, acceptance: float, limit: int) -> int:
+    def best_draft_length(self, acceptance: float, limit: int, free: bool = False) -> int:
         """The draft length (0 = none) with the most expected tokens per second, given a
-        per-token acceptance probability. Until the costs are measured: `limit`."""
-        if self.draft_s is None or len(self.target_s) < 2:
+        per-token acceptance probability; `free`: drafts that cost nothing to make (prompt
+        lookup). Until the costs are measured: `limit`."""
+        draft_s = 0.0 if free else self.draft_s
+        if draft_s is None or len(self.target_s) < 2:
             return limit
         best, best_rate = 0, 1 / self._target(1)
         expected = 0.0
         for k in range(1, limit + 1):
             expected += acceptance**k
-            rate = (1 + expected) / (k * self.draft_s + self._target(k + 1))
+            rate = (1 + expected) / (k * draft_s + self._target(k + 1))
             if rate > best_rate:
                 best, best_rate = k, rate
         return best

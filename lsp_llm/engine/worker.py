@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from lsp_llm.engine.types import (
@@ -204,14 +205,11 @@ class Engine:
             weights=cpu_weights(loaded.quantization) if loaded.device == "cpu" else "float",
         )
         if loaded.compile:
-            # compiles during warm-up's first one-token pass
             cannot = self.decoder.compile_decode_step()
             if cannot:
-                loaded.warnings.append(cannot)
+                # a copy: engines made from one `LoadedModel` (the bench) keep their own
+                self.loaded = replace(loaded, warnings=[*loaded.warnings, cannot])
         self.decoder.warm_up()
-        failure = self.decoder.compile_failure()
-        if failure:
-            loaded.warnings.append(f"{failure}; decoding eagerly")
         self.worker = InferenceWorker(self.decoder)
 
     @property
