@@ -122,10 +122,10 @@ def test_fused_projections_are_views_and_change_nothing_for_transformers(tiny):
     attn = model.model.layers[0].self_attn
     params = sum(p.numel() for p in model.parameters())
     first, second = LeanCache(model), LeanCache(model)
-    projection = first.qkv[0]
-    assert projection is not None and second.qkv[0] is not None
+    projection = first.parts[0].qkv
+    assert projection is not None and second.parts[0].qkv is not None
     weight, bias = projection.weight, projection.bias
-    assert second.qkv[0].weight is weight  # fused once per model
+    assert second.parts[0].qkv.weight is weight  # fused once per model
     assert attn.q_proj.weight.data_ptr() == weight.data_ptr()
     assert attn.v_proj.weight.data_ptr() > attn.k_proj.weight.data_ptr()
     assert bias is not None and attn.k_proj.bias.data_ptr() > bias.data_ptr()

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.fx.experimental._config as fx_config
 
 logger = logging.getLogger(__name__)
 
@@ -49,15 +50,22 @@ def cxx_compiler() -> str | None:
     return None
 
 
+Dims = Callable[[tuple[object, ...]], list[tuple[torch.Tensor, int]]]
+"""The tensor sizes of a call's arguments that vary between calls: (tensor, dim)."""
+
+
 class CompiledStep:
-    """`fn` compiled on its first call. A compiler fault (or any fault before the first
+    """`fn` compiled on its first call, with every size static but those `dynamic` names
+    (one graph for all of them; a model's own sizes stay constants, so nothing that
+    happens to equal them is guarded on). A compiler fault (or any fault before the first
     compiled call went through) turns it off for good: `run` then returns None and the
     caller runs the eager pass, so a broken toolchain costs one warning, not every
-    request. A fault in a pass that compiled fine (out of memory) is raised as the
-    eager pass would raise it."""
+    request. A fault in a pass that compiled fine (out of memory) is raised as the eager
+    pass would raise it."""
 
-    def __init__(self, fn: Callable[..., torch.Tensor]) -> None:
-        self.compiled = torch.compile(fn, dynamic=True, fullgraph=True)
+    def __init__(self, fn: Callable[..., torch.Tensor], dynamic: Dims) -> None:
+        self.compiled = torch.compile(fn, dynamic=False, fullgraph=True)
+        self.dynamic = dynamic
         self.ready = False
         self.failed: str | None = None
         """Why compiling failed, once it has."""
@@ -66,12 +74,16 @@ class CompiledStep:
         if self.failed is not None:
             return None
         try:
-            with torch._dynamo.config.patch(
-                # floats (norm epsilon, attention scale) stay constants: made symbolic,
-                # they cost a second tracing of the whole pass
-                specialize_float=True,
-                # one graph per model: room for the models one process loads in turn
-                recompile_limit=64,
+            if not self.ready:
+                for tensor, dim in self.dynamic(args):
+                    torch._dynamo.mark_dynamic(tensor, dim)
+            with (
+                torch._dynamo.config.patch(
+                    # one graph per model: room for the models one process loads in turn
+                    recompile_limit=64,
+                ),
+                # two symbolic sizes that happen to be equal when compiling are not one
+                fx_config.patch(use_duck_shape=False),  # type: ignore[attr-defined]
             ):
                 out = self.compiled(*args)
         except Exception as exc:

@@ -181,10 +181,12 @@ class LeanCache:
         del self.tokens[length:]
 
     def _ensure(self, length: int) -> None:
-        if length <= self.capacity:
+        # always a free slot after the tokens: a window onto every slot would be another
+        # memory layout for the compiled step (`compiled.py`), and another compilation
+        if length < self.capacity:
             return
         capacity = max(INITIAL_CAPACITY, self.capacity)
-        while capacity < length:
+        while capacity <= length:
             capacity *= 2
         shape = (1, self.kv_heads, capacity, self.head_dim)
         used = len(self.tokens)
@@ -243,9 +245,9 @@ class LeanCache:
         x = self.embed(torch.tensor([ids], dtype=torch.long, device=self.device))
         cos = self.cos[past:end][None, None]
         sin = self.sin[past:end][None, None]
-        if n == 1 and self.step is not None:
+        if n == 1 and past > 0 and self.step is not None:
             # a decoding step: every layer as one compiled graph (None: it cannot run)
-            out = self.step.run(self, x, cos, sin, None, False, past, self.keys, self.values)
+            out = self.step.run(self, x, self.cos[:end], self.sin[:end], self.keys, self.values)
             if out is not None:
                 return self.final_norm(out[0])
         mask = None
@@ -277,18 +279,9 @@ class LeanCache:
             x = self._layer(x, cos, sin, mask, causal, past, keys, values, parts)
         return x
 
-    def _layer(
-        self,
-        x: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        mask: torch.Tensor | None,
-        causal: bool,
-        past: int,
-        keys: torch.Tensor,
-        values: torch.Tensor,
-        parts: LayerParts,
-    ) -> torch.Tensor:
+    def _layer(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+               mask: torch.Tensor | None, causal: bool, past: int, keys: torch.Tensor,
+               values: torch.Tensor, parts: LayerParts) -> torch.Tensor:  # fmt: skip
         """One layer; its keys and values written at `past`."""
         n = x.shape[1]
         end = past + n
@@ -321,10 +314,34 @@ class LeanCache:
         gate, up = parts.gate_up(h).chunk(2, dim=-1)
         return x + parts.down_proj(parts.act(gate) * up)
 
+    def _decoding_step(
+        self,
+        x: torch.Tensor,
+        cos_upto: torch.Tensor,
+        sin_upto: torch.Tensor,
+        keys_: list[torch.Tensor],
+        values_: list[torch.Tensor],
+    ) -> torch.Tensor:
+        """`_layers` for one new token, what `step` compiles. Its position comes as the
+        length of the rotary tables given (`end`), not as an int: that length and the
+        caches' capacity are the graph's only symbolic sizes, the model's are constants."""
+        past = cos_upto.shape[0] - 1
+        cos, sin = cos_upto[past:][None, None], sin_upto[past:][None, None]
+        return self._layers(x, cos, sin, None, False, past, keys_, values_)
+
     def compile_decode_step(self) -> None:
         """Run one-token passes through `_layers` compiled as one graph (`compiled.py`) from
         now on; it compiles on the next such pass. Forks made after this share it."""
-        self.step = CompiledStep(LeanCache._layers)
+        self.step = CompiledStep(LeanCache._decoding_step, _decoding_sizes)
+
+
+def _decoding_sizes(args: tuple[object, ...]) -> list[tuple[torch.Tensor, int]]:
+    """What varies between calls of `LeanCache._decoding_step`: the rotary tables' length
+    (the position) and every key and value cache's capacity."""
+    _self, _x, cos_upto, sin_upto, keys, values = args
+    assert isinstance(cos_upto, torch.Tensor) and isinstance(sin_upto, torch.Tensor)
+    assert isinstance(keys, list) and isinstance(values, list)
+    return [(cos_upto, 0), (sin_upto, 0), *((t, 2) for t in keys + values)]
 
 
 @dataclass(frozen=True)
