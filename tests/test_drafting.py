@@ -104,6 +104,18 @@ def test_target_cost_is_interpolated_and_extrapolated_linearly():
     assert costs._target(11) == pytest.approx(0.020)
 
 
+def test_acceptance_relaxes_back_to_its_prior_on_steps_without_drafts():
+    acc = Acceptance(prior=0.6, weight=4)
+    for _ in range(4):
+        acc.update(drafted=4, accepted=0)
+    assert acc.rate == pytest.approx(2.4 / 8)
+    rates = []
+    for _ in range(6):
+        acc.relax()
+        rates.append(acc.rate)
+    assert rates == sorted(rates) and 0.45 < rates[-1] < 0.6  # back to drafting
+
+
 def test_acceptance_starts_from_a_prior_and_counts_tried_tokens():
     acc = Acceptance(prior=0.5, weight=2)
     assert acc.rate == 0.5

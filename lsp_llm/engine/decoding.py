@@ -393,6 +393,8 @@ class Decoder:
             lookup = k
             if mode == "auto":
                 lookup = self.costs.best_draft_length(run.lookup_acceptance.rate, k, free=True)
+                if not lookup:
+                    run.lookup_acceptance.relax()
             proposal = prompt_lookup(run.tokens, lookup) if lookup else []
             if proposal or mode == "promptLookup":
                 return proposal, False

@@ -159,12 +159,21 @@ class ForwardCosts:
 
 
 class Acceptance:
-    """The draft model's per-token acceptance within one request, starting from a prior
+    """A kind of draft's per-token acceptance within one request, starting from a prior
     (so one early miss does not switch drafting off)."""
 
     def __init__(self, prior: float = 0.6, weight: float = 4.0) -> None:
+        self.prior = prior
+        self.weight = weight
         self.accepted = prior * weight
         self.drafted = weight
+
+    def relax(self, share: float = 0.2) -> None:
+        """Move a `share` of the way back to the prior: called for a step on which this
+        kind of draft was not tried, so a request that stopped drafting tries again after
+        a few steps (text that did not repeat may start to)."""
+        self.accepted += share * (self.prior * self.weight - self.accepted)
+        self.drafted += share * (self.weight - self.drafted)
 
     def update(self, drafted: int, accepted: int) -> None:
         # a rejection at position a means a + 1 tokens were tried
