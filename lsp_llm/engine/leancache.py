@@ -44,7 +44,6 @@ from lsp_llm.engine.cpuweights import (
 )
 
 SUPPORTED = frozenset({"qwen2", "llama"})
-_SILU = frozenset({"SiLU", "SiLUActivation"})
 INITIAL_CAPACITY = 512
 TRANSPOSED_HEAD_LIMIT = 64 * 2**20
 """Bytes up to which a CPU model's output head gets a transposed copy (a small model's)."""
@@ -115,7 +114,6 @@ class LeanCache:
 
     def _layer_parts(self, i: int, layer: Any) -> LayerParts:
         attn, mlp = layer.self_attn, layer.mlp
-        act = mlp.act_fn
         return LayerParts(
             attn=attn,
             mlp=mlp,
@@ -125,7 +123,6 @@ class LeanCache:
             o_proj=self._linear(f"{i}.o", attn.o_proj),
             gate_up=self._projection(f"{i}.gate_up", fuse_linears(mlp.gate_proj, mlp.up_proj)),
             down_proj=self._linear(f"{i}.down", mlp.down_proj),
-            act=F.silu if type(act).__name__ in _SILU else act,
         )
 
     def _projection(
@@ -243,13 +240,13 @@ class LeanCache:
         n = len(ids)
         end = past + n
         x = self.embed(torch.tensor([ids], dtype=torch.long, device=self.device))
-        cos = self.cos[past:end][None, None]
-        sin = self.sin[past:end][None, None]
         if n == 1 and past > 0 and self.step is not None:
             # a decoding step: every layer as one compiled graph (None: it cannot run)
             out = self.step.run(self, x, self.cos[:end], self.sin[:end], self.keys, self.values)
             if out is not None:
                 return self.final_norm(out[0])
+        cos = self.cos[past:end][None, None]
+        sin = self.sin[past:end][None, None]
         mask = None
         causal = False
         if n > 1:
@@ -279,9 +276,18 @@ class LeanCache:
             x = self._layer(x, cos, sin, mask, causal, past, keys, values, parts)
         return x
 
-    def _layer(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-               mask: torch.Tensor | None, causal: bool, past: int, keys: torch.Tensor,
-               values: torch.Tensor, parts: LayerParts) -> torch.Tensor:  # fmt: skip
+    def _layer(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        causal: bool,
+        past: int,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        parts: LayerParts,
+    ) -> torch.Tensor:
         """One layer; its keys and values written at `past`."""
         n = x.shape[1]
         end = past + n
@@ -312,7 +318,7 @@ class LeanCache:
         if parts.gate_up is None:
             return x + parts.mlp(h)
         gate, up = parts.gate_up(h).chunk(2, dim=-1)
-        return x + parts.down_proj(parts.act(gate) * up)
+        return x + parts.down_proj(parts.mlp.act_fn(gate) * up)
 
     def _decoding_step(
         self,
@@ -357,7 +363,6 @@ class LayerParts:
     o_proj: Callable[[torch.Tensor], torch.Tensor]
     gate_up: Projection | None
     down_proj: Callable[[torch.Tensor], torch.Tensor]
-    act: Callable[[torch.Tensor], torch.Tensor]
 
 
 class LazyLogits:
@@ -430,8 +435,7 @@ def _rms_norm(module: Any, dtype: torch.dtype) -> Callable[[torch.Tensor], torch
 
 
 class RmsNorm:
-    """`F.rms_norm` with a module's weight and epsilon: one object type for every layer's
-    norms, so a compiled layer pass reads the weight as an input, not as a constant."""
+    """`F.rms_norm` with a module's weight and epsilon."""
 
     def __init__(self, weight: torch.Tensor, eps: float) -> None:
         self.weight = weight
