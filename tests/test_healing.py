@@ -125,6 +125,18 @@ def test_which_tokens_may_spell_the_cut_text():
     assert not _fits(" ", "", True) and _fits("x", "", True)
 
 
+@pytest.mark.parametrize("no_space_after", [False, True])
+def test_the_indexed_masks_are_the_tokens_that_fit(tokenizer, no_space_after):
+    from lsp_llm.engine.healing import TokenTexts, _fits
+
+    texts = TokenTexts(tokenizer, len(tokenizer) + 3)
+    for remaining in ("\n    ", "\n        ", " ", "", "compu", " return", "ré", "\t", "zzzq", "\U0010ffff", "\x00"):
+        mask = texts.allowed(remaining, no_space_after)
+        expected = [_fits(t, remaining, no_space_after) for t in texts.texts]
+        assert mask[: len(expected)].tolist() == expected, remaining
+        assert not mask[len(expected) :].any()
+
+
 @pytest.mark.parametrize("mode", ["off", "promptLookup"])
 def test_nothing_shown_starts_with_whitespace_after_a_healed_indentation(loaded, mode):
     for text in ("def area(r):\n    ", "    total = ", "class A:\n    def f(self):\n        "):

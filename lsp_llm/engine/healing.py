@@ -10,6 +10,7 @@ trained on, and the suggestion never starts with a stray space or newline.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import OrderedDict
 from typing import Any
 
@@ -20,7 +21,12 @@ CACHED_MASKS = 64
 
 class TokenTexts:
     """The text of every token of a tokenizer (special and added tokens left out: they
-    never spell user text), and the masks of tokens allowed while healing."""
+    never spell user text), and the masks of tokens allowed while healing.
+
+    Each keystroke heals a different text, so a mask is rarely reused; it is found through
+    two indexes instead of a scan of the vocabulary (a scan of SmolLM2's 49,152 texts took
+    40 ms, a third of a one-line suggestion): the tokens spelling a start of the text are
+    looked up by their text, those going on past it are a range of the sorted texts."""
 
     def __init__(self, tokenizer: Any, width: int) -> None:
         size = min(len(tokenizer), width)
@@ -31,6 +37,14 @@ class TokenTexts:
             "" if i in skip or "\ufffd" in t else t for i, t in enumerate(texts)
         ]
         self.width = width
+        self._by_text: dict[str, list[int]] = {}
+        for i, t in enumerate(self.texts):
+            if t:
+                self._by_text.setdefault(t, []).append(i)
+        ordered = sorted((t, i) for i, t in enumerate(self.texts) if t)
+        self._sorted = [t for t, _ in ordered]
+        self._sorted_ids = torch.tensor([i for _, i in ordered], dtype=torch.long)
+        self._spaces = sorted({c for t in self._by_text for c in t if c.isspace()})
         self._masks: OrderedDict[tuple[str, bool], torch.Tensor] = OrderedDict()
 
     def allowed(self, remaining: str, no_space_after: bool = False) -> torch.Tensor:
@@ -41,14 +55,34 @@ class TokenTexts:
         key = (remaining, no_space_after)
         mask = self._masks.get(key)
         if mask is None:
-            flags = [_fits(t, remaining, no_space_after) for t in self.texts]
             mask = torch.zeros(self.width, dtype=torch.bool)
-            mask[: len(flags)] = torch.tensor(flags, dtype=torch.bool)
+            mask[self._starting_with(remaining)] = True
+            if no_space_after:
+                for space in self._spaces:
+                    mask[self._starting_with(remaining + space)] = False
+            spelled = [remaining[:k] for k in range(1, len(remaining) + 1)]
+            ids = [i for t in spelled for i in self._by_text.get(t, ())]
+            mask[torch.tensor(ids, dtype=torch.long)] = True
             self._masks[key] = mask
             if len(self._masks) > CACHED_MASKS:
                 self._masks.popitem(last=False)
         self._masks.move_to_end(key)
         return mask
+
+    def _starting_with(self, prefix: str) -> torch.Tensor:
+        """The ids of the tokens whose text starts with `prefix`: a range of the sorted
+        texts."""
+        if not prefix:
+            return self._sorted_ids
+        lo = bisect_left(self._sorted, prefix)
+        last = ord(prefix[-1])
+        if last < 0x10FFFF:  # the first text past them: the prefix with its last char bumped
+            hi = bisect_left(self._sorted, prefix[:-1] + chr(last + 1), lo)
+        else:
+            hi = lo
+            while hi < len(self._sorted) and self._sorted[hi].startswith(prefix):
+                hi += 1
+        return self._sorted_ids[lo:hi]
 
 
 def _fits(token: str, remaining: str, no_space_after: bool) -> bool:
