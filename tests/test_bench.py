@@ -231,3 +231,25 @@ def test_editor_probe_times_suggestions_through_servers_per_format_and_mode(
     report["targets"] = targets(report)
     assert any("1.8x" in t["target"] for t in report["targets"])
     assert "through `lsp-llm serve`" in markdown(report)
+
+
+def test_llama_cpp_is_asked_for_every_token_the_engine_decoded(engine, loaded):
+    """The editor probe's peer decodes as many tokens as our engine did for the suggestion:
+    the ones re-spelling the text healing cut from the prompt and the one ending the line
+    included (the usage's completion tokens leave the healed ones out)."""
+    from lsp_llm.bench.editor import reference, spots
+    from lsp_llm.context.completion import plan_completion
+    from lsp_llm.context.prompts import EditorContext
+    from lsp_llm.engine.types import Speculation
+
+    # the code before the cursor ends the prompt, so it is cut back at a token boundary
+    settings = Settings(completion=CompletionSettings(max_new_tokens=8, prompt_style="prefix"))
+    info = TokenizerInfo(loaded.tokenizer, loaded.context_window)
+    healed = 0
+    for spot in spots([("stats.py", SOURCE * 3)], 4):
+        ref = reference(engine, info, settings, spot)
+        plan = plan_completion(info, EditorContext(spot.second, spot.first_offset + 1), settings)
+        done = engine.generate(dataclasses.replace(plan.request, speculation=Speculation("off")))
+        assert ref.tokens == len(done.token_ids) >= done.usage.completion_tokens
+        healed += ref.tokens > done.usage.completion_tokens
+    assert healed  # a spot where the prompt was cut back and spelled again

@@ -11,8 +11,10 @@ second document is opened under a new name, so the server's typing-ahead cache c
 answer it without the model.
 
 llama.cpp is given the server's own second prompt (built in-process by the same code) and
-asked for as many tokens as our engine decoded for that suggestion, stop rules aside: the
-time it needs for the same work. Every contender runs every spot, in a rotated order.
+asked for as many tokens as our engine decoded for that suggestion (the tokens that spell
+the text healing cut from the prompt and the token that ended the line count: llama.cpp
+would decode them too): the time it needs for the same work. Every contender runs every
+spot, in a rotated order.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class Reference:
     """What our engine decodes at a spot for one weight format (in-process, greedy)."""
 
     tokens: int
+    """Tokens decoded, healing's and the line's end included."""
     suggestion: str | None
     first_ids: tuple[int, ...]
     second_ids: tuple[int, ...]
@@ -93,7 +96,9 @@ def reference(engine: Backend, info: TokenizerInfo, settings: Settings, spot: Sp
     done = engine.generate(replace(plan.request, speculation=off))
     suggestion = plan.suggestion(done.text, done.reason)
     return Reference(
-        tokens=done.usage.completion_tokens,
+        # every token decoded: those re-spelling the healed text and the one that ended
+        # the line too (llama.cpp, given the cut prompt, must decode them as well)
+        tokens=len(done.token_ids),
         suggestion=suggestion.text if suggestion else None,
         first_ids=first.prompt.token_ids,
         second_ids=plan.prompt.token_ids,
