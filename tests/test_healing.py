@@ -130,7 +130,19 @@ def test_the_indexed_masks_are_the_tokens_that_fit(tokenizer, no_space_after):
     from lsp_llm.engine.healing import TokenTexts, _fits
 
     texts = TokenTexts(tokenizer, len(tokenizer) + 3)
-    for remaining in ("\n    ", "\n        ", " ", "", "compu", " return", "ré", "\t", "zzzq", "\U0010ffff", "\x00"):
+    for remaining in (
+        "\n    ",
+        "\n        ",
+        " ",
+        "",
+        "compu",
+        " return",
+        "ré",
+        "\t",
+        "zzzq",
+        "\U0010ffff",
+        "\x00",
+    ):
         mask = texts.allowed(remaining, no_space_after)
         expected = [_fits(t, remaining, no_space_after) for t in texts.texts]
         assert mask[: len(expected)].tolist() == expected, remaining

@@ -27,6 +27,8 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from lsp_llm.engine import q4native
+
 CpuWeights = Literal["float", "int8", "int4"]
 FEW_ROWS = 16
 """Passes feeding up to this many tokens use the packed weights; longer ones float32."""
@@ -111,11 +113,16 @@ class Int4Groups:
         del self._q, self._scale, self._zero
 
 
-def pack(weight: torch.Tensor, weights: CpuWeights) -> Packed | None:
-    """A packed copy of a float [out, in] weight in format `weights` (None for float)."""
+def pack(weight: torch.Tensor, weights: CpuWeights, native: bool = True) -> Packed | None:
+    """A packed copy of a float [out, in] weight in format `weights` (None for float).
+    int4 uses the project's own kernel (`q4native.py`) where it runs and `native` allows,
+    else torch's."""
     if weights == "int8":
         return Int8Rows(weight)
     if weights == "int4":
+        kernel = q4native.kernel() if native else None
+        if kernel is not None:
+            return q4native.Q4Blocks(weight, kernel)
         packed = Int4Groups(weight)
         packed.forget_codes()
         return packed
@@ -171,17 +178,24 @@ class HeadProjection(Projection):
         return logits
 
 
-_packed_cache: weakref.WeakKeyDictionary[Any, dict[tuple[str, CpuWeights], Packed | None]] = (
+_packed_cache: weakref.WeakKeyDictionary[Any, dict[tuple[str, CpuWeights, bool], Packed | None]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def packed_for(owner: Any, key: str, weight: torch.Tensor, weights: CpuWeights) -> Packed | None:
-    """`pack(weight, weights)`, made once per `owner` (a model) and `key` (which weight):
-    every cache over one model (lanes, benchmarks) shares the packed copies."""
+def packed_for(
+    owner: Any, key: str, weight: torch.Tensor, weights: CpuWeights, native: bool = True
+) -> Packed | None:
+    """`pack(weight, weights, native)`, made once per `owner` (a model) and `key` (which
+    weight): every cache over one model (lanes, benchmarks) shares the packed copies."""
     if weights == "float":
         return None
     table = _packed_cache.setdefault(owner, {})
-    if (key, weights) not in table:
-        table[(key, weights)] = pack(weight, weights)
-    return table[(key, weights)]
+    if (key, weights, native) not in table:
+        table[(key, weights, native)] = pack(weight, weights, native)
+    return table[(key, weights, native)]
+
+
+def forget_packed(owner: Any, key: str, weights: CpuWeights, native: bool) -> None:
+    """Drop the shared copy `packed_for` made (caches that hold it keep it alive)."""
+    _packed_cache.get(owner, {}).pop((key, weights, native), None)

@@ -1,0 +1,114 @@
+"""The project's int4 CPU kernel (`q4native.py`): built with the system's compiler, the
+products it computes, the operator a compiled graph calls, and torch's kernel where it
+cannot run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lsp_llm.engine import cpuweights, q4native
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    found = q4native.kernel()
+    if found is None:
+        pytest.skip("no x86-64 CPU with AVX2/FMA/F16C or no C++ compiler here")
+    return found
+
+
+def _int8_blocks(x: torch.Tensor) -> torch.Tensor:
+    """The activations as the kernel sees them: int8 per block of 32 times its scale."""
+    g = x.float().reshape(x.shape[0], -1, 32)
+    scale = g.abs().amax(dim=-1, keepdim=True) / 127
+    q = torch.round(g / torch.where(scale > 0, scale, 1)).clamp(-127, 127)
+    return (q * scale).reshape(x.shape)
+
+
+@pytest.mark.parametrize(("out", "inp"), [(96, 64), (960, 576), (576, 1536), (7, 32)])
+@pytest.mark.parametrize("rows", [1, 3, 16])
+def test_products_are_the_int4_weights_times_int8_activations(kernel, out, inp, rows):
+    torch.manual_seed(out + rows)
+    weight = torch.randn(out, inp) * 0.05
+    blocks = q4native.Q4Blocks(weight, kernel)
+    x = torch.randn(rows, inp)
+    y = blocks(x)
+    assert y.shape == (rows, out) and y.dtype == torch.float32
+    # exactly what the integer arithmetic stands for, up to float32 summation order
+    exact = _int8_blocks(x).double() @ blocks.dequantized().double().T
+    torch.testing.assert_close(y.double(), exact, rtol=1e-4, atol=1e-4)
+    # and close to the float product (int4 weights, int8 activations)
+    ref = x @ weight.T
+    assert (y - ref).norm() / ref.norm() < 0.15
+
+
+def test_weights_already_on_the_q4_1_grid_are_kept_exactly(kernel):
+    """SmolLM2's weights come from a Q4_1 GGUF: packing them again loses nothing."""
+    torch.manual_seed(0)
+    d = (torch.rand(40, 6) * 0.01 + 1e-3).half().float()
+    m = (-torch.rand(40, 6) * 0.05).half().float()
+    q = torch.randint(0, 16, (40, 6, 32)).float()
+    q[..., 0], q[..., 1] = 0, 15  # each block spans the whole range, as Q4_1's do
+    weight = (q * d[..., None] + m[..., None]).reshape(40, 192)
+    blocks = q4native.Q4Blocks(weight, kernel)
+    torch.testing.assert_close(blocks.dequantized(), weight, rtol=0, atol=1e-6)
+
+
+def test_refuses_what_it_cannot_multiply(kernel):
+    blocks = q4native.Q4Blocks(torch.randn(8, 64), kernel)
+    with pytest.raises(ValueError, match="refused"):
+        kernel.linear(torch.randn(q4native.MAX_ROWS + 1, 64), blocks.blocks)
+    with pytest.raises(ValueError, match="blocks of 32"):
+        q4native.Q4Blocks(torch.randn(8, 48), kernel)
+
+
+def test_a_compiled_graph_calls_it_as_an_operator(kernel):
+    torch.manual_seed(1)
+    blocks = q4native.Q4Blocks(torch.randn(64, 128), kernel)
+    x = torch.randn(2, 128)
+    compiled = torch.compile(lambda v: blocks(v) * 2, fullgraph=True)
+    torch.testing.assert_close(compiled(x), blocks(x) * 2)
+    torch.testing.assert_close(torch.ops.lsp_llm.q4_linear(x, blocks.blocks), blocks(x))
+
+
+def test_int4_packs_with_it_and_falls_back_to_torch(kernel):
+    weight = torch.randn(32, 64)
+    assert isinstance(cpuweights.pack(weight, "int4"), q4native.Q4Blocks)
+    assert isinstance(cpuweights.pack(weight, "int4", native=False), cpuweights.Int4Groups)
+
+
+def test_a_build_that_fails_leaves_torch_s_kernel(monkeypatch, tmp_path, caplog):
+    monkeypatch.setattr(q4native, "_state", {})
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # nothing built there yet
+    monkeypatch.setattr(q4native, "cxx_compiler", lambda: "false")  # exits 1
+    monkeypatch.setattr(q4native, "_cpu_has", lambda flags: True)
+    assert q4native.kernel() is None
+    assert "int4 kernel unavailable" in caplog.text
+    assert isinstance(cpuweights.pack(torch.randn(32, 64), "int4"), cpuweights.Int4Groups)
+    monkeypatch.setattr(q4native, "_state", {})
+    monkeypatch.setattr(q4native, "cxx_compiler", lambda: None)
+    assert q4native.kernel() is None
+
+
+def test_the_lean_forward_decodes_with_it(kernel, tiny):
+    """On weights that are on the int4 grid already (as SmolLM2's), a pass through the
+    kernel is the float pass but for int8 activations: the same greedy tokens."""
+    from transformers import AutoModelForCausalLM
+
+    from lsp_llm.engine.leancache import LeanCache
+
+    model = AutoModelForCausalLM.from_pretrained(tiny.target).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if type(module) is torch.nn.Linear:
+                module.weight.copy_(q4native.Q4Blocks(module.weight, kernel).dequantized())
+    native, exact = LeanCache(model, "int4"), LeanCache(model)
+    assert isinstance(native.parts[0].qkv.packed, q4native.Q4Blocks)
+    with torch.inference_mode():
+        for cache in (native, exact):
+            cache.forward(list(range(5, 45)))
+        for token in (7, 300, 11, 900):
+            got, want = native.forward([token])[0], exact.forward([token])[0]
+            assert int(got.argmax()) == int(want.argmax())
+            assert (got - want).abs().max() < 0.05 * want.abs().max()
