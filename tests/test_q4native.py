@@ -18,27 +18,20 @@ def kernel():
     return found
 
 
-def _int8_blocks(x: torch.Tensor) -> torch.Tensor:
-    """The activations as the kernel sees them: int8 per block of 32 times its scale."""
-    g = x.float().reshape(x.shape[0], -1, 32)
-    scale = g.abs().amax(dim=-1, keepdim=True) / 127
-    q = torch.round(g / torch.where(scale > 0, scale, 1)).clamp(-127, 127)
-    return (q * scale).reshape(x.shape)
-
-
 @pytest.mark.parametrize(("out", "inp"), [(96, 64), (960, 576), (576, 1536), (7, 32)])
 @pytest.mark.parametrize("rows", [1, 3, 16])
-def test_products_are_the_int4_weights_times_int8_activations(kernel, out, inp, rows):
+def test_products_are_the_int4_weights_times_the_activations(kernel, out, inp, rows):
     torch.manual_seed(out + rows)
     weight = torch.randn(out, inp) * 0.05
     blocks = q4native.Q4Blocks(weight, kernel)
     x = torch.randn(rows, inp)
     y = blocks(x)
     assert y.shape == (rows, out) and y.dtype == torch.float32
-    # exactly what the integer arithmetic stands for, up to float32 summation order
-    exact = _int8_blocks(x).double() @ blocks.dequantized().double().T
-    torch.testing.assert_close(y.double(), exact, rtol=1e-4, atol=1e-4)
-    # and close to the float product (int4 weights, int8 activations)
+    # the activations are held as two int8 parts per block (about 15 bits): the product is
+    # the int4 weights' to within float32 summation and that rounding
+    exact = x.double() @ blocks.dequantized().double().T
+    assert (y.double() - exact).norm() / exact.norm() < 1e-4
+    # and close to the float weights' product (int4's own error)
     ref = x @ weight.T
     assert (y - ref).norm() / ref.norm() < 0.15
 
@@ -80,7 +73,7 @@ def test_int4_packs_with_it_and_falls_back_to_torch(kernel):
 
 def test_a_build_that_fails_leaves_torch_s_kernel(monkeypatch, tmp_path, caplog):
     monkeypatch.setattr(q4native, "_state", {})
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # nothing built there yet
+    monkeypatch.setenv("LSP_LLM_CACHE_DIR", str(tmp_path))  # nothing built there yet
     monkeypatch.setattr(q4native, "cxx_compiler", lambda: "false")  # exits 1
     monkeypatch.setattr(q4native, "_cpu_has", lambda flags: True)
     assert q4native.kernel() is None
@@ -93,7 +86,7 @@ def test_a_build_that_fails_leaves_torch_s_kernel(monkeypatch, tmp_path, caplog)
 
 def test_the_lean_forward_decodes_with_it(kernel, tiny):
     """On weights that are on the int4 grid already (as SmolLM2's), a pass through the
-    kernel is the float pass but for int8 activations: the same greedy tokens."""
+    kernel is the float pass to about 15 bits: the same greedy tokens."""
     from transformers import AutoModelForCausalLM
 
     from lsp_llm.engine.leancache import LeanCache
@@ -111,4 +104,4 @@ def test_the_lean_forward_decodes_with_it(kernel, tiny):
         for token in (7, 300, 11, 900):
             got, want = native.forward([token])[0], exact.forward([token])[0]
             assert int(got.argmax()) == int(want.argmax())
-            assert (got - want).abs().max() < 0.05 * want.abs().max()
+            assert (got - want).abs().max() < 1e-3 * want.abs().max()

@@ -7,7 +7,10 @@ bfloat16 activations by int8 weights with a scale per output row
 (`_weight_int4pack_mm_for_cpu`); they read 4x / 8x less. They loop over the rows they are
 fed, so past a few rows (a prompt being read) float32's GEMM is faster: a `Projection`
 keeps the float weight for those passes and uses the packed copy when a pass feeds at most
-`FEW_ROWS` tokens (decoding, speculative verification).
+`FEW_ROWS` tokens (decoding, speculative verification). On an x86-64 CPU with AVX2 and a
+C++ compiler, int4 goes through the project's own kernel instead (`q4native.py`: integer
+dot products over activations held as two int8 parts, faster per pass), in the same block
+form.
 
 The output head gets one more step (`HeadProjection`): its bfloat16 logits are too coarse
 to tell close candidates apart, so the few best rows are recomputed in float32 from the

@@ -1,7 +1,8 @@
 // int4 weights (blocks of 32 inputs: w = q * d + m, q in 0..15, d and m float16: a GGUF
-// Q4_1 block, stored as it is, 20 bytes, so a row is read as one stream) multiplied by a few rows of activations quantized to int8 per
-// block of 32 (x = xq * xd). The block's dot product is integer arithmetic:
-//   sum_j w_j x_j = d * xd * sum_j q_j xq_j + m * xd * sum_j xq_j
+// Q4_1 block, stored as it is, 20 bytes, so a row is read as one stream) multiplied by a
+// few rows of activations held as int8 per block of 32 (x = xq * xd, twice: see below).
+// The block's dot product is integer arithmetic:
+//   sum_j w_j x_j = d * xd * sum_j q_j xq_j + m * sum_j x_j
 // and AVX2 multiplies 32 unsigned 4-bit by 32 signed 8-bit values in two instructions
 // (vpmaddubsw, vpmaddwd). Built by q4native.py with the system's C++ compiler; see there.
 #include <immintrin.h>
@@ -22,34 +23,46 @@ int q4_max_rows() { return MAXN; }
 // bits), then 16 bytes of codes (byte j: element j in the low nibble, element j + 16 in
 // the high one). Returns 0, or a negative code when n or in is out of range or memory
 // runs out (nothing written).
-int q4_linear(const uint8_t *blocks, int out, int in,
-              const float *x, int n, float *y, int threads) {
+int q4_linear(const uint8_t *blocks, int out, int in, const float *x, int n, float *y,
+              int threads) {
     if (n < 1 || n > MAXN || in % QK != 0 || in <= 0) return -1;
     const int nb = in / QK;
-    int8_t *xq = (int8_t *)aligned_alloc(32, (size_t)n * in + 32);
-    float *xd = (float *)malloc(sizeof(float) * (size_t)n * nb * 2);
+    const size_t count = (size_t)n * nb;
+    int8_t *xq = (int8_t *)aligned_alloc(32, 2 * count * QK);
+    float *xd = (float *)malloc(sizeof(float) * count * 3);
     if (!xq || !xd) {
         free(xq);
         free(xd);
         return -2;
     }
-    float *xs = xd + (size_t)n * nb;  // xd * sum(xq): the m term's factor
-    for (int i = 0; i < n; i++) {
-        for (int b = 0; b < nb; b++) {
-            const float *v = x + (size_t)i * in + (size_t)b * QK;
-            float amax = 0.f;
-            for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(v[j]));
-            const float scale = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
-            int8_t *q = xq + ((size_t)i * nb + b) * QK;
-            int sum = 0;
-            for (int j = 0; j < QK; j++) {
-                const int t = (int)lrintf(v[j] * inv);
-                q[j] = (int8_t)t;
-                sum += t;
-            }
-            xd[(size_t)i * nb + b] = scale;
-            xs[(size_t)i * nb + b] = scale * (float)sum;
+    // each block of activations as two int8 parts: x ~ hi * s + lo * s / 254, where the
+    // low part is what rounding the high one left (|x - hi * s| <= s / 2): about 15 bits
+    // of precision for the price of a second integer dot product, which is cheap here
+    // (decoding waits on reading the weights, not on arithmetic)
+    int8_t *lo_q = xq + count * QK;
+    float *lo_d = xd + count;
+    float *xs = xd + 2 * count;  // sum(x): the m term's factor
+    for (size_t k = 0; k < count; k++) {
+        const size_t i = k / nb, b = k % nb;
+        const float *v = x + i * in + b * QK;
+        float amax = 0.f, sum = 0.f;
+        for (int j = 0; j < QK; j++) {
+            amax = fmaxf(amax, fabsf(v[j]));
+            sum += v[j];
         }
+        const float scale = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
+        const float fine = scale / 254.f, inv_fine = amax > 0.f ? 254.f / scale : 0.f;
+        int8_t *hi = xq + k * QK;
+        int8_t *lo = lo_q + k * QK;
+        for (int j = 0; j < QK; j++) {
+            const int t = (int)lrintf(v[j] * inv);
+            hi[j] = (int8_t)t;
+            const int u = (int)lrintf((v[j] - (float)t * scale) * inv_fine);
+            lo[j] = (int8_t)(u > 127 ? 127 : (u < -127 ? -127 : u));
+        }
+        xd[k] = scale;
+        lo_d[k] = fine;
+        xs[k] = sum;
     }
     const __m256i low = _mm256_set1_epi8(0x0F);
     const __m256i ones = _mm256_set1_epi16(1);
@@ -73,9 +86,15 @@ int q4_linear(const uint8_t *blocks, int out, int in,
             const float mb = _cvtsh_ss(bits[1]);
             for (int i = 0; i < n; i++) {
                 const size_t k = (size_t)i * nb + b;
-                const __m256i xv = _mm256_load_si256((const __m256i *)(xq + k * QK));
-                const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), ones);
-                acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(db * xd[k]), _mm256_cvtepi32_ps(p), acc[i]);
+                const __m256i xh = _mm256_load_si256((const __m256i *)(xq + k * QK));
+                const __m256i xl = _mm256_load_si256((const __m256i *)(lo_q + k * QK));
+                const __m256 ph = _mm256_cvtepi32_ps(
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(q, xh), ones));
+                const __m256 pl = _mm256_cvtepi32_ps(
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(q, xl), ones));
+                const __m256 part = _mm256_fmadd_ps(
+                    pl, _mm256_set1_ps(lo_d[k]), _mm256_mul_ps(ph, _mm256_set1_ps(xd[k])));
+                acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(db), part, acc[i]);
                 macc[i] += mb * xs[k];
             }
         }
