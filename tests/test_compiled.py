@@ -23,7 +23,7 @@ def test_compiled_step_computes_the_eager_pass_and_forks_share_it(loaded, weight
     model = loaded.model
     prompt = list(range(5, 45))
     # the compiled step multiplies int4 with torch's kernel: so does the eager twin here
-    eager = LeanCache(model, weights, native_int4=False)
+    eager = LeanCache(model, weights, native=False)
     compiled = LeanCache(model, weights)
     compiled.compile_decode_step()
     step = compiled.step
@@ -51,7 +51,7 @@ def test_compiled_step_computes_the_eager_pass_and_forks_share_it(loaded, weight
 
 
 def _eager_after(model, weights, length, token):
-    cache = LeanCache(model, weights, native_int4=False)
+    cache = LeanCache(model, weights, native=False)
     cache.forward(list(range(3, length)))
     return cache.forward([token])
 

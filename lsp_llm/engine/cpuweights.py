@@ -8,7 +8,7 @@ bfloat16 activations by int8 weights with a scale per output row
 fed, so past a few rows (a prompt being read) float32's GEMM is faster: a `Projection`
 keeps the float weight for those passes and uses the packed copy when a pass feeds at most
 `FEW_ROWS` tokens (decoding, speculative verification). On an x86-64 CPU with AVX2 and a
-C++ compiler, int4 goes through the project's own kernel instead (`q4native.py`: integer
+C++ compiler, int4 goes through the project's own kernel instead (`native.py`: integer
 dot products over activations held as two int8 parts, faster per pass), in the same block
 form.
 
@@ -30,7 +30,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from lsp_llm.engine import q4native
+from lsp_llm.engine import native as native_kernels
 
 CpuWeights = Literal["float", "int8", "int4"]
 FEW_ROWS = 16
@@ -118,14 +118,14 @@ class Int4Groups:
 
 def pack(weight: torch.Tensor, weights: CpuWeights, native: bool = True) -> Packed | None:
     """A packed copy of a float [out, in] weight in format `weights` (None for float).
-    int4 uses the project's own kernel (`q4native.py`) where it runs and `native` allows,
+    int4 uses the project's own kernel (`native.py`) where it runs and `native` allows,
     else torch's."""
     if weights == "int8":
         return Int8Rows(weight)
     if weights == "int4":
-        kernel = q4native.kernel() if native else None
+        kernel = native_kernels.kernel() if native else None
         if kernel is not None:
-            return q4native.Q4Blocks(weight, kernel)
+            return native_kernels.Q4Blocks(weight, kernel)
         packed = Int4Groups(weight)
         packed.forget_codes()
         return packed

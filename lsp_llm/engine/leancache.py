@@ -34,6 +34,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from lsp_llm.engine import native as native_kernels
 from lsp_llm.engine.compiled import CompiledStep
 from lsp_llm.engine.cpuweights import (
     CpuWeights,
@@ -72,7 +73,7 @@ def lean_supported(model: Any) -> bool:
 class LeanCache:
     """Same interface as `PrefixCache`: the tokens the cache holds, reuse, crop, forward."""
 
-    def __init__(self, model: Any, weights: CpuWeights = "float", native_int4: bool = True) -> None:
+    def __init__(self, model: Any, weights: CpuWeights = "float", native: bool = True) -> None:
         self.model = model
         inner = model.model
         self.layers = list(inner.layers)
@@ -94,9 +95,18 @@ class LeanCache:
             weights = "float"
         self.weights: CpuWeights = weights
         """The weight format passes that feed few tokens use (`cpuweights.py`)."""
-        self.native_int4 = native_int4
-        """The layers' int4 products use the project's kernel (`q4native.py`) where it
+        self.native_int4 = native
+        """The layers' int4 products use the project's kernel (`native.py`) where it
         runs; a compiled step takes torch's (the kernel is cheaper only called directly)."""
+        kernel = native_kernels.kernel() if native and self.device.type == "cpu" else None
+        self.attention_kernel = (
+            kernel
+            if kernel is not None
+            and self.dtype == torch.float32
+            and kernel.attends(self.heads, self.kv_heads, self.head_dim)
+            else None
+        )
+        """An eager one-token pass attends with the project's kernel (`native.py`)."""
         rotary = inner.rotary_emb
         self.inv_freq = rotary.inv_freq.to(device=self.device, dtype=torch.float)
         self.attention_scaling = float(getattr(rotary, "attention_scaling", 1.0))
@@ -309,15 +319,18 @@ class LeanCache:
         v = v.view(1, n, self.kv_heads, self.head_dim).transpose(1, 2)
         keys[:, :, past:end] = k
         values[:, :, past:end] = v
-        out = F.scaled_dot_product_attention(
-            q,
-            keys[:, :, :end],
-            values[:, :, :end],
-            attn_mask=mask,
-            is_causal=causal,
-            scale=self.scaling,
-            enable_gqa=self.gqa,
-        )
+        if n == 1 and self.attention_kernel is not None and not torch.compiler.is_compiling():
+            out = self.attention_kernel.attend(q, keys, values, end, self.scaling)
+        else:
+            out = F.scaled_dot_product_attention(
+                q,
+                keys[:, :, :end],
+                values[:, :, :end],
+                attn_mask=mask,
+                is_causal=causal,
+                scale=self.scaling,
+                enable_gqa=self.gqa,
+            )
         x = x + parts.o_proj(out.transpose(1, 2).reshape(1, n, -1))
         h = parts.post_norm(x)
         if parts.gate_up is None:

@@ -1,32 +1,38 @@
-"""The project's own int4 CPU kernel (`q4kernel.cpp`): built on first use with the system's
-C++ compiler, loaded with ctypes, called directly by eager passes, and registered as the
-operator `lsp_llm::q4_linear` so a graph being compiled can hold it too.
+"""The project's own CPU kernels (`cpukernels.cpp`): built on first use with the system's
+C++ compiler, loaded with ctypes and called directly by eager passes; the int4 product is
+also registered as the operator `lsp_llm::q4_linear` so a graph being compiled can hold it.
 
-torch's `_weight_int4pack_mm_for_cpu` turns every int4 weight into a float and multiplies
-in floating point, which on an AVX2 CPU without bfloat16 or AVX-512 instructions costs
-more than reading the weights. This kernel holds the few rows of activations as int8 per
-block of 32 and takes each block's dot product in integer arithmetic, 32 products in two
-instructions. llama.cpp rounds the activations to one int8 part (against its Q4_1
-weights); here a second int8 part keeps what that rounding left, about 15 bits in all:
-with one part, the eval's similarity on SmolLM2 fell 0.011 below float32's (0.384 against
-0.395, the same 80 holes), and a second integer product costs little while decoding waits
-on reading the weights.
+**int4 products.** torch's `_weight_int4pack_mm_for_cpu` turns every int4 weight into a
+float and multiplies in floating point, which on an AVX2 CPU without bfloat16 or AVX-512
+instructions costs more than reading the weights. `q4_linear` holds the few rows of
+activations as int8 per block of 32 and takes each block's dot product in integer
+arithmetic, 32 products in two instructions. llama.cpp rounds the activations to one
+int8 part (against its Q4_1 weights); here a second int8 part keeps what that rounding
+left, about 15 bits in all: with one part, the eval's similarity on SmolLM2 fell 0.011
+below float32's (0.384 against 0.395, the same 80 holes), and a second integer product
+costs little while decoding waits on reading the weights.
+
+**Attention of one new token** (`attend`): PyTorch's CPU flash attention, given one query
+row, costs 7.1 ms over 30 layers of 1,400 cached keys on this project's CPU; `attend`
+reads each key/value head once for all its query heads, 4.8 ms. (Keys and values in
+float16 would take it to 3.7 ms, at the price of a second cache format.)
 
 Measured on this project's 2-core CPU, SmolLM2-135M, 2 threads:
 - the four products of a layer with its weights in cache: 183 µs against torch's 290;
-  the 49,152-row output head 1.4 ms against 2.0 (`tests/test_q4native.py` checks the
+  the 49,152-row output head 1.4 ms against 2.0 (`tests/test_native.py` checks the
   results, not the times);
-- a whole eager one-token pass, side by side in one process: 17.6 against 20.9 ms at 100
-  tokens of context, 24.1 against 27.5 at 1,400 (the weights come from memory then, and
-  both kernels read the same 0.625 bytes a weight);
+- a whole eager one-token pass with `q4_linear`, side by side in one process: 17.6
+  against 20.9 ms at 100 tokens of context, 24.1 against 27.5 at 1,400 (the weights
+  come from memory then, and both kernels read the same 0.625 bytes a weight);
 - through the dispatcher, as a compiled graph must call it, each product costs about
   20 µs more, and the compiled pass was slower with it (18.2 against 16.1 ms), so
-  `LeanCache.compile_decode_step` packs the layers for torch's kernel instead.
+  `LeanCache.compile_decode_step` packs the layers for torch's kernel instead (and its
+  graph keeps PyTorch's attention).
 
 Built into lsp-llm's cache (`~/.cache/lsp-llm/kernels/`, keyed by the source, compiler
 and flags) once, in about a second. Where there is no x86-64 CPU with AVX2/FMA/F16C, no
-compiler, or the build fails, `kernel()` returns None and int4 goes through torch's
-kernel (`LSP_LLM_Q4_KERNEL=0` asks for that too).
+compiler, or the build fails, `kernel()` returns None and PyTorch's kernels are used
+(`LSP_LLM_NATIVE_KERNELS=0` asks for that too).
 """
 
 from __future__ import annotations
@@ -83,7 +89,7 @@ def _build(source: str, compiler: str) -> Path:
         [compiler, "--version"], capture_output=True, text=True, check=False
     ).stdout.splitlines()[:1]
     key = hashlib.sha256("\n".join([source, *FLAGS, *version]).encode()).hexdigest()[:16]
-    out = _cache_dir() / f"q4kernel-{key}.so"
+    out = _cache_dir() / f"cpukernels-{key}.so"
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -117,7 +123,12 @@ class Kernel:
         p, i = ctypes.c_void_p, ctypes.c_int
         lib.q4_linear.argtypes = [p, i, i, p, i, p, i]
         lib.q4_linear.restype = i
+        f = ctypes.c_float
+        lib.attend.argtypes = [p, p, p, i, i, i, i, i, f, p, i]
+        lib.attend.restype = i
         self._linear = lib.q4_linear
+        self._attend = lib.attend
+        self.max_dim = int(lib.attend_max_dim())
         self.path = path
 
     def linear(self, x: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
@@ -134,6 +145,49 @@ class Kernel:
             raise ValueError(f"q4_linear refused [{n}, {inp}] activations (code {code})")
         return y
 
+    def attends(self, heads: int, kv_heads: int, head_dim: int) -> bool:
+        """Whether `attend` takes a model of these sizes."""
+        return (
+            heads % kv_heads == 0
+            and heads // kv_heads <= 16
+            and head_dim % 8 == 0
+            and (head_dim <= self.max_dim)
+        )
+
+    def attend(
+        self,
+        q: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        length: int,
+        scale: float,
+    ) -> torch.Tensor:
+        """One new token's attention: q [1, heads, 1, dim] float32 over the first `length`
+        positions of keys/values [1, kv_heads, capacity, dim] (contiguous float32) ->
+        [1, heads, 1, dim]."""
+        _, heads, _, dim = q.shape
+        _, kv, cap, _ = keys.shape
+        if keys.dtype != torch.float32 or not (keys.is_contiguous() and values.is_contiguous()):
+            raise ValueError("attend needs contiguous float32 keys and values")
+        q = q.to(torch.float32).contiguous()
+        out = torch.empty(1, heads, 1, dim, dtype=torch.float32)
+        code = self._attend(
+            q.data_ptr(),
+            keys.data_ptr(),
+            values.data_ptr(),
+            kv,
+            heads // kv,
+            cap,
+            length,
+            dim,
+            scale,
+            out.data_ptr(),
+            torch.get_num_threads(),
+        )
+        if code != 0:
+            raise ValueError(f"attend refused {heads} heads over {kv} at {length}/{cap} ({code})")
+        return out
+
 
 def kernel() -> Kernel | None:
     """The kernel, built and loaded on the first call; None where it cannot run here (the
@@ -146,22 +200,22 @@ def kernel() -> Kernel | None:
 
 
 def _load() -> Kernel | None:
-    if os.environ.get("LSP_LLM_Q4_KERNEL", "1") == "0":
+    if os.environ.get("LSP_LLM_NATIVE_KERNELS", "1") == "0":
         return None
     if not _cpu_has(CPU_FLAGS):
-        logger.info("int4 kernel: this CPU lacks %s; torch's int4 kernel is used", CPU_FLAGS)
+        logger.info("native kernels: this CPU lacks %s; PyTorch's are used", CPU_FLAGS)
         return None
     compiler = cxx_compiler()
     if compiler is None:
-        logger.info("int4 kernel: no C++ compiler; torch's int4 kernel is used")
+        logger.info("native kernels: no C++ compiler; PyTorch's are used")
         return None
     try:
-        source = files("lsp_llm.engine").joinpath("q4kernel.cpp").read_text()
+        source = files("lsp_llm.engine").joinpath("cpukernels.cpp").read_text()
         found = Kernel(_build(source, compiler))
         _register(found)
         return found
     except Exception as exc:  # any build or load fault: torch's kernel instead
-        logger.warning("int4 kernel unavailable, using torch's: %s", exc)
+        logger.warning("native kernels unavailable, using PyTorch's: %s", exc)
         return None
 
 

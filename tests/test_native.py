@@ -1,4 +1,4 @@
-"""The project's int4 CPU kernel (`q4native.py`): built with the system's compiler, the
+"""The project's int4 CPU kernel (`native_kernels.py`): built with the system's compiler, the
 products it computes, the operator a compiled graph calls, and torch's kernel where it
 cannot run."""
 
@@ -7,12 +7,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lsp_llm.engine import cpuweights, q4native
+from lsp_llm.engine import cpuweights
+from lsp_llm.engine import native as native_kernels
 
 
 @pytest.fixture(scope="module")
 def kernel():
-    found = q4native.kernel()
+    found = native_kernels.kernel()
     if found is None:
         pytest.skip("no x86-64 CPU with AVX2/FMA/F16C or no C++ compiler here")
     return found
@@ -23,7 +24,7 @@ def kernel():
 def test_products_are_the_int4_weights_times_the_activations(kernel, out, inp, rows):
     torch.manual_seed(out + rows)
     weight = torch.randn(out, inp) * 0.05
-    blocks = q4native.Q4Blocks(weight, kernel)
+    blocks = native_kernels.Q4Blocks(weight, kernel)
     x = torch.randn(rows, inp)
     y = blocks(x)
     assert y.shape == (rows, out) and y.dtype == torch.float32
@@ -44,21 +45,21 @@ def test_weights_already_on_the_q4_1_grid_are_kept_exactly(kernel):
     q = torch.randint(0, 16, (40, 6, 32)).float()
     q[..., 0], q[..., 1] = 0, 15  # each block spans the whole range, as Q4_1's do
     weight = (q * d[..., None] + m[..., None]).reshape(40, 192)
-    blocks = q4native.Q4Blocks(weight, kernel)
+    blocks = native_kernels.Q4Blocks(weight, kernel)
     torch.testing.assert_close(blocks.dequantized(), weight, rtol=0, atol=1e-6)
 
 
 def test_refuses_what_it_cannot_multiply(kernel):
-    blocks = q4native.Q4Blocks(torch.randn(8, 64), kernel)
+    blocks = native_kernels.Q4Blocks(torch.randn(8, 64), kernel)
     with pytest.raises(ValueError, match="refused"):
-        kernel.linear(torch.randn(q4native.MAX_ROWS + 1, 64), blocks.blocks)
+        kernel.linear(torch.randn(native_kernels.MAX_ROWS + 1, 64), blocks.blocks)
     with pytest.raises(ValueError, match="blocks of 32"):
-        q4native.Q4Blocks(torch.randn(8, 48), kernel)
+        native_kernels.Q4Blocks(torch.randn(8, 48), kernel)
 
 
 def test_a_compiled_graph_calls_it_as_an_operator(kernel):
     torch.manual_seed(1)
-    blocks = q4native.Q4Blocks(torch.randn(64, 128), kernel)
+    blocks = native_kernels.Q4Blocks(torch.randn(64, 128), kernel)
     x = torch.randn(2, 128)
     compiled = torch.compile(lambda v: blocks(v) * 2, fullgraph=True)
     torch.testing.assert_close(compiled(x), blocks(x) * 2)
@@ -67,21 +68,21 @@ def test_a_compiled_graph_calls_it_as_an_operator(kernel):
 
 def test_int4_packs_with_it_and_falls_back_to_torch(kernel):
     weight = torch.randn(32, 64)
-    assert isinstance(cpuweights.pack(weight, "int4"), q4native.Q4Blocks)
+    assert isinstance(cpuweights.pack(weight, "int4"), native_kernels.Q4Blocks)
     assert isinstance(cpuweights.pack(weight, "int4", native=False), cpuweights.Int4Groups)
 
 
 def test_a_build_that_fails_leaves_torch_s_kernel(monkeypatch, tmp_path, caplog):
-    monkeypatch.setattr(q4native, "_state", {})
+    monkeypatch.setattr(native_kernels, "_state", {})
     monkeypatch.setenv("LSP_LLM_CACHE_DIR", str(tmp_path))  # nothing built there yet
-    monkeypatch.setattr(q4native, "cxx_compiler", lambda: "false")  # exits 1
-    monkeypatch.setattr(q4native, "_cpu_has", lambda flags: True)
-    assert q4native.kernel() is None
-    assert "int4 kernel unavailable" in caplog.text
+    monkeypatch.setattr(native_kernels, "cxx_compiler", lambda: "false")  # exits 1
+    monkeypatch.setattr(native_kernels, "_cpu_has", lambda flags: True)
+    assert native_kernels.kernel() is None
+    assert "native kernels unavailable" in caplog.text
     assert isinstance(cpuweights.pack(torch.randn(32, 64), "int4"), cpuweights.Int4Groups)
-    monkeypatch.setattr(q4native, "_state", {})
-    monkeypatch.setattr(q4native, "cxx_compiler", lambda: None)
-    assert q4native.kernel() is None
+    monkeypatch.setattr(native_kernels, "_state", {})
+    monkeypatch.setattr(native_kernels, "cxx_compiler", lambda: None)
+    assert native_kernels.kernel() is None
 
 
 def test_the_lean_forward_decodes_with_it(kernel, tiny):
@@ -95,9 +96,9 @@ def test_the_lean_forward_decodes_with_it(kernel, tiny):
     with torch.no_grad():
         for module in model.modules():
             if type(module) is torch.nn.Linear:
-                module.weight.copy_(q4native.Q4Blocks(module.weight, kernel).dequantized())
+                module.weight.copy_(native_kernels.Q4Blocks(module.weight, kernel).dequantized())
     native, exact = LeanCache(model, "int4"), LeanCache(model)
-    assert isinstance(native.parts[0].qkv.packed, q4native.Q4Blocks)
+    assert isinstance(native.parts[0].qkv.packed, native_kernels.Q4Blocks)
     with torch.inference_mode():
         for cache in (native, exact):
             cache.forward(list(range(5, 45)))
@@ -105,3 +106,55 @@ def test_the_lean_forward_decodes_with_it(kernel, tiny):
             got, want = native.forward([token])[0], exact.forward([token])[0]
             assert int(got.argmax()) == int(want.argmax())
             assert (got - want).abs().max() < 1e-3 * want.abs().max()
+
+
+@pytest.mark.parametrize(
+    ("heads", "kv_heads", "dim", "length"),
+    [(9, 3, 64, 1), (9, 3, 64, 700), (4, 4, 128, 33), (8, 2, 16, 5)],
+)
+def test_attention_of_one_token_is_pytorch_s(kernel, heads, kv_heads, dim, length):
+    torch.manual_seed(length)
+    capacity = length + 7
+    keys = torch.randn(1, kv_heads, capacity, dim)
+    values = torch.randn(1, kv_heads, capacity, dim)
+    keys[:, :, length:] = float("nan")  # past the length: never read
+    q = torch.randn(1, heads, 1, dim)
+    got = kernel.attend(q, keys, values, length, dim**-0.5)
+    want = torch.nn.functional.scaled_dot_product_attention(
+        q,
+        keys[:, :, :length],
+        values[:, :, :length],
+        scale=dim**-0.5,
+        enable_gqa=heads != kv_heads,
+    )
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_attention_refuses_what_it_cannot_read(kernel):
+    keys = torch.randn(1, 2, 8, 64)
+    q = torch.randn(1, 4, 1, 64)
+    with pytest.raises(ValueError, match="refused"):
+        kernel.attend(q, keys, keys, 9, 0.125)  # past the capacity
+    with pytest.raises(ValueError, match="float32"):
+        kernel.attend(q, keys.half(), keys.half(), 4, 0.125)
+    assert not kernel.attends(6, 4, 64) and not kernel.attends(4, 2, 60)
+    assert kernel.attends(9, 3, 64)
+
+
+def test_eager_decoding_steps_attend_with_it(kernel, loaded, monkeypatch):
+    from lsp_llm.engine.leancache import LeanCache
+
+    ours, theirs = LeanCache(loaded.model), LeanCache(loaded.model, native=False)
+    assert ours.attention_kernel is kernel and theirs.attention_kernel is None
+    calls = []
+    attend = kernel.attend
+    monkeypatch.setattr(kernel, "attend", lambda *a: calls.append(a[3]) or attend(*a))
+    with torch.inference_mode():
+        for cache in (ours, theirs):
+            cache.forward(list(range(5, 45)))
+        assert not calls  # a prompt is read by PyTorch's attention
+        for token in (7, 300, 11):
+            torch.testing.assert_close(
+                ours.forward([token]), theirs.forward([token]), rtol=1e-5, atol=1e-5
+            )
+    assert calls == [n for n in (41, 42, 43) for _layer in ours.layers]  # each layer's

@@ -1,10 +1,15 @@
-// int4 weights (blocks of 32 inputs: w = q * d + m, q in 0..15, d and m float16: a GGUF
+// The project's CPU kernels, built by native.py with the system's C++ compiler.
+//
+// q4_linear: int4 weights (blocks of 32 inputs: w = q * d + m, q in 0..15, d and m float16: a GGUF
 // Q4_1 block, stored as it is, 20 bytes, so a row is read as one stream) multiplied by a
 // few rows of activations held as int8 per block of 32 (x = xq * xd, twice: see below).
 // The block's dot product is integer arithmetic:
 //   sum_j w_j x_j = d * xd * sum_j q_j xq_j + m * sum_j x_j
 // and AVX2 multiplies 32 unsigned 4-bit by 32 signed 8-bit values in two instructions
-// (vpmaddubsw, vpmaddwd). Built by q4native.py with the system's C++ compiler; see there.
+// (vpmaddubsw, vpmaddwd).
+//
+// attend: one new token's attention over a float32 key/value cache, every query head of
+// a key/value head reading that head's keys once (grouped-query attention).
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
@@ -13,6 +18,8 @@
 
 #define QK 32
 #define MAXN 16
+#define MAXDIM 256
+#define MAXG 16
 
 extern "C" {
 
@@ -107,6 +114,69 @@ int q4_linear(const uint8_t *blocks, int out, int in, const float *x, int n, flo
     }
     free(xq);
     free(xd);
+    return 0;
+}
+
+int attend_max_dim() { return MAXDIM; }
+
+// out [kv * groups, dim] = softmax(q k^T * scale) v for one query row per head, over the
+// first `len` positions of keys/values [kv, cap, dim]; query head h*groups+g reads key
+// head h. dim a multiple of 8 up to MAXDIM, groups up to MAXG. Returns 0, or a negative
+// code (nothing written).
+int attend(const float *q, const float *keys, const float *values, int kv, int groups,
+           int cap, int len, int dim, float scale, float *out, int threads) {
+    if (groups < 1 || groups > MAXG || len < 1 || len > cap || dim % 8 || dim > MAXDIM)
+        return -1;
+    const int lanes = dim / 8;
+    float *scores = (float *)malloc(sizeof(float) * (size_t)kv * groups * len);
+    if (!scores) return -2;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int h = 0; h < kv; h++) {
+        const float *K = keys + (size_t)h * cap * dim;
+        const float *V = values + (size_t)h * cap * dim;
+        float *S = scores + (size_t)h * groups * len;
+        const float *Q = q + (size_t)h * groups * dim;
+        for (int t = 0; t < len; t++) {
+            const float *k = K + (size_t)t * dim;
+            for (int g = 0; g < groups; g++) {
+                const float *qg = Q + (size_t)g * dim;
+                __m256 a = _mm256_setzero_ps();
+                for (int c = 0; c < lanes; c++)
+                    a = _mm256_fmadd_ps(_mm256_loadu_ps(qg + c * 8), _mm256_loadu_ps(k + c * 8), a);
+                __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+                s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                s = _mm_add_ss(s, _mm_movehdup_ps(s));
+                S[(size_t)g * len + t] = _mm_cvtss_f32(s) * scale;
+            }
+        }
+        for (int g = 0; g < groups; g++) {
+            float *Sg = S + (size_t)g * len;
+            float top = -INFINITY;
+            for (int t = 0; t < len; t++) top = fmaxf(top, Sg[t]);
+            float sum = 0.f;
+            for (int t = 0; t < len; t++) {
+                Sg[t] = expf(Sg[t] - top);
+                sum += Sg[t];
+            }
+            const float inv = 1.f / sum;
+            for (int t = 0; t < len; t++) Sg[t] *= inv;
+        }
+        __m256 acc[MAXG * (MAXDIM / 8)];
+        for (int j = 0; j < groups * lanes; j++) acc[j] = _mm256_setzero_ps();
+        for (int t = 0; t < len; t++) {
+            const float *v = V + (size_t)t * dim;
+            for (int g = 0; g < groups; g++) {
+                const __m256 p = _mm256_set1_ps(S[(size_t)g * len + t]);
+                for (int c = 0; c < lanes; c++)
+                    acc[g * lanes + c] =
+                        _mm256_fmadd_ps(p, _mm256_loadu_ps(v + c * 8), acc[g * lanes + c]);
+            }
+        }
+        for (int g = 0; g < groups; g++)
+            for (int c = 0; c < lanes; c++)
+                _mm256_storeu_ps(out + ((size_t)h * groups + g) * dim + c * 8, acc[g * lanes + c]);
+    }
+    free(scores);
     return 0;
 }
 }
