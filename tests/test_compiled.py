@@ -22,10 +22,11 @@ needs_compiler = pytest.mark.skipif(cxx_compiler() is None, reason="no C++ compi
 def test_compiled_step_computes_the_eager_pass_and_forks_share_it(loaded, weights):
     model = loaded.model
     prompt = list(range(5, 45))
-    # the compiled step multiplies int4 with torch's kernel: so does the eager twin here
-    eager = LeanCache(model, weights, native=False)
     compiled = LeanCache(model, weights)
     compiled.compile_decode_step()
+    # the compiled layers multiply int4 with torch's kernel and attend with PyTorch's:
+    # so does the eager twin here; the output head stays eager in both, the same one
+    eager = _twin(model, weights, compiled)
     step = compiled.step
     assert step is not None
     torch._dynamo.reset()  # compiled by an earlier test, the graph would be reused
@@ -45,13 +46,21 @@ def test_compiled_step_computes_the_eager_pass_and_forks_share_it(loaded, weight
         # a fork (another lane) and a cache past the first capacity reuse the graph
         fork = compiled.fork()
         fork.forward(list(range(3, 600)))
-        torch.testing.assert_close(fork.forward([9]), _eager_after(model, weights, 600, 9))
+        torch.testing.assert_close(
+            fork.forward([9]), _eager_after(model, weights, compiled, 600, 9)
+        )
     assert fork.step is step and step.failed is None
     assert _graphs() == graphs  # no other graph for other positions, caches or sizes
 
 
-def _eager_after(model, weights, length, token):
+def _twin(model, weights, compiled):
     cache = LeanCache(model, weights, native=False)
+    cache.head_proj = compiled.head_proj
+    return cache
+
+
+def _eager_after(model, weights, compiled, length, token):
+    cache = _twin(model, weights, compiled)
     cache.forward(list(range(3, length)))
     return cache.forward([token])
 

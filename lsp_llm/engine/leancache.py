@@ -159,7 +159,7 @@ class LeanCache:
         if type(head) is not torch.nn.Linear or not head.weight.dtype.is_floating_point:
             return head
         weight_t = _transposed_head(head, self.device)
-        packed = packed_for(self.model, "head", head.weight, self.weights)
+        packed = packed_for(self.model, "head", head.weight, self.weights, self.native_int4)
         if packed is None:
             return Projection(head.weight, head.bias, None, weight_t)
         return HeadProjection(head.weight, head.bias, packed, weight_t)
