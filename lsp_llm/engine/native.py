@@ -119,7 +119,7 @@ class Kernel:
     def __init__(self, path: Path) -> None:
         lib = ctypes.CDLL(str(path))
         if lib.q4_block() != BLOCK or lib.q4_max_rows() != MAX_ROWS:
-            raise RuntimeError("the kernel's block or row limit differs from q4native's")
+            raise RuntimeError("the library's block or row limit differs from native.py's")
         p, i = ctypes.c_void_p, ctypes.c_int
         lib.q4_linear.argtypes = [p, i, i, p, i, p, i]
         lib.q4_linear.restype = i
@@ -151,7 +151,7 @@ class Kernel:
             heads % kv_heads == 0
             and heads // kv_heads <= 16
             and head_dim % 8 == 0
-            and (head_dim <= self.max_dim)
+            and head_dim <= self.max_dim
         )
 
     def attend(
