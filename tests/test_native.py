@@ -158,3 +158,141 @@ def test_eager_decoding_steps_attend_with_it(kernel, loaded, monkeypatch):
                 ours.forward([token]), theirs.forward([token]), rtol=1e-5, atol=1e-5
             )
     assert calls == [n for n in (41, 42, 43) for _layer in ours.layers]  # each layer's
+
+
+def _on_the_grid(model, kernel):
+    """`model` with every linear weight replaced by its int4 blocks' value (as SmolLM2's
+    come from a Q4_1 GGUF): the int4 and float passes then differ only by rounding."""
+    with torch.no_grad():
+        for module in model.modules():
+            if type(module) is torch.nn.Linear:
+                module.weight.copy_(native_kernels.Q4Blocks(module.weight, kernel).dequantized())
+    return model
+
+
+@pytest.fixture(scope="module")
+def grid_models(kernel, tiny):
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    qwen = AutoModelForCausalLM.from_pretrained(tiny.target).eval()  # q/k/v biases
+    torch.manual_seed(3)
+    llama = LlamaForCausalLM(  # no biases; four query heads read one key/value head
+        LlamaConfig(
+            vocab_size=qwen.config.vocab_size,
+            hidden_size=64,
+            intermediate_size=96,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=1,
+            max_position_embeddings=256,
+            initializer_range=0.1,
+        )
+    ).eval()
+    return {"qwen2": _on_the_grid(qwen, kernel), "llama": _on_the_grid(llama, kernel)}
+
+
+def _torch_layers_twin(model):
+    """A cache over `model` whose layers run as PyTorch operations (with the same int4
+    products): what the lean forward did before `nativelayers.py`."""
+    from lsp_llm.engine.leancache import LeanCache
+
+    twin = LeanCache(model, "int4")
+    twin.native_layers = None
+    return twin
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "llama"])
+def test_passes_over_a_few_tokens_run_every_layer_in_one_call(
+    kernel, grid_models, arch, monkeypatch
+):
+    from lsp_llm.engine import leancache, nativelayers
+
+    monkeypatch.setattr(leancache, "INITIAL_CAPACITY", 16)  # the caches grow on the way
+    model = grid_models[arch]
+    # against the float pass: on grid weights it is exact, and the int4 products differ
+    # from it only by the activations' rounding (to about 15 bits)
+    ours, theirs = leancache.LeanCache(model, "int4"), leancache.LeanCache(model)
+    assert isinstance(ours.native_layers, nativelayers.NativeLayers)
+    calls = []
+    run = nativelayers.NativeLayers.run
+    monkeypatch.setattr(
+        nativelayers.NativeLayers,
+        "run",
+        lambda self, x, *a: calls.append(len(x)) or run(self, x, *a),
+    )
+    ids = torch.randint(
+        0, model.config.vocab_size, (80,), generator=torch.Generator().manual_seed(2)
+    )
+    ids = ids.tolist()
+    steps = [
+        ids[:5],
+        ids[5:35],
+        ids[35:38],
+        None,
+        ids[37:38],
+        ids[38:54],
+        *([t] for t in ids[54:60]),
+    ]
+    with torch.inference_mode():
+        for step in steps:
+            if step is None:  # a rejected draft token: back one position
+                ours.crop(37)
+                theirs.crop(37)
+                continue
+            got, want = ours.forward(step, len(step)), theirs.forward(step, len(step))
+            assert (got - want).abs().max() < 1e-3 * want.abs().max()
+            assert torch.equal(got.argmax(-1), want.argmax(-1))
+        assert ours.tokens == theirs.tokens and ours.capacity == theirs.capacity == 64
+        used = len(ours.tokens)
+        for mine, other in zip(ours.keys + ours.values, theirs.keys + theirs.values, strict=True):
+            torch.testing.assert_close(mine[:, :, :used], other[:, :, :used], rtol=1e-3, atol=1e-3)
+    # the prompt of 30 tokens went through PyTorch's layers (past 16 rows: float32 GEMMs)
+    assert calls == [5, 3, 1, 16, 1, 1, 1, 1, 1, 1]
+
+
+def test_the_call_refuses_what_does_not_fit_and_the_cache_starts_over(kernel, grid_models):
+    from lsp_llm.engine.leancache import LeanCache
+
+    cache = LeanCache(grid_models["llama"], "int4")
+    assert cache.native_layers is not None
+    with torch.inference_mode():
+        cache.forward(list(range(10)))
+        x = torch.zeros(2, 64)
+        with pytest.raises(ValueError, match="refused"):  # past the caches' capacity
+            cache.native_layers.run(
+                x, cache.capacity - 1, cache.cos, cache.sin, cache.keys, cache.values
+            )
+
+
+def test_only_int4_silu_models_in_eager_passes_take_it(kernel, grid_models, monkeypatch):
+    from lsp_llm.engine.leancache import LeanCache
+
+    model = grid_models["qwen2"]
+    assert LeanCache(model).native_layers is None  # float weights
+    assert LeanCache(model, "int8").native_layers is None
+    assert LeanCache(model, "int4", native=False).native_layers is None  # torch's int4
+    compiled = LeanCache(model, "int4")
+    compiled.compile_decode_step()
+    assert compiled.native_layers is None
+    monkeypatch.setattr(model.config, "hidden_act", "gelu")
+    assert LeanCache(model, "int4").native_layers is None
+
+
+def test_smollm2_decodes_the_same_through_it(kernel, smollm2):
+    """The real model, 30 layers: the one-call layers against PyTorch's over the same int4
+    products, greedy for 12 tokens after a code prompt."""
+    from lsp_llm.engine.leancache import LeanCache
+
+    tokenizer, model = smollm2.tokenizer, smollm2.model
+    ours, theirs = LeanCache(model, "int4"), _torch_layers_twin(model)
+    assert ours.native_layers is not None
+    prompt = tokenizer("def fibonacci(n):\n    if n < 2:\n        return n\n    return")[
+        "input_ids"
+    ]
+    with torch.inference_mode():
+        got, want = ours.forward(prompt), theirs.forward(prompt)
+        for _ in range(12):
+            assert (got - want).abs().max() < 1e-3 * want.abs().max()
+            token = int(want[0].argmax())
+            assert int(got[0].argmax()) == token
+            got, want = ours.forward([token]), theirs.forward([token])

@@ -17,6 +17,9 @@ layers (the model's own modules and weights, so quantized linears work too) with
   when a pass feeds one or a few tokens (the head is the largest matrix of a small model);
 - on a CPU, optionally, int8 or int4 copies of the weights for passes that feed few tokens
   (`cpuweights.py`; the `quantization` setting);
+- on a CPU with int4 weights and the project's kernels, every layer of a pass that feeds
+  a few tokens (decoding, verification, a keystroke's change) in one native call
+  (`nativelayers.py`);
 - on a CPU, optionally, a decoding step's layers compiled into one graph by torch.compile
   (`compiled.py`; the `compile` setting).
 
@@ -35,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from lsp_llm.engine import native as native_kernels
+from lsp_llm.engine import nativelayers
 from lsp_llm.engine.compiled import CompiledStep
 from lsp_llm.engine.cpuweights import (
     CpuWeights,
@@ -125,6 +129,9 @@ class LeanCache:
         self.head_proj = self._head_projection()
         self.step: CompiledStep | None = None
         """Every layer of a one-token pass compiled as one graph, when asked for."""
+        self.native_layers = nativelayers.for_cache(self)
+        """Passes feeding a few tokens run every layer in one call to the project's kernels
+        (`nativelayers.py`), where the model's layers are of the form they take."""
 
     def _layer_parts(self, i: int, layer: Any) -> LayerParts:
         attn, mlp = layer.self_attn, layer.mlp
@@ -255,6 +262,9 @@ class LeanCache:
         n = len(ids)
         end = past + n
         x = self.embed(torch.tensor([ids], dtype=torch.long, device=self.device))
+        if self.native_layers is not None and n <= native_kernels.MAX_ROWS:
+            x = self.native_layers.run(x[0], past, self.cos, self.sin, self.keys, self.values)
+            return self.final_norm(x[-keep:])
         if n == 1 and past > 0 and self.step is not None:
             # a decoding step: every layer as one compiled graph (None: it cannot run)
             out = self.step.run(self, x, self.cos[:end], self.sin[:end], self.keys, self.values)
@@ -361,6 +371,7 @@ class LeanCache:
         project's kernel only through the dispatcher, whose per-call cost made a pass
         slower (SmolLM2, 2 threads: 18.2 against 16.1 ms), while called directly it is the
         faster one (17.6 against 20.9 ms eager)."""
+        self.native_layers = None
         if self.weights == "int4" and self.native_int4:
             self.native_int4 = False
             self.parts = [self._layer_parts(i, layer) for i, layer in enumerate(self.layers)]

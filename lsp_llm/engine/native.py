@@ -126,8 +126,12 @@ class Kernel:
         f = ctypes.c_float
         lib.attend.argtypes = [p, p, p, i, i, i, i, i, f, p, i]
         lib.attend.restype = i
+        lib.decode_layers.argtypes = [p, p, f, f, p, i, i, p, p, p, p, i, i]
+        lib.decode_layers.restype = i
         self._linear = lib.q4_linear
         self._attend = lib.attend
+        self.decode_layers = lib.decode_layers
+        """Every layer of a pass over a few tokens (`nativelayers.py` calls it)."""
         self.max_dim = int(lib.attend_max_dim())
         self.path = path
 

@@ -1,0 +1,159 @@
+"""A lean forward's layers as one call into the project's CPU kernels (`decode_layers` in
+`cpukernels.cpp`), for passes that feed a few tokens: decoding steps, speculative
+verification, the few tokens a keystroke changes.
+
+The eager lean forward runs a layer as about twenty PyTorch operations and four calls of
+the int4 kernel; over SmolLM2's 30 layers that Python and dispatch work cost about as much
+as the products themselves (a pass of 18 ms against 7.4 ms for reading every weight).
+`decode_layers` does all of a pass's layers in C++: the norms, the int4 products (the
+same kernel and weight blocks as `Q4Blocks`), the rotary embedding, writing the keys and
+values into the cache, the attention of each new token over its cached keys (the same
+kernel as `Kernel.attend`, causal among the new tokens) and the SiLU MLP. The final norm
+and the output head stay with `LeanCache`.
+
+It takes what the lean forward built for an int4 model: fused q/k/v and gate/up
+projections packed as `Q4Blocks`, the output and down projections too (without biases),
+float32 RMS norms, SiLU, rotary tables in float32, and a float32 KV cache. `for_cache`
+returns None for anything else, and the lean forward keeps its PyTorch layers.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+
+from lsp_llm.engine import native as native_kernels
+
+if TYPE_CHECKING:
+    from lsp_llm.engine.leancache import LeanCache
+
+
+class NativeLayers:
+    """Pointers to one model's layer weights, and the call that runs them."""
+
+    def __init__(
+        self,
+        kernel: native_kernels.Kernel,
+        weights: list[torch.Tensor | None],
+        sizes: Sequence[int],
+        eps: float,
+        scale: float,
+    ) -> None:
+        self.kernel = kernel
+        self._weights = weights  # kept alive: the table points into them
+        self._table = (ctypes.c_void_p * len(weights))(
+            *[None if w is None else w.data_ptr() for w in weights]
+        )
+        self._sizes = (ctypes.c_int * len(sizes))(*sizes)
+        self.layers = int(sizes[0])
+        self.hidden = int(sizes[1])
+        self.eps = eps
+        self.scale = scale
+        self._caches: (
+            tuple[tuple[int, ...], ctypes.Array[ctypes.c_void_p], ctypes.Array[ctypes.c_void_p]]
+            | None
+        ) = None
+
+    def run(
+        self,
+        x: torch.Tensor,
+        past: int,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        keys: list[torch.Tensor],
+        values: list[torch.Tensor],
+    ) -> torch.Tensor:
+        """The layers over x [n, hidden] (n <= `native.MAX_ROWS`, embedded new tokens at
+        positions past..past+n-1), in place; their keys and values written into the
+        caches [1, kv, capacity, dim]; cos/sin the rotary tables [capacity, dim]."""
+        n = int(x.shape[0])
+        capacity = int(keys[0].shape[2])
+        x = x.to(torch.float32).contiguous()
+        key = tuple(t.data_ptr() for t in keys) + tuple(t.data_ptr() for t in values)
+        if self._caches is None or self._caches[0] != key:
+            self._caches = (
+                key,
+                (ctypes.c_void_p * self.layers)(*key[: self.layers]),
+                (ctypes.c_void_p * self.layers)(*key[self.layers :]),
+            )
+        code = self.kernel.decode_layers(
+            self._table,
+            self._sizes,
+            self.eps,
+            self.scale,
+            x.data_ptr(),
+            n,
+            past,
+            cos.data_ptr(),
+            sin.data_ptr(),
+            self._caches[1],
+            self._caches[2],
+            capacity,
+            torch.get_num_threads(),
+        )
+        if code != 0:
+            raise ValueError(f"decode_layers refused {n} tokens at {past}/{capacity} ({code})")
+        return x
+
+
+def for_cache(cache: LeanCache) -> NativeLayers | None:
+    """`NativeLayers` over what `cache` built, or None where its layers are not all of the
+    form `decode_layers` takes."""
+    from lsp_llm.engine.cpuweights import Projection
+    from lsp_llm.engine.leancache import RmsNorm
+
+    kernel = cache.attention_kernel
+    config = cache.model.config
+    if (
+        kernel is None
+        or cache.weights != "int4"
+        or cache.dtype != torch.float32
+        or getattr(config, "hidden_act", None) != "silu"
+    ):
+        return None
+
+    def blocks(p: object, bias_ok: bool = False) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        if not isinstance(p, Projection) or not isinstance(p.packed, native_kernels.Q4Blocks):
+            return None
+        if p.bias is not None and not (bias_ok and p.bias.dtype == torch.float32):
+            return None
+        return p.packed.blocks, None if p.bias is None else p.bias.detach().contiguous()
+
+    weights: list[torch.Tensor | None] = []
+    eps: set[float] = set()
+    for parts in cache.parts:
+        norms = (parts.input_norm, parts.post_norm)
+        qkv, o, gate_up, down = (
+            blocks(parts.qkv, True),
+            blocks(parts.o_proj),
+            blocks(parts.gate_up),
+            blocks(parts.down_proj),
+        )
+        if qkv is None or o is None or gate_up is None or down is None:
+            return None
+        if not all(isinstance(norm, RmsNorm) for norm in norms):
+            return None
+        eps.update(norm.eps for norm in norms if isinstance(norm, RmsNorm))
+        weights += [
+            *(norm.weight.detach().contiguous() for norm in norms if isinstance(norm, RmsNorm)),
+            qkv[0],
+            qkv[1],
+            o[0],
+            gate_up[0],
+            down[0],
+        ]
+    if len(eps) != 1:
+        return None
+    inter = int(cache.parts[0].gate_up.weight.shape[0]) // 2 if cache.parts[0].gate_up else 0
+    sizes = (
+        len(cache.parts),
+        int(cache.model.config.hidden_size),
+        cache.heads,
+        cache.kv_heads,
+        cache.head_dim,
+        inter,
+    )
+    return NativeLayers(kernel, weights, sizes, eps.pop(), cache.scaling)
