@@ -132,6 +132,9 @@ class LeanCache:
         self.native_layers = nativelayers.for_cache(self)
         """Passes feeding a few tokens run every layer in one call to the project's kernels
         (`nativelayers.py`), where the model's layers are of the form they take."""
+        self.kv_dtype = torch.float16 if self.native_layers is not None else self.dtype
+        """The KV cache's dtype: float16 for the native layers (half the bytes a decoding
+        step reads at long context, as llama.cpp keeps it), else the model's."""
 
     def _layer_parts(self, i: int, layer: Any) -> LayerParts:
         attn, mlp = layer.self_attn, layer.mlp
@@ -211,7 +214,7 @@ class LeanCache:
         used = len(self.tokens)
         for store in (self.keys, self.values):
             for i in range(len(self.layers)):
-                grown = torch.empty(shape, device=self.device, dtype=self.dtype)
+                grown = torch.empty(shape, device=self.device, dtype=self.kv_dtype)
                 if i < len(store):
                     grown[:, :, :used] = store[i][:, :, :used]
                     store[i] = grown
@@ -329,13 +332,22 @@ class LeanCache:
         v = v.view(1, n, self.kv_heads, self.head_dim).transpose(1, 2)
         keys[:, :, past:end] = k
         values[:, :, past:end] = v
-        if n == 1 and self.attention_kernel is not None and not torch.compiler.is_compiling():
+        if (
+            n == 1
+            and self.attention_kernel is not None
+            and keys.dtype == torch.float32
+            and not torch.compiler.is_compiling()
+        ):
             out = self.attention_kernel.attend(q, keys, values, end, self.scaling)
         else:
+            # a prompt from the start attends over its own keys and values as computed (in
+            # a float16 cache they are rounded), later passes over the cache's
+            seen_k = k if past == 0 else keys[:, :, :end].to(q.dtype)
+            seen_v = v if past == 0 else values[:, :, :end].to(q.dtype)
             out = F.scaled_dot_product_attention(
                 q,
-                keys[:, :, :end],
-                values[:, :, :end],
+                seen_k,
+                seen_v,
                 attn_mask=mask,
                 is_causal=causal,
                 scale=self.scaling,
@@ -371,7 +383,11 @@ class LeanCache:
         project's kernel only through the dispatcher, whose per-call cost made a pass
         slower (SmolLM2, 2 threads: 18.2 against 16.1 ms), while called directly it is the
         faster one (17.6 against 20.9 ms eager)."""
-        self.native_layers = None
+        if self.native_layers is not None:
+            self.native_layers = None
+            self.kv_dtype = self.dtype
+            self.reset()
+            self.keys, self.values, self.capacity = [], [], 0
         if self.weights == "int4" and self.native_int4:
             self.native_int4 = False
             self.parts = [self._layer_parts(i, layer) for i, layer in enumerate(self.layers)]
