@@ -103,6 +103,23 @@ def test_engine_with_compile_decodes_what_the_eager_engine_decodes(tiny):
     assert texts[0] == texts[1] and texts[0]
 
 
+def test_compile_is_not_used_where_the_native_layers_run(tiny):
+    """An int4 model on a CPU with the project's kernels decodes faster with them than
+    with a compiled step: `compile` then says so and changes nothing."""
+    from lsp_llm.engine import native
+    from lsp_llm.engine.decoding import Decoder
+
+    if native.kernel() is None:
+        pytest.skip("no x86-64 CPU with AVX2/FMA/F16C or no C++ compiler here")
+    loaded = load(Settings(model=str(tiny.target), quantization="4bit"))
+    decoder = Decoder(loaded.model, loaded.tokenizer, None, weights="int4")
+    target = decoder.lanes["interactive"].target
+    assert target.native_layers is not None
+    said = decoder.compile_decode_step()
+    assert said is not None and "native kernels" in said
+    assert target.step is None and target.native_layers is not None
+
+
 def test_compile_setting_parses():
     settings, errors = parse_settings({"compile": True})
     assert errors == [] and settings.compile is True
