@@ -9,7 +9,7 @@ fed, so past a few rows (a prompt being read) float32's GEMM is faster: a `Proje
 keeps the float weight for those passes and uses the packed copy when a pass feeds at most
 `FEW_ROWS` tokens (decoding, speculative verification). On an x86-64 CPU with AVX2 and a
 C++ compiler, int4 goes through the project's own kernel instead (`native.py`: integer
-dot products over activations held as two int8 parts, faster per pass), in the same block
+dot products over activations held as int16, faster per pass), in the same block
 form.
 
 The output head gets one more step (`HeadProjection`): its bfloat16 logits are too coarse

@@ -5,17 +5,19 @@ also registered as the operator `lsp_llm::q4_linear` so a graph being compiled c
 **int4 products.** torch's `_weight_int4pack_mm_for_cpu` turns every int4 weight into a
 float and multiplies in floating point, which on an AVX2 CPU without bfloat16 or AVX-512
 instructions costs more than reading the weights. `q4_linear` holds the few rows of
-activations as int8 per block of 32 and takes each block's dot product in integer
-arithmetic, 32 products in two instructions. llama.cpp rounds the activations to one
-int8 part (against its Q4_1 weights); here a second int8 part keeps what that rounding
-left, about 15 bits in all: with one part, the eval's similarity on SmolLM2 fell 0.011
-below float32's (0.384 against 0.395, the same 80 holes), and a second integer product
-costs little while decoding waits on reading the weights.
+activations as int16 per block of 32 (about 16 bits) and takes each block's dot product
+in integer arithmetic, 16 products and their pairwise sums in one instruction. llama.cpp
+rounds the activations to int8 (against its Q4_1 weights): with int8, the eval's
+similarity on SmolLM2 fell 0.011 below float32's (0.384 against 0.395, the same 80
+holes). The kernel's second version held them as two int8 parts (a high one and what
+its rounding left), as precise as int16 and twice the instructions: a product over 4
+tokens took 16.0 ms for all of SmolLM2's layers, 10.7 with int16 (1 token: 7.4 and 6.4).
 
 **Attention of one new token** (`attend`): PyTorch's CPU flash attention, given one query
 row, costs 7.1 ms over 30 layers of 1,400 cached keys on this project's CPU; `attend`
-reads each key/value head once for all its query heads, 4.8 ms. (Keys and values in
-float16 would take it to 3.7 ms, at the price of a second cache format.)
+reads each key/value head once for all its query heads, 4.8 ms. It serves eager passes
+whose layers run as PyTorch operations; the native layers (`nativelayers.py`) have their
+own attention over a float16 cache.
 
 Measured on this project's 2-core CPU, SmolLM2-135M, 2 threads:
 - the four products of a layer with its weights in cache: 183 µs against torch's 290;
