@@ -99,8 +99,9 @@ class Settings:
     (those this process may run on). Process-wide; applied when the model loads."""
     compile: bool = False
     """On a CPU, compile a decoding step's layers into one graph with torch.compile: about
-    1.2-1.3x faster decoding on models of SmolLM2's size and up, for a compilation at load
-    (a minute the first time on a small CPU, seconds later). Needs a C++ compiler."""
+    1.2-1.3x faster decoding of float32/int8 models of SmolLM2's size and up, for a
+    compilation at load (a minute the first time on a small CPU, seconds later). Needs a
+    C++ compiler. Not used where the native layers run (int4 on AVX2): they are faster."""
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
     speculation: SpeculationSettings = field(default_factory=SpeculationSettings)
