@@ -174,3 +174,37 @@ async def test_a_client_loads_only_what_the_daemon_allows(tiny, tmp_path, capsys
         await session.close()
         assert "compile: a client of a --tcp daemon cannot set" in capsys.readouterr().err
     assert not marker.exists()
+
+
+async def test_a_model_loads_in_a_thread_that_ends_with_the_load():
+    """The loading thread's OpenMP team would otherwise outlive it and make libgomp's
+    workers sleep between the pieces of every pass on the inference thread."""
+    import threading
+
+    from lsp_llm.server.pool import EnginePool
+
+    threads: list[threading.Thread] = []
+
+    class Loaded:
+        def close(self) -> None:
+            pass
+
+    def load(settings, progress):
+        threads.append(threading.current_thread())
+        if settings.model == "broken":
+            raise RuntimeError("cannot load broken")
+        return Loaded()
+
+    pool = EnginePool(loader=load)
+    try:
+        backend = await pool.acquire(Settings(model="m"), lambda *_: None)
+        assert isinstance(backend, Loaded)
+        with pytest.raises(RuntimeError, match="cannot load broken"):
+            await pool.acquire(Settings(model="broken"), lambda *_: None)
+        for thread in threads:
+            assert thread is not threading.main_thread()
+            thread.join(timeout=10)
+            assert not thread.is_alive()
+        pool.release(backend)
+    finally:
+        pool.close()
