@@ -9,23 +9,7 @@ import torch
 from lsp_llm.engine import leancache
 from lsp_llm.engine.kvcache import PrefixCache, cache_for
 from lsp_llm.engine.leancache import LeanCache, lean_supported
-
-
-def _llama(vocab: int):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(3)
-    config = LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=1,
-        max_position_embeddings=256,
-        initializer_range=0.1,
-    )
-    return LlamaForCausalLM(config).eval()
+from lsp_llm.train.tiny import tiny_llama
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +17,7 @@ def models(tiny):
     from transformers import AutoModelForCausalLM
 
     qwen = AutoModelForCausalLM.from_pretrained(tiny.target).eval()
-    return {"qwen2": qwen, "llama": _llama(qwen.config.vocab_size)}
+    return {"qwen2": qwen, "llama": tiny_llama(qwen.config.vocab_size)}
 
 
 @pytest.mark.parametrize("arch", ["qwen2", "llama"])

@@ -172,22 +172,12 @@ def _on_the_grid(model, kernel):
 
 @pytest.fixture(scope="module")
 def grid_models(kernel, tiny):
-    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM
+
+    from lsp_llm.train.tiny import tiny_llama
 
     qwen = AutoModelForCausalLM.from_pretrained(tiny.target).eval()  # q/k/v biases
-    torch.manual_seed(3)
-    llama = LlamaForCausalLM(  # no biases; four query heads read one key/value head
-        LlamaConfig(
-            vocab_size=qwen.config.vocab_size,
-            hidden_size=64,
-            intermediate_size=96,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=1,
-            max_position_embeddings=256,
-            initializer_range=0.1,
-        )
-    ).eval()
+    llama = tiny_llama(qwen.config.vocab_size)  # no biases; 4 query heads on 1
     return {"qwen2": _on_the_grid(qwen, kernel), "llama": _on_the_grid(llama, kernel)}
 
 

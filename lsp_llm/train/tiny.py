@@ -57,6 +57,26 @@ def build_tiny_model(
     return folder
 
 
+def tiny_llama(vocab: int, seed: int = 3) -> Any:
+    """A random Llama model in memory, of the tiny Qwen2's size: no biases, four query
+    heads reading one key/value head (the other architecture the lean forward covers)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+        initializer_range=0.1,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
 def build_endless_model(source: Path, folder: Path, letters: str = "xy") -> Path:
     """Save a copy of the model in `source` whose greedy output is only the two `letters`,
     forever: no end token, no newline, so neither an end token nor a stop rule (dedent,
