@@ -126,6 +126,13 @@ static void product(const uint8_t *blocks, int out, int nb, const Acts &a, int n
     }
 }
 
+// y [n, out] (+)= h [n, in] @ W.T for block weights, h quantized into `a` first
+static void linear(const uint8_t *blocks, int out, int in, const float *h, int n, const Acts &a,
+                   float *y, bool add, int threads) {
+    quantize(h, n, in, a);
+    product(blocks, out, in / QK, a, n, y, out, add, threads);
+}
+
 // y [n, out] = x [n, in] @ W.T, W given as blocks [out, in/32, 20]: d and m (float16
 // bits), then 16 bytes of codes (byte j: element j in the low nibble, element j + 16 in
 // the high one). Returns 0, or a negative code when n or in is out of range or memory
@@ -133,31 +140,29 @@ static void product(const uint8_t *blocks, int out, int nb, const Acts &a, int n
 extern "C" int q4_linear(const uint8_t *blocks, int out, int in, const float *x, int n, float *y,
               int threads) {
     if (n < 1 || n > MAXN || in % QK != 0 || in <= 0) return -1;
-    const int nb = in / QK;
-    const size_t count = (size_t)n * nb;
+    const size_t count = (size_t)n * (in / QK);
     uint8_t *mem = (uint8_t *)aligned_alloc(32, acts_bytes(count));
     if (!mem) return -2;
-    const Acts a = acts_in(mem, count);
-    quantize(x, n, in, a);
-    product(blocks, out, nb, a, n, y, out, false, threads);
+    linear(blocks, out, in, x, n, acts_in(mem, count), y, false, threads);
     free(mem);
     return 0;
 }
 
 extern "C" int attend_max_dim() { return MAXDIM; }
 
-// out [kv * groups, dim] = softmax(q k^T * scale) v for one query row per head, over the
-// first `len` positions of keys/values [kv, cap, dim]; query head h*groups+g reads key
-// head h. dim a multiple of 8 up to MAXDIM, groups up to MAXG. Returns 0, or a negative
-// code (nothing written).
 static bool attend_fits(int groups, int dim) {
     return groups >= 1 && groups <= MAXG && dim % 8 == 0 && dim > 0 && dim <= MAXDIM;
 }
 
-// `attend`'s work; scores: room for kv * groups * len floats
-static void attend_heads(const float *q, const float *keys, const float *values, int kv,
-                         int groups, int cap, int len, int dim, float scale, float *out,
-                         float *scores, int threads) {
+// out [kv * groups, dim] = softmax(q k^T * scale) v for one query row per head, over the
+// first `len` positions of keys/values [kv, cap, dim]; query head h*groups+g reads key
+// head h. dim a multiple of 8 up to MAXDIM, groups up to MAXG. Returns 0, or a negative
+// code (nothing written).
+extern "C" int attend(const float *q, const float *keys, const float *values, int kv, int groups,
+           int cap, int len, int dim, float scale, float *out, int threads) {
+    if (!attend_fits(groups, dim) || len < 1 || len > cap) return -1;
+    float *scores = (float *)malloc(sizeof(float) * (size_t)kv * groups * len);
+    if (!scores) return -2;
     const int lanes = dim / 8;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int h = 0; h < kv; h++) {
@@ -205,14 +210,6 @@ static void attend_heads(const float *q, const float *keys, const float *values,
             for (int c = 0; c < lanes; c++)
                 _mm256_storeu_ps(out + ((size_t)h * groups + g) * dim + c * 8, acc[g * lanes + c]);
     }
-}
-
-extern "C" int attend(const float *q, const float *keys, const float *values, int kv, int groups,
-           int cap, int len, int dim, float scale, float *out, int threads) {
-    if (!attend_fits(groups, dim) || len < 1 || len > cap) return -1;
-    float *scores = (float *)malloc(sizeof(float) * (size_t)kv * groups * len);
-    if (!scores) return -2;
-    attend_heads(q, keys, values, kv, groups, cap, len, dim, scale, out, scores, threads);
     free(scores);
     return 0;
 }
@@ -358,13 +355,6 @@ static int attend_rows(const float *q, size_t qstride, const uint16_t *K, const 
     }
     free(part);
     return failed ? -2 : 0;
-}
-
-// x [n, hidden] (+)= w' h for a block weight, h quantized into `a` first
-static void linear(const uint8_t *blocks, int out, int in, const float *h, int n, const Acts &a,
-                   float *y, bool add, int threads) {
-    quantize(h, n, in, a);
-    product(blocks, out, in / QK, a, n, y, out, add, threads);
 }
 
 static void rms_norm(const float *x, const float *w, int n, int dim, float eps, float *out) {

@@ -56,7 +56,6 @@ class NativeLayers:
         )
         self._sizes = (ctypes.c_int * len(sizes))(*sizes)
         self.layers = int(sizes[0])
-        self.hidden = int(sizes[1])
         self.eps = eps
         self.scale = scale
         self._caches: (
@@ -133,8 +132,9 @@ def for_cache(cache: LeanCache) -> NativeLayers | None:
 
     weights: list[torch.Tensor | None] = []
     eps: set[float] = set()
+    inter = 0
     for parts in cache.parts:
-        norms = (parts.input_norm, parts.post_norm)
+        first, second = parts.input_norm, parts.post_norm
         qkv, o, gate_up, down = (
             blocks(parts.qkv, True),
             blocks(parts.o_proj),
@@ -143,11 +143,13 @@ def for_cache(cache: LeanCache) -> NativeLayers | None:
         )
         if qkv is None or o is None or gate_up is None or down is None:
             return None
-        if not all(isinstance(norm, RmsNorm) for norm in norms):
+        if not isinstance(first, RmsNorm) or not isinstance(second, RmsNorm):
             return None
-        eps.update(norm.eps for norm in norms if isinstance(norm, RmsNorm))
+        eps.update((first.eps, second.eps))
+        inter = int(gate_up[0].shape[0]) // 2
         weights += [
-            *(norm.weight.detach().contiguous() for norm in norms if isinstance(norm, RmsNorm)),
+            first.weight.detach().contiguous(),
+            second.weight.detach().contiguous(),
             qkv[0],
             qkv[1],
             o[0],
@@ -156,7 +158,6 @@ def for_cache(cache: LeanCache) -> NativeLayers | None:
         ]
     if len(eps) != 1:
         return None
-    inter = int(cache.parts[0].gate_up.weight.shape[0]) // 2 if cache.parts[0].gate_up else 0
     sizes = (
         len(cache.parts),
         int(cache.model.config.hidden_size),
