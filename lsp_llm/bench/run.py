@@ -144,8 +144,15 @@ def main(args: Any) -> int:
     }
     n = args.num_tokens
     runners: dict[str, Runner] = {BASELINE: hf_runner(loaded.model, None, "plain", n)}
-    if loaded.draft_model is not None:
+    notes: list[str] = []
+    if loaded.draft_model is not None and loaded.draft_vocab is None:
         runners["generate() assisted"] = hf_runner(loaded.model, loaded.draft_model, "assisted", n)
+    elif loaded.draft_model is not None:
+        notes.append(
+            "generate() assisted left out: the draft reads its own vocabulary "
+            "(draft_vocab.json), which transformers' assisted decoding cannot map"
+        )
+        _say(notes[-1])
     runners["generate() prompt lookup"] = hf_runner(loaded.model, None, "promptLookup", n)
     modes: tuple[SpeculationMode, ...] = (
         ("off", "draft", "promptLookup", "auto")
@@ -155,7 +162,6 @@ def main(args: Any) -> int:
     for fmt in formats:
         for mode in modes:
             runners[f"engine {label(fmt)}{mode}"] = engine_runner(engines[fmt], mode, n)
-    notes: list[str] = []
     ggufs: dict[str, str] = {}
     if not args.no_llama_cpp:
         try:

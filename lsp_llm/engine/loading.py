@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from lsp_llm.config import Settings
+from lsp_llm.engine.draftvocab import DraftVocab
 from lsp_llm.engine.gguf import GgufError
 from lsp_llm.engine.sources import (
     SMOLLM2,
@@ -50,6 +51,8 @@ class LoadedModel:
     quantization: str
     draft_model: Any | None = None
     draft_name: str | None = None
+    draft_vocab: DraftVocab | None = None
+    """The draft's own smaller vocabulary, when it has one (`draftvocab.py`)."""
     is_moe: bool = False
     trained_spm: bool = False
     """The model's training record says it learned suffix-prefix-middle FIM order."""
@@ -270,6 +273,22 @@ def check_draft_compatible(target_tok: Any, draft_tok: Any, target: str, draft: 
         )
 
 
+def draft_vocabulary(folder: str, target: Any, draft: Any, name: str) -> DraftVocab | None:
+    """The draft's `draft_vocab.json`, checked against both models; None without one."""
+    target_rows = int(target.get_output_embeddings().weight.shape[0])
+    draft_rows = int(draft.get_output_embeddings().weight.shape[0])
+    try:
+        vocab = DraftVocab.load(Path(folder), target_rows)
+    except ValueError as exc:
+        raise ModelLoadError(f"draft model {name!r}: {exc}") from exc
+    if vocab is not None and vocab.rows != draft_rows:
+        raise ModelLoadError(
+            f"draft model {name!r}: its draft_vocab.json maps {vocab.rows} rows, but the "
+            f"draft has {draft_rows}"
+        )
+    return vocab
+
+
 def trained_on_spm(source: str) -> bool:
     """Whether a local model folder's `training.json` (written by `python -m lsp_llm.train`)
     says the model saw suffix-prefix-middle FIM examples. Hub model cards are prose, so a
@@ -387,13 +406,15 @@ def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
                 "draft model",
             )
             check_draft_compatible(tokenizer, draft_tok, source.name, draft_source.name)
+            draft_vocab = draft_vocabulary(draft_source.folder, model, draft, draft_source.name)
         except ModelLoadError as exc:
             # The target works without its draft: serve, and tell the user why it is slower.
             logger.warning("%s", exc)
             loaded.warnings.append(f"{exc} (continuing without a draft model)")
         else:
             loaded.draft_model = draft
-            loaded.draft_name = settings.draft_model or "bundled-draft"
+            loaded.draft_vocab = draft_vocab
+            loaded.draft_name = settings.draft_model or Path(draft_spec).name
     if settings.compile and device == "cpu":
         loaded.compile = True
         report(0.9, "compiling the decoding step (a minute the first time, seconds later)")

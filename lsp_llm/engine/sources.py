@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lsp_llm.engine.bundled import bundled_draft_dir, bundled_model_dir
+from lsp_llm.engine.bundled import bundled_draft_dir, bundled_model_dir, smollm2_draft_dir
 
 Progress = Callable[[float, str], None]
 
@@ -62,8 +62,13 @@ def default_model() -> str:
 
 
 def default_draft(model: str) -> str | None:
-    """The draft that goes with a model when `draftModel` is unset."""
-    return str(bundled_draft_dir()) if model == BUNDLED else None
+    """The draft that goes with a model when `draftModel` is unset: the bundled draft for
+    the bundled model, the distilled one (`lsp_llm/train/distill.py`) for SmolLM2."""
+    if model == BUNDLED:
+        return str(bundled_draft_dir())
+    if model == SMOLLM2 and (smollm2_draft_dir() / "model.safetensors").is_file():
+        return str(smollm2_draft_dir())
+    return None
 
 
 def _split_hub_file(spec: str) -> tuple[str, str] | None:

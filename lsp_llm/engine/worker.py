@@ -203,6 +203,7 @@ class Engine:
             loaded.draft_model,
             allow_draft_in_auto=not loaded.is_moe,
             weights=cpu_weights(loaded.quantization) if loaded.device == "cpu" else "float",
+            draft_vocab=loaded.draft_vocab,
         )
         if loaded.compile:
             cannot = self.decoder.compile_decode_step()
