@@ -123,3 +123,24 @@ def test_acceptance_starts_from_a_prior_and_counts_tried_tokens():
     assert acc.rate == pytest.approx((1 + 1) / (2 + 2))
     acc.update(drafted=3, accepted=3)
     assert acc.rate == pytest.approx((1 + 1 + 3) / (2 + 2 + 3))
+
+
+def test_acceptance_history_is_the_next_requests_prior():
+    from lsp_llm.engine.drafting import AcceptanceHistory
+
+    history = AcceptanceHistory(initial=0.6, memory=20)
+    assert history.rate == pytest.approx(0.6)
+    for _ in range(20):  # requests whose drafts were rejected at once (2 tokens tried each)
+        request = Acceptance(prior=history.rate)
+        request.update(drafted=4, accepted=0)
+        request.update(drafted=4, accepted=0)
+        history.record(request)
+    assert history.rate < 0.2
+    assert Acceptance(prior=history.rate).rate == pytest.approx(history.rate)
+    history.record(Acceptance(prior=0.9))  # a request that never drafted changes nothing
+    low = history.rate
+    for _ in range(8):
+        request = Acceptance(prior=history.rate)
+        request.update(drafted=5, accepted=5)
+        history.record(request)
+    assert history.rate > 0.8 > low

@@ -522,3 +522,20 @@ def test_close_stops_a_running_chat_and_answers_later_requests(loaded):
     late: list = []
     job = engine.worker.submit(GenerationRequest(ids, 4), late.append)
     assert job.finished.is_set() and isinstance(late[0], Done) and late[0].reason == "cancelled"
+
+
+def test_a_requests_acceptance_starts_from_the_engines_recent_history(loaded, twin_draft):
+    """`auto` judges a draft from the start of a request by how it did lately: the twin
+    is always accepted, the tiny random draft less, and the next request's prior says so."""
+    from lsp_llm.engine.decoding import _Run
+
+    rates = {}
+    for name, draft in (("random", loaded.draft_model), ("twin", twin_draft)):
+        dec = Decoder(loaded.model, loaded.tokenizer, draft)
+        for ids in prompts(loaded.tokenizer, 4):
+            run(dec, GenerationRequest(ids, 24, speculation=Speculation("draft", 4)))
+        rates[name] = dec.draft_history.rate
+        fresh = _Run(dec, GenerationRequest((1, 2)), threading.Event(), print, 0.0, None)
+        assert fresh.acceptance.prior == rates[name]
+        assert fresh.lookup_acceptance.prior == dec.lookup_history.rate == 0.6  # never tried
+    assert rates["twin"] > 0.9 and rates["random"] < rates["twin"] - 0.1, rates

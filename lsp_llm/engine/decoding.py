@@ -22,11 +22,13 @@ from lsp_llm.engine.cpuweights import CpuWeights
 from lsp_llm.engine.detok import IncrementalDetokenizer
 from lsp_llm.engine.drafting import (
     Acceptance,
+    AcceptanceHistory,
     DraftLength,
     DraftModel,
     ForwardCosts,
     prompt_lookup,
 )
+from lsp_llm.engine.draftvocab import DraftVocab
 from lsp_llm.engine.healing import TokenTexts, constrain
 from lsp_llm.engine.kvcache import KVCache, Logits, cache_for
 from lsp_llm.engine.stopping import StopChecker
@@ -128,9 +130,10 @@ class _Run:
         """How much of the text the stop checker last said is final."""
         self.final_text: str | None = None
         self.reason: FinishReason = "stop"
-        self.acceptance = Acceptance()
-        """How often this request's draft-model tokens were accepted (auto mode's guide)."""
-        self.lookup_acceptance = Acceptance()
+        self.acceptance = Acceptance(decoder.draft_history.rate)
+        """How often this request's draft-model tokens were accepted (auto mode's guide),
+        from the engine's recent history of them."""
+        self.lookup_acceptance = Acceptance(decoder.lookup_history.rate)
         """The same for prompt lookup's drafts."""
         self.heal = req.heal
         self.no_space_after = req.heal.endswith((" ", "\t"))
@@ -255,17 +258,26 @@ class Decoder:
         draft_model: Any | None = None,
         allow_draft_in_auto: bool = True,
         weights: CpuWeights = "float",
+        draft_vocab: DraftVocab | None = None,
     ) -> None:
         """`weights`: on a CPU, the format of the weights that passes feeding few tokens
-        read (`cpuweights.py`); both models use it."""
+        read (`cpuweights.py`); both models use it. `draft_vocab`: the draft's own smaller
+        vocabulary (`draftvocab.py`), if it has one."""
         self.model = model
         self.tokenizer = tokenizer
         vocab = int(model.get_output_embeddings().weight.shape[0])
-        draft = DraftModel(draft_model, vocab, weights=weights) if draft_model is not None else None
+        draft = (
+            DraftModel(draft_model, vocab, weights=weights, vocab=draft_vocab)
+            if draft_model is not None
+            else None
+        )
         first = LaneCaches(cache_for(model, weights), draft)
         self.lanes: dict[Lane, LaneCaches] = {"interactive": first}
         self.allow_draft_in_auto = allow_draft_in_auto
         self.costs = ForwardCosts()
+        self.draft_history = AcceptanceHistory()
+        self.lookup_history = AcceptanceHistory()
+        """Acceptance of each kind of draft over recent requests (`AcceptanceHistory`)."""
         self.token_texts = TokenTexts(tokenizer, vocab)
         """For token healing; built here, at load, so no request pays for it (~0.5 s)."""
 
@@ -316,6 +328,8 @@ class Decoder:
             if caches.draft is not None:
                 caches.draft.cache.reset()
         self.costs = ForwardCosts()  # cold passes would mislead `auto`
+        self.draft_history = AcceptanceHistory()  # and so would the warm-up's text
+        self.lookup_history = AcceptanceHistory()
 
     def lane(self, name: Lane) -> LaneCaches:
         """The caches of lane `name`, made (empty, sharing the weights) on first use."""
@@ -351,6 +365,9 @@ class Decoder:
                 self._decode(run)
         except Cancelled:
             return run.done("cancelled")
+        finally:
+            self.draft_history.record(run.acceptance)
+            self.lookup_history.record(run.lookup_acceptance)
         run.flush()
         return run.done(run.reason)
 
