@@ -89,7 +89,7 @@ def test_smollm2_is_the_default_and_converts_once(smollm2_folder):
 
 
 def test_smollm2_loads_as_a_llama_model_with_its_chat_template(smollm2):
-    assert smollm2.name == "smollm2" and smollm2.draft_model is None and not smollm2.demo
+    assert smollm2.name == "smollm2" and smollm2.draft_name == "smollm2-draft" and not smollm2.demo
     assert type(smollm2.model).__name__ == "LlamaForCausalLM"
     assert sum(p.numel() for p in smollm2.model.parameters()) == 134_515_008
     assert smollm2.context_window == 8192

@@ -36,7 +36,7 @@ async def client(lsp_client: LanguageClient, smollm2_folder):
 
 @in_module_loop
 async def test_the_default_model_is_smollm2_and_the_user_is_told(client: LanguageClient):
-    assert client.ready["model"] == "smollm2" and client.ready["draftModel"] is None
+    assert client.ready["model"] == "smollm2" and client.ready["draftModel"] == "smollm2-draft"
     told = [m for m in client.messages if "SmolLM2-135M-Instruct" in m.message]
     assert len(told) == 1 and told[0].type == types.MessageType.Info
     assert not [m for m in client.messages if m.type <= types.MessageType.Warning]
