@@ -37,7 +37,7 @@ from typing import Any
 
 from lsp_llm.engine.draftvocab import DraftVocab
 from lsp_llm.train.data import HELD_OUT, SourceFile, load_sources
-from lsp_llm.train.run import lr_at
+from lsp_llm.train.run import install_folder, lr_at
 
 logger = logging.getLogger(__name__)
 
@@ -293,15 +293,7 @@ def save(
 def install(out: Path) -> None:
     from lsp_llm.engine.bundled import smollm2_draft_dir
 
-    dest = smollm2_draft_dir()
-    card = dest / "README.md"
-    kept = card.read_text() if card.exists() else None
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(out, dest)
-    if kept is not None:
-        card.write_text(kept)
-    print(f"installed {out} -> {dest}", flush=True)
+    install_folder(out, smollm2_draft_dir())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -254,16 +254,22 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     return info
 
 
+def install_folder(source: Path, dest: Path) -> None:
+    """Replace the packaged model folder `dest` with `source`, keeping `dest`'s model card
+    (README.md): the card is written by hand, the weights by training."""
+    card = dest / "README.md"
+    kept = card.read_text() if card.exists() else None
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(source, dest)
+    if kept is not None:
+        card.write_text(kept)
+    print(f"installed {source} -> {dest}", flush=True)
+
+
 def install(out: Path) -> None:
     for name, dest in (("bundled", bundled_model_dir()), ("bundled-draft", bundled_draft_dir())):
-        card = dest / "README.md"
-        kept = card.read_text() if card.exists() else None
-        if dest.exists():
-            shutil.rmtree(dest)
-        shutil.copytree(out / name, dest)
-        if kept is not None:
-            card.write_text(kept)
-        print(f"installed {out / name} -> {dest}", flush=True)
+        install_folder(out / name, dest)
 
 
 def main(argv: list[str] | None = None) -> int:
