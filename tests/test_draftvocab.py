@@ -49,6 +49,17 @@ def test_a_draft_vocabulary_maps_both_ways_and_round_trips(tmp_path: Path):
         DraftVocab([1, 4], 4)
 
 
+def test_a_draft_maps_only_the_tokens_it_has_not_seen_and_follows_rewinds():
+    vocab = DraftVocab([7, 2, 9, 4], target_vocab_size=12)
+    draft = DraftModel(torch.nn.Module(), 12, cache=object(), vocab=vocab)  # type: ignore[arg-type]
+    tokens = [9, 7, 5]
+    for step in ([2, 2], [11], [4]):
+        tokens += step
+        assert draft._draft_ids(tokens) == vocab.draft_ids(tokens)
+    for other in (tokens[:3], [*tokens[:2], 4, 9], [], [1]):  # rewound, diverged, empty
+        assert draft._draft_ids(other) == vocab.draft_ids(other)
+
+
 def trimmed_twin(target: Path, folder: Path, kept: list[int]) -> Path:
     """The target model cut down to the `kept` token ids (plus a zero "unknown" row): where
     every token it reads is kept, its scores over them are the target's."""
@@ -139,6 +150,21 @@ def test_a_trimmed_draft_loads_with_its_vocabulary_and_keeps_the_text(tiny, trim
     )
     assert drafted.text == plain.text
     assert drafted.stats.accepted_draft_tokens > 0
+
+
+def test_a_draft_with_a_vocabulary_and_no_tokenizer_reads_the_targets(tiny, trimmed, tmp_path):
+    """Its rows are the target's token ids, so the target's tokenizer is its own: it needs
+    no copy. Without a vocabulary map, a folder with no tokenizer is an error, as before."""
+    folder, kept, _ = trimmed
+    bare = shutil.copytree(folder, tmp_path / "bare")
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        (bare / name).unlink(missing_ok=True)
+    got = load(Settings(model=str(tiny.target), draft_model=str(bare)))
+    assert got.draft_model is not None and not got.warnings
+    assert got.draft_vocab is not None and got.draft_vocab.rows == len(kept) + 1
+    (bare / VOCAB_FILE).unlink()
+    got = load(Settings(model=str(tiny.target), draft_model=str(bare)))
+    assert got.draft_model is None and any("continuing without" in w for w in got.warnings)
 
 
 def test_a_draft_vocabulary_that_does_not_fit_is_refused_and_the_target_serves(tiny, tmp_path):

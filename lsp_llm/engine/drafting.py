@@ -14,7 +14,7 @@ import torch
 
 from lsp_llm.engine.cpuweights import CpuWeights
 from lsp_llm.engine.draftvocab import DraftVocab
-from lsp_llm.engine.kvcache import KVCache, cache_for
+from lsp_llm.engine.kvcache import KVCache, cache_for, common_prefix_length
 
 
 def prompt_lookup(
@@ -70,10 +70,28 @@ class DraftModel:
         self.cache = cache if cache is not None else cache_for(model, weights)
         self.vocab_limit = vocab_limit
         self.vocab = vocab
+        self._mapped: tuple[list[int], list[int]] = ([], [])
+        """The last tokens mapped to the draft's rows, and their rows (with a vocabulary:
+        a request's tokens grow by a few between proposals, and mapping all of them again
+        cost about 0.4 ms at 2,000 tokens, a third of a draft pass)."""
 
     def fork(self) -> DraftModel:
         """The same draft model with an empty cache of its own (another lane)."""
         return DraftModel(self.model, self.vocab_limit, self.cache.fork(), vocab=self.vocab)
+
+    def _draft_ids(self, tokens: Sequence[int]) -> list[int]:
+        if self.vocab is None:
+            return list(tokens)
+        seen, rows = self._mapped
+        tokens = list(tokens)
+        if tokens[: len(seen)] == seen:  # the usual case, compared at C speed
+            same = len(seen)
+        else:
+            same = common_prefix_length(seen, tokens)
+            rows = rows[:same]
+        rows = rows + self.vocab.draft_ids(tokens[same:])
+        self._mapped = (tokens, rows)
+        return rows
 
     def _target_token(self, row: int) -> int | None:
         """The target's token for the draft's output `row`; None: one it cannot propose."""
@@ -86,7 +104,7 @@ class DraftModel:
     ) -> list[int]:
         """Run up to `k` draft forward passes; `before_forward` is called before each (it
         raises to cancel) and counts them."""
-        ids = list(tokens) if self.vocab is None else self.vocab.draft_ids(tokens)
+        ids = self._draft_ids(tokens)
         kept = self.cache.reuse(ids)
         before_forward()
         logits = self.cache.forward(ids[kept:])

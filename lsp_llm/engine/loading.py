@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from lsp_llm.config import Settings
-from lsp_llm.engine.draftvocab import DraftVocab
+from lsp_llm.engine.draftvocab import VOCAB_FILE, DraftVocab
 from lsp_llm.engine.gguf import GgufError
 from lsp_llm.engine.sources import (
     SMOLLM2,
@@ -234,15 +234,23 @@ def _explain(exc: BaseException, what: str, source: str) -> str:
 
 
 def _load_one(
-    source: str, settings: Settings, device: str, dtype: torch.dtype, quantization: str, what: str
+    source: str,
+    settings: Settings,
+    device: str,
+    dtype: torch.dtype,
+    quantization: str,
+    what: str,
+    tokenizer: Any | None = None,
 ) -> tuple[Any, Any]:
+    """The model in `source` and its tokenizer (`tokenizer` when given: not read)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     qconfig = _quantization_config(quantization, dtype)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            source, trust_remote_code=settings.trust_remote_code
-        )
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(
+                source, trust_remote_code=settings.trust_remote_code
+            )
         kwargs: dict[str, Any] = {
             "dtype": dtype,
             "trust_remote_code": settings.trust_remote_code,
@@ -271,6 +279,20 @@ def check_draft_compatible(target_tok: Any, draft_tok: Any, target: str, draft: 
             "cannot be verified by the target; pick a smaller model of the same family "
             "(e.g. Qwen2.5-Coder-0.5B for Qwen2.5-Coder-1.5B/3B), or unset draftModel"
         )
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+"""Files whose presence says a model folder has a tokenizer of its own."""
+
+
+def reads_target_tokenizer(folder: str) -> bool:
+    """Whether a draft folder holds a `draft_vocab.json` and no tokenizer of its own: its
+    rows are defined as the target's token ids, so the target's tokenizer is its own (and
+    a copy of it would only be a second file to keep in step)."""
+    path = Path(folder)
+    return (path / VOCAB_FILE).is_file() and not any(
+        (path / name).is_file() for name in TOKENIZER_FILES
+    )
 
 
 def draft_vocabulary(folder: str, target: Any, draft: Any, name: str) -> DraftVocab | None:
@@ -397,6 +419,7 @@ def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
         report(0.8, f"loading draft model {draft_spec}")
         try:
             draft_source = _resolve(draft_spec, "draft model", lambda f, m: report(0.8, m))
+            own_tokenizer = not reads_target_tokenizer(draft_source.folder)
             draft, draft_tok = _load_one(
                 draft_source.folder,
                 settings,
@@ -404,8 +427,10 @@ def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
                 dtype,
                 bitsandbytes,
                 "draft model",
+                tokenizer=None if own_tokenizer else tokenizer,
             )
-            check_draft_compatible(tokenizer, draft_tok, source.name, draft_source.name)
+            if own_tokenizer:
+                check_draft_compatible(tokenizer, draft_tok, source.name, draft_source.name)
             draft_vocab = draft_vocabulary(draft_source.folder, model, draft, draft_source.name)
         except ModelLoadError as exc:
             # The target works without its draft: serve, and tell the user why it is slower.

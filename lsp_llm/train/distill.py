@@ -17,8 +17,8 @@ bounds how many tokens an hour on 2 cores sees, about 0.9M.
 (cheaper, no teacher). Progress lines report the share of positions where the draft's
 choice equals SmolLM2's: the acceptance a greedy verifier would see. The held-out slice is
 never trained on; the last line measures agreement there. `--install` copies the result to
-lsp_llm/models/smollm2-draft/, with SmolLM2's tokenizer files (the engine checks a draft
-shares its target's tokenizer).
+lsp_llm/models/smollm2-draft/. No tokenizer is saved: the draft's `draft_vocab.json` names
+SmolLM2's token ids, so the engine reads it through SmolLM2's tokenizer.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import argparse
 import json
 import logging
 import random
-import shutil
 import sys
 import time
 from collections import Counter
@@ -268,25 +267,17 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "history": history,
         "command": " ".join(["python -m lsp_llm.train.distill", *sys.argv[1:]]),
     }
-    save(draft, vocab, folder, args.out, info)
+    save(draft, vocab, args.out, info)
     print(f"done in {info['minutes']:.1f} min; saved to {args.out}", flush=True)
     return info
 
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
-
-
-def save(
-    draft: Any, vocab: DraftVocab, teacher_folder: Path, out: Path, info: dict[str, Any]
-) -> None:
+def save(draft: Any, vocab: DraftVocab, out: Path, info: dict[str, Any]) -> None:
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
     draft.to(torch.float16).save_pretrained(out, safe_serialization=True)
-    vocab.save(out)
-    for name in TOKENIZER_FILES:
-        if (teacher_folder / name).is_file():
-            shutil.copy(teacher_folder / name, out / name)
+    vocab.save(out)  # no tokenizer: one with a draft_vocab.json reads the target's
     (out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
