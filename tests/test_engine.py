@@ -539,3 +539,35 @@ def test_a_requests_acceptance_starts_from_the_engines_recent_history(loaded, tw
         assert fresh.acceptance.prior == rates[name]
         assert fresh.lookup_acceptance.prior == dec.lookup_history.rate == 0.6  # never tried
     assert rates["twin"] > 0.9 and rates["random"] < rates["twin"] - 0.1, rates
+
+
+def test_auto_drafts_with_the_model_only_where_its_cache_is_close_to_the_text(
+    loaded, twin_draft, monkeypatch
+):
+    """A draft whose cache has not read the text would first have to prefill it: `auto`
+    leaves the model out then (prompt lookup still drafts), `draft` catches up; and a
+    catch-up is reported apart from the drafting steps, so it does not make drafting look
+    dear to `auto` afterwards. (Prompt lookup finds nothing here, so `auto`'s choice is
+    between the model and no draft, and the pass costs are left unmeasured before each
+    `auto` request, so they do not decide either.)"""
+    from lsp_llm.engine.decoding import AUTO_CATCH_UP
+    from lsp_llm.engine.drafting import ForwardCosts
+
+    monkeypatch.setattr("lsp_llm.engine.decoding.prompt_lookup", lambda tokens, k: [])
+    dec = Decoder(loaded.model, loaded.tokenizer, twin_draft)
+    first = prompts(loaded.tokenizer, 40)
+    long_text = tuple(t for p in first for t in p)[: AUTO_CATCH_UP * 2]
+    assert len(long_text) > AUTO_CATCH_UP + 16
+    draft = dec.lane("interactive").draft
+    assert draft is not None and draft.lag(long_text) == len(long_text)
+    dec.costs = ForwardCosts()
+    cold, _ = run(dec, GenerationRequest(long_text, 8, speculation=Speculation("auto", 4)))
+    assert cold.stats.draft_forwards == 0 and cold.stats.drafted_tokens == 0
+    caught, _ = run(dec, GenerationRequest(long_text, 8, speculation=Speculation("draft", 4)))
+    assert caught.stats.draft_forwards > 0 and cold.text == caught.text
+    assert draft.last_feed[0] <= 2  # after its catch-up, each step feeds a token or two
+    follow = long_text + tuple(caught.token_ids)
+    assert draft.lag(follow) <= AUTO_CATCH_UP
+    dec.costs = ForwardCosts()
+    warm, _ = run(dec, GenerationRequest(follow, 8, speculation=Speculation("auto", 4)))
+    assert warm.stats.draft_forwards > 0 and warm.stats.accepted_draft_tokens > 0

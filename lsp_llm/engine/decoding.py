@@ -49,6 +49,12 @@ from lsp_llm.engine.types import (
 WARM_UP_TEXT = "def area(width, height):\n    return width * height\n\n\ndef perimeter(w, h):\n"
 logger = logging.getLogger(__name__)
 
+AUTO_CATCH_UP = 256
+"""`auto` drafts with the model only while its cache is within this many tokens of the
+text: catching up further (a document it has not read, a prompt rebuilt) is a prefill of
+its own, about 200 ms for SmolLM2's draft over 1,200 tokens (int4, 2 threads), which a
+short suggestion does not earn back. `draft` mode always catches up."""
+
 PREFILL_CHUNK = {"interactive": 512, "background": 128}
 """Prompt tokens per forward pass while prefilling, per lane: the cancel granularity of a
 prefill, and for a chat also how long a completion that comes during its prefill waits."""
@@ -425,12 +431,17 @@ class Decoder:
             return [], False
         if mode == "auto":
             k = self.costs.best_draft_length(run.acceptance.rate, k)
-            if k == 0:
+            if k == 0 or run.draft.lag(run.tokens) > AUTO_CATCH_UP:
                 return [], False
         passes = run.stats.draft_forwards
         t0 = time.perf_counter()
         proposal = run.draft.propose(run.tokens, k, lambda: run.before_forward(draft=True))
-        self.costs.record_draft(time.perf_counter() - t0, run.stats.draft_forwards - passes)
+        seconds, passes = time.perf_counter() - t0, run.stats.draft_forwards - passes
+        fed, feed_s = run.draft.last_feed
+        if fed > 2:  # a step feeds at most the last proposal and the target's next token;
+            # more is a catch-up, not a drafting step: it would make drafting look dear
+            seconds, passes = seconds - feed_s, passes - 1
+        self.costs.record_draft(seconds, passes)
         return proposal, True
 
     def _decode(self, run: _Run) -> None:

@@ -6,6 +6,7 @@ model keeps its own prefix-reusing KV cache; prompt lookup needs no model at all
 
 from __future__ import annotations
 
+import time
 from array import array
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -70,6 +71,10 @@ class DraftModel:
         self.cache = cache if cache is not None else cache_for(model, weights)
         self.vocab_limit = vocab_limit
         self.vocab = vocab
+        self.last_feed = (0, 0.0)
+        """Tokens the last proposal's first pass fed, and its seconds: more than two when
+        the draft's cache had to catch up with the text (a new document, a prompt that
+        changed), which is a prefill, not a drafting step."""
         self._mapped: tuple[list[int], list[int]] = ([], [])
         """The last tokens mapped to the draft's rows, and their rows (with a vocabulary:
         a request's tokens grow by a few between proposals, and mapping all of them again
@@ -93,6 +98,13 @@ class DraftModel:
         self._mapped = (tokens, rows)
         return rows
 
+    def lag(self, tokens: Sequence[int]) -> int:
+        """How many tokens the next proposal after `tokens` would feed its first pass."""
+        ids = self._draft_ids(tokens)
+        held = self.cache.tokens
+        same = len(held) if ids[: len(held)] == held else common_prefix_length(held, ids)
+        return len(ids) - min(same, len(ids) - 1)
+
     def _target_token(self, row: int) -> int | None:
         """The target's token for the draft's output `row`; None: one it cannot propose."""
         if self.vocab is not None:
@@ -107,7 +119,9 @@ class DraftModel:
         ids = self._draft_ids(tokens)
         kept = self.cache.reuse(ids)
         before_forward()
+        start = time.perf_counter()
         logits = self.cache.forward(ids[kept:])
+        self.last_feed = (len(ids) - kept, time.perf_counter() - start)
         proposal: list[int] = []
         while True:
             row = int(torch.argmax(logits[-1]))
