@@ -26,6 +26,7 @@ from lsp_llm.engine.drafting import (
     DraftLength,
     DraftModel,
     ForwardCosts,
+    drafting_cost,
     prompt_lookup,
 )
 from lsp_llm.engine.draftvocab import DraftVocab
@@ -436,12 +437,8 @@ class Decoder:
         passes = run.stats.draft_forwards
         t0 = time.perf_counter()
         proposal = run.draft.propose(run.tokens, k, lambda: run.before_forward(draft=True))
-        seconds, passes = time.perf_counter() - t0, run.stats.draft_forwards - passes
-        fed, feed_s = run.draft.last_feed
-        if fed > 2:  # a step feeds at most the last proposal and the target's next token;
-            # more is a catch-up, not a drafting step: it would make drafting look dear
-            seconds, passes = seconds - feed_s, passes - 1
-        self.costs.record_draft(seconds, passes)
+        spent = time.perf_counter() - t0, run.stats.draft_forwards - passes
+        self.costs.record_draft(*drafting_cost(*spent, run.draft.last_feed))
         return proposal, True
 
     def _decode(self, run: _Run) -> None:

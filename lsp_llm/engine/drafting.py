@@ -121,10 +121,13 @@ class DraftModel:
         before_forward()
         start = time.perf_counter()
         logits = self.cache.forward(ids[kept:])
-        self.last_feed = (len(ids) - kept, time.perf_counter() - start)
+        first = True
         proposal: list[int] = []
         while True:
-            row = int(torch.argmax(logits[-1]))
+            row = int(torch.argmax(logits[-1]))  # on a GPU: waits for the pass
+            if first:
+                self.last_feed = (len(ids) - kept, time.perf_counter() - start)
+                first = False
             token = self._target_token(row)
             if token is None:
                 break
@@ -134,6 +137,17 @@ class DraftModel:
             before_forward()
             logits = self.cache.forward([row])
         return proposal
+
+
+def drafting_cost(seconds: float, passes: int, first_feed: tuple[int, float]) -> tuple[float, int]:
+    """The seconds and passes of a proposal that count as drafting steps: its first pass
+    is left out when it fed more than a step does (the last proposal and the target's next
+    token): that was the draft's cache catching up with the text, a prefill, and counted
+    as one step it would make drafting look many times dearer than it is."""
+    fed, feed_seconds = first_feed
+    if fed > 2:
+        return max(0.0, seconds - feed_seconds), passes - 1
+    return seconds, passes
 
 
 class DraftLength:
