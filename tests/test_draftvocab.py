@@ -15,7 +15,7 @@ import torch
 from lsp_llm.config import Settings
 from lsp_llm.engine.decoding import Decoder
 from lsp_llm.engine.drafting import DraftModel
-from lsp_llm.engine.draftvocab import VOCAB_FILE, DraftVocab
+from lsp_llm.engine.draftvocab import VOCAB_FILE, DraftVocab, tokenizer_fingerprint
 from lsp_llm.engine.loading import load
 from lsp_llm.engine.types import GenerationRequest, Speculation
 
@@ -33,9 +33,15 @@ def test_a_draft_vocabulary_maps_both_ways_and_round_trips(tmp_path: Path):
     assert again is not None and again.to_target.tolist() == [7, 2, 9]
     assert again.draft_ids([2, 3]) == [1, 3]
     assert DraftVocab.load(tmp_path / "none", 12) is None
+    assert again.tokenizer is None
+    DraftVocab([7, 2], 12, tokenizer="ab12").save(tmp_path)
+    named = DraftVocab.load(tmp_path, 12)
+    assert named is not None and named.tokenizer == "ab12"
     with pytest.raises(ValueError, match="onto 12 tokens, the target has 13"):
         DraftVocab.load(tmp_path, 13)
-    for bad in ("{not json", '{"target_ids": [1]}', '{"target_vocab_size": 12, "target_ids": 7}'):
+    bad_files = ("{not json", '{"target_ids": [1]}', '{"target_vocab_size": 12, "target_ids": 7}')
+    bad_files += ('{"target_vocab_size": 12, "target_ids": [1], "tokenizer": 5}',)
+    for bad in bad_files:
         (tmp_path / VOCAB_FILE).write_text(bad)
         with pytest.raises(ValueError, match=r"draft_vocab\.json"):
             DraftVocab.load(tmp_path, 12)
@@ -52,12 +58,17 @@ def test_a_draft_vocabulary_maps_both_ways_and_round_trips(tmp_path: Path):
 def test_a_draft_maps_only_the_tokens_it_has_not_seen_and_follows_rewinds():
     vocab = DraftVocab([7, 2, 9, 4], target_vocab_size=12)
     draft = DraftModel(torch.nn.Module(), 12, cache=object(), vocab=vocab)  # type: ignore[arg-type]
+    mapped: list[int] = []  # how many tokens each call maps
+    full_map = vocab.draft_ids
+    vocab.draft_ids = lambda ids: mapped.append(len(ids)) or full_map(ids)  # type: ignore[method-assign]
     tokens = [9, 7, 5]
     for step in ([2, 2], [11], [4]):
         tokens += step
-        assert draft._draft_ids(tokens) == vocab.draft_ids(tokens)
+        assert draft._draft_ids(tokens) == full_map(tokens)
+    assert mapped == [5, 1, 1]  # the first call maps all, later ones only what is new
     for other in (tokens[:3], [*tokens[:2], 4, 9], [], [1]):  # rewound, diverged, empty
-        assert draft._draft_ids(other) == vocab.draft_ids(other)
+        assert draft._draft_ids(other) == full_map(other)
+    assert mapped[3:] == [0, 2, 0, 1]
 
 
 def trimmed_twin(target: Path, folder: Path, kept: list[int]) -> Path:
@@ -162,6 +173,15 @@ def test_a_draft_with_a_vocabulary_and_no_tokenizer_reads_the_targets(tiny, trim
     got = load(Settings(model=str(tiny.target), draft_model=str(bare)))
     assert got.draft_model is not None and not got.warnings
     assert got.draft_vocab is not None and got.draft_vocab.rows == len(kept) + 1
+    # the map names the tokenizer it was made for: the target's loads, another's does not
+    size = len(got.draft_vocab.to_draft)
+    DraftVocab(kept, size, tokenizer_fingerprint(got.tokenizer)).save(bare)
+    got = load(Settings(model=str(tiny.target), draft_model=str(bare)))
+    assert got.draft_model is not None and not got.warnings
+    DraftVocab(kept, size, "0" * 64).save(bare)
+    got = load(Settings(model=str(tiny.target), draft_model=str(bare)))
+    assert got.draft_model is None
+    assert any("made for another tokenizer" in w for w in got.warnings)
     (bare / VOCAB_FILE).unlink()
     got = load(Settings(model=str(tiny.target), draft_model=str(bare)))
     assert got.draft_model is None and any("continuing without" in w for w in got.warnings)

@@ -6,24 +6,38 @@ pass on the output head. Keeping only the tokens that code actually uses (by fre
 the training slice) makes the head several times cheaper while the tokens it cannot say
 are rare. The draft reads any other token as one shared "unknown" id and never proposes
 it. The map is stored next to the draft's weights as `draft_vocab.json`: the target ids
-of the draft's rows, in order; the row after the last is "unknown".
+of the draft's rows, in order (the row after the last is "unknown"), and a fingerprint of
+the target's tokenizer. Ids mean nothing without their tokenizer, so a draft with a map
+reads text through the target's tokenizer, and the fingerprint keeps it from being paired
+with another target that merely has as many tokens.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 VOCAB_FILE = "draft_vocab.json"
 
 
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """A hash of a tokenizer's token -> id table."""
+    table = sorted(tokenizer.get_vocab().items())
+    return hashlib.sha256(json.dumps(table, ensure_ascii=False).encode()).hexdigest()
+
+
 class DraftVocab:
     """Maps between the target's token ids and the draft's rows."""
 
-    def __init__(self, target_ids: Sequence[int], target_vocab_size: int) -> None:
+    def __init__(
+        self, target_ids: Sequence[int], target_vocab_size: int, tokenizer: str | None = None
+    ) -> None:
+        """`tokenizer`: the target tokenizer's `tokenizer_fingerprint`, when known."""
         if len(set(target_ids)) != len(target_ids):
             raise ValueError("a draft vocabulary lists each target token once")
         if any(not 0 <= t < target_vocab_size for t in target_ids):
@@ -33,6 +47,7 @@ class DraftVocab:
         """The draft's row for every target token it does not keep."""
         self.to_draft = torch.full((target_vocab_size,), self.unknown, dtype=torch.long)
         self.to_draft[self.to_target] = torch.arange(len(target_ids))
+        self.tokenizer = tokenizer
 
     @property
     def rows(self) -> int:
@@ -50,7 +65,12 @@ class DraftVocab:
         return int(self.to_target[draft_id]) if 0 <= draft_id < self.unknown else None
 
     def save(self, folder: Path) -> None:
-        payload = {"target_vocab_size": len(self.to_draft), "target_ids": self.to_target.tolist()}
+        payload: dict[str, Any] = {
+            "target_vocab_size": len(self.to_draft),
+            "target_ids": self.to_target.tolist(),
+        }
+        if self.tokenizer is not None:
+            payload["tokenizer"] = self.tokenizer
         (folder / VOCAB_FILE).write_text(json.dumps(payload) + "\n")
 
     @classmethod
@@ -64,6 +84,7 @@ class DraftVocab:
         try:
             payload = json.loads(path.read_text())
             size, ids = payload["target_vocab_size"], payload["target_ids"]
+            fingerprint = payload.get("tokenizer")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"unreadable {VOCAB_FILE} ({exc})") from exc
         if size != target_vocab_size:
@@ -72,4 +93,6 @@ class DraftVocab:
             )
         if not isinstance(ids, list) or not all(isinstance(t, int) for t in ids):
             raise ValueError(f"{VOCAB_FILE}: target_ids must be a list of token ids")
-        return cls(ids, target_vocab_size)
+        if fingerprint is not None and not isinstance(fingerprint, str):
+            raise ValueError(f"{VOCAB_FILE}: tokenizer must be a fingerprint string")
+        return cls(ids, target_vocab_size, fingerprint)

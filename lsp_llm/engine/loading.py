@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from lsp_llm.config import Settings
-from lsp_llm.engine.draftvocab import VOCAB_FILE, DraftVocab
+from lsp_llm.engine.draftvocab import VOCAB_FILE, DraftVocab, tokenizer_fingerprint
 from lsp_llm.engine.gguf import GgufError
 from lsp_llm.engine.sources import (
     SMOLLM2,
@@ -281,22 +281,17 @@ def check_draft_compatible(target_tok: Any, draft_tok: Any, target: str, draft: 
         )
 
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
-"""Files whose presence says a model folder has a tokenizer of its own."""
-
-
 def reads_target_tokenizer(folder: str) -> bool:
-    """Whether a draft folder holds a `draft_vocab.json` and no tokenizer of its own: its
-    rows are defined as the target's token ids, so the target's tokenizer is its own (and
-    a copy of it would only be a second file to keep in step)."""
-    path = Path(folder)
-    return (path / VOCAB_FILE).is_file() and not any(
-        (path / name).is_file() for name in TOKENIZER_FILES
-    )
+    """Whether a draft folder holds a `draft_vocab.json`: its rows are the target's token
+    ids, so the target's tokenizer is its own (a copy in the folder is not read)."""
+    return (Path(folder) / VOCAB_FILE).is_file()
 
 
-def draft_vocabulary(folder: str, target: Any, draft: Any, name: str) -> DraftVocab | None:
-    """The draft's `draft_vocab.json`, checked against both models; None without one."""
+def draft_vocabulary(
+    folder: str, target: Any, draft: Any, name: str, tokenizer: Any
+) -> DraftVocab | None:
+    """The draft's `draft_vocab.json`, checked against both models and the target's
+    `tokenizer`; None without one."""
     target_rows = int(target.get_output_embeddings().weight.shape[0])
     draft_rows = int(draft.get_output_embeddings().weight.shape[0])
     try:
@@ -307,6 +302,11 @@ def draft_vocabulary(folder: str, target: Any, draft: Any, name: str) -> DraftVo
         raise ModelLoadError(
             f"draft model {name!r}: its draft_vocab.json maps {vocab.rows} rows, but the "
             f"draft has {draft_rows}"
+        )
+    if vocab is not None and vocab.tokenizer not in (None, tokenizer_fingerprint(tokenizer)):
+        raise ModelLoadError(
+            f"draft model {name!r}: its draft_vocab.json was made for another tokenizer "
+            "than the target's, so its token ids would mean other tokens"
         )
     return vocab
 
@@ -431,7 +431,9 @@ def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
             )
             if own_tokenizer:
                 check_draft_compatible(tokenizer, draft_tok, source.name, draft_source.name)
-            draft_vocab = draft_vocabulary(draft_source.folder, model, draft, draft_source.name)
+            draft_vocab = draft_vocabulary(
+                draft_source.folder, model, draft, draft_source.name, tokenizer
+            )
         except ModelLoadError as exc:
             # The target works without its draft: serve, and tell the user why it is slower.
             logger.warning("%s", exc)

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lsp_llm.engine.draftvocab import DraftVocab
+from lsp_llm.engine.draftvocab import DraftVocab, tokenizer_fingerprint
 from lsp_llm.train.data import HELD_OUT, SourceFile, load_sources
 from lsp_llm.train.run import install_folder, lr_at
 
@@ -185,6 +185,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         counts.update(header)
     always = [token_id(tokenizer, t) for t in KEEP_SPECIAL]
     vocab = choose_vocab(counts, args.vocab, always, teacher.config.vocab_size)
+    vocab.tokenizer = tokenizer_fingerprint(tokenizer)
     covered = sum(counts[t] for t in vocab.to_target.tolist()) / sum(counts.values())
     print(
         f"{len(files)} files, {sum(counts.values()) / 1e6:.2f}M tokens; draft vocabulary "
