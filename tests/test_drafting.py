@@ -148,11 +148,13 @@ def test_acceptance_history_is_the_next_requests_prior():
 
 def test_a_catch_up_is_not_counted_as_a_drafting_step():
     """A proposal whose first pass read 1,200 tokens (the draft's cache catching up with a
-    new document) counts its other passes only; one that fed a step's one or two tokens
-    counts whole."""
-    from lsp_llm.engine.drafting import drafting_cost
+    new document) counts its other passes only; one that fed a step's one or two tokens,
+    or caught up with a few tokens prompt lookup got accepted, counts whole."""
+    from lsp_llm.engine.drafting import CATCH_UP, drafting_cost
 
     assert drafting_cost(0.25, 4, (1200, 0.22)) == pytest.approx((0.03, 3))
     assert drafting_cost(0.25, 1, (1200, 0.25)) == (0.0, 0)  # nothing left to record
+    assert drafting_cost(0.25, 4, (CATCH_UP + 1, 0.22)) == pytest.approx((0.03, 3))
     assert drafting_cost(0.004, 4, (2, 0.001)) == (0.004, 4)
-    assert drafting_cost(0.004, 4, (1, 0.001)) == (0.004, 4)
+    assert drafting_cost(0.006, 4, (9, 0.003)) == (0.006, 4)
+    assert drafting_cost(0.05, 4, (CATCH_UP, 0.045)) == (0.05, 4)

@@ -21,6 +21,7 @@ import torch
 from lsp_llm.engine.cpuweights import CpuWeights
 from lsp_llm.engine.detok import IncrementalDetokenizer
 from lsp_llm.engine.drafting import (
+    CATCH_UP,
     Acceptance,
     AcceptanceHistory,
     DraftLength,
@@ -50,7 +51,7 @@ from lsp_llm.engine.types import (
 WARM_UP_TEXT = "def area(width, height):\n    return width * height\n\n\ndef perimeter(w, h):\n"
 logger = logging.getLogger(__name__)
 
-AUTO_CATCH_UP = 256
+AUTO_CATCH_UP = CATCH_UP
 """`auto` drafts with the model only while its cache is within this many tokens of the
 text: catching up further (a document it has not read, a prompt rebuilt) is a prefill of
 its own, about 200 ms for SmolLM2's draft over 1,200 tokens (int4, 2 threads), which a
