@@ -550,14 +550,13 @@ def test_auto_drafts_with_the_model_only_where_its_cache_is_close_to_the_text(
     dear to `auto` afterwards. (Prompt lookup finds nothing here, so `auto`'s choice is
     between the model and no draft, and the pass costs are left unmeasured before each
     `auto` request, so they do not decide either.)"""
-    from lsp_llm.engine.decoding import AUTO_CATCH_UP
-    from lsp_llm.engine.drafting import ForwardCosts
+    from lsp_llm.engine.drafting import CATCH_UP, ForwardCosts
 
     monkeypatch.setattr("lsp_llm.engine.decoding.prompt_lookup", lambda tokens, k: [])
     dec = Decoder(loaded.model, loaded.tokenizer, twin_draft)
     first = prompts(loaded.tokenizer, 40)
-    long_text = tuple(t for p in first for t in p)[: AUTO_CATCH_UP * 2]
-    assert len(long_text) > AUTO_CATCH_UP + 16
+    long_text = tuple(t for p in first for t in p)[: CATCH_UP * 2]
+    assert len(long_text) > CATCH_UP + 16
     draft = dec.lane("interactive").draft
     assert draft is not None and draft.lag(long_text) == len(long_text)
     dec.costs = ForwardCosts()
@@ -567,7 +566,7 @@ def test_auto_drafts_with_the_model_only_where_its_cache_is_close_to_the_text(
     assert caught.stats.draft_forwards > 0 and cold.text == caught.text
     assert draft.last_feed[0] <= 2  # after its catch-up, each step feeds a token or two
     follow = long_text + tuple(caught.token_ids)
-    assert draft.lag(follow) <= AUTO_CATCH_UP
+    assert draft.lag(follow) <= CATCH_UP
     dec.costs = ForwardCosts()
     warm, _ = run(dec, GenerationRequest(follow, 8, speculation=Speculation("auto", 4)))
     assert warm.stats.draft_forwards > 0 and warm.stats.accepted_draft_tokens > 0

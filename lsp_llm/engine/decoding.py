@@ -51,12 +51,6 @@ from lsp_llm.engine.types import (
 WARM_UP_TEXT = "def area(width, height):\n    return width * height\n\n\ndef perimeter(w, h):\n"
 logger = logging.getLogger(__name__)
 
-AUTO_CATCH_UP = CATCH_UP
-"""`auto` drafts with the model only while its cache is within this many tokens of the
-text: catching up further (a document it has not read, a prompt rebuilt) is a prefill of
-its own, about 200 ms for SmolLM2's draft over 1,200 tokens (int4, 2 threads), which a
-short suggestion does not earn back. `draft` mode always catches up."""
-
 PREFILL_CHUNK = {"interactive": 512, "background": 128}
 """Prompt tokens per forward pass while prefilling, per lane: the cancel granularity of a
 prefill, and for a chat also how long a completion that comes during its prefill waits."""
@@ -433,7 +427,7 @@ class Decoder:
             return [], False
         if mode == "auto":
             k = self.costs.best_draft_length(run.acceptance.rate, k)
-            if k == 0 or run.draft.lag(run.tokens) > AUTO_CATCH_UP:
+            if k == 0 or run.draft.lag(run.tokens) > CATCH_UP:
                 return [], False
         passes = run.stats.draft_forwards
         t0 = time.perf_counter()
