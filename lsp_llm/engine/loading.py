@@ -303,7 +303,8 @@ def draft_vocabulary(
             f"draft model {name!r}: its draft_vocab.json maps {vocab.rows} rows, but the "
             f"draft has {draft_rows}"
         )
-    if vocab is not None and vocab.tokenizer not in (None, tokenizer_fingerprint(tokenizer)):
+    recorded = vocab.tokenizer if vocab is not None else None
+    if recorded is not None and recorded != tokenizer_fingerprint(tokenizer):
         raise ModelLoadError(
             f"draft model {name!r}: its draft_vocab.json was made for another tokenizer "
             "than the target's, so its token ids would mean other tokens"
