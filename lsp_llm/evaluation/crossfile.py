@@ -208,6 +208,7 @@ def extra_context_report(
     carried = 0
     for label, extra in (("without", False), ("with", True)):
         rows: dict[str, list[tuple[bool, float]]] = {k: [] for k in KIND_LABELS}
+        tokens = at_limit = 0
         t0 = time.perf_counter()
         for kind, session in cases:
             hole = session.hole
@@ -220,6 +221,8 @@ def extra_context_report(
                 carried += any(c.path == session.neighbours[0].path for c in ctx.extra)
             plan: CompletionPlan = plan_completion(info, ctx, settings)
             done = engine.generate(plan.request)
+            tokens += done.usage.completion_tokens
+            at_limit += done.reason == "length"
             sug = plan.suggestion(done.text, done.reason)
             rows[kind].append(_score(kind, sug.text if sug else "", hole.expected))
         progress(
@@ -233,6 +236,8 @@ def extra_context_report(
             }
             for k, v in rows.items()
         }
+        report[label]["tokens_per_generation"] = tokens / max(1, len(cases))
+        report[label]["at_token_limit"] = at_limit / max(1, len(cases))
     report["cross_file_prompts_with_the_module"] = carried / max(1, len(cross))
     report["second_keystroke"] = second_keystroke(engine, settings, cross[:KEYSTROKE_CASES])
     return report
@@ -302,6 +307,15 @@ def markdown(report: dict[str, Any]) -> str:
         f"holes: {counts}; cross-file prompts that carried the defining module: "
         f"{100 * report['cross_file_prompts_with_the_module']:.0f}%"
     )
+    if "tokens_per_generation" in report["with"]:
+        lines.append(
+            "tokens decoded per generation (share that ran to the token limit): "
+            + ", ".join(
+                f"{label} {report[label]['tokens_per_generation']:.1f}"
+                f" ({100 * report[label]['at_token_limit']:.1f}%)"
+                for label in ("without", "with")
+            )
+        )
     keys: dict[str, float] | None = report.get("second_keystroke")
     if keys:
         lines.append(

@@ -75,9 +75,12 @@ class ModeStats:
     busy_s: float = 0.0
     identical: int = 0
     cases: int = 0
+    at_limit: int = 0
+    """Generations that ended at `max_new_tokens`, not at a stop rule (runaway text)."""
 
     def add(self, done: Done, same_as_greedy: bool) -> None:
         s = done.stats
+        self.at_limit += done.reason == "length"
         self.completion_tokens += done.usage.completion_tokens
         # the last prefill pass yields the first token, so it counts as a decode pass
         self.decode_forwards += s.target_forwards - s.prefill_forwards + 1
@@ -95,6 +98,8 @@ class ModeStats:
             "tokens_per_s": self.completion_tokens / self.busy_s if self.busy_s else 0.0,
             "identical": self.identical / max(1, self.cases),
             "completion_tokens": self.completion_tokens,
+            "tokens_per_generation": self.completion_tokens / max(1, self.cases),
+            "at_token_limit": self.at_limit / max(1, self.cases),
         }
 
 
@@ -322,14 +327,15 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [
             "",
             f"| speculation, {title} | tokens / target forward | draft acceptance | tok/s"
-            " | same as greedy |",
-            "|---|---:|---:|---:|---:|",
+            " | same as greedy | tokens / generation | ran to the token limit |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for mode, s in report.get(key, {}).items():
             lines.append(
                 f"| {mode} | {s['tokens_per_target_forward']:.2f}"
                 f" | {100 * s['acceptance_rate']:.1f}% | {s['tokens_per_s']:.1f}"
-                f" | {100 * s['identical']:.0f}% |"
+                f" | {100 * s['identical']:.0f}% | {s.get('tokens_per_generation', 0):.1f}"
+                f" | {100 * s.get('at_token_limit', 0):.1f}% |"
             )
     return "\n".join(lines)
 
