@@ -343,23 +343,32 @@ def test_auto_skips_a_draft_model_that_costs_more_than_it_saves(loaded):
     assert drafted.stats.draft_forwards > 0
 
 
-def test_endless_fixture_model_only_types_two_letters(tiny):
+def test_endless_fixture_model_types_a_long_cycle_of_letters(tiny):
     """The tests that cancel or drop a running generation rely on this model never ending:
-    no end token, and no newline for a stop rule to cut at."""
+    no end token, no newline for a stop rule to cut at, and no loop short enough for the
+    in-line loop rule."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lsp_llm.engine.stopping import CYCLE_PIECE_CHARS, line_cycle
+    from lsp_llm.train.tiny import ENDLESS_LETTERS
 
     model = AutoModelForCausalLM.from_pretrained(tiny.endless).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny.endless)
-    letters = {tokenizer.convert_tokens_to_ids("x"), tokenizer.convert_tokens_to_ids("y")}
+    letters = [tokenizer.convert_tokens_to_ids(c) for c in ENDLESS_LETTERS]
     ids = torch.randint(
         0, model.config.vocab_size, (8, 256), generator=torch.Generator().manual_seed(0)
     )
     with torch.no_grad():
         logits = model(ids).logits
     best = logits.argmax(-1)
-    assert set(best.unique().tolist()) <= letters
+    assert set(best.unique().tolist()) <= set(letters)
     top2 = logits.topk(2, dim=-1).values
     assert (top2[..., 0] > top2[..., 1]).all()  # never a tie
+    prompt = tokenizer("def f(x):\n", return_tensors="pt").input_ids
+    out = model.generate(prompt, max_new_tokens=100, do_sample=False)[0, prompt.shape[1] :]
+    typed = tokenizer.decode(out)
+    assert typed == (ENDLESS_LETTERS * 3)[:100]
+    assert len(ENDLESS_LETTERS) > CYCLE_PIECE_CHARS and line_cycle(typed) == 0
 
 
 @pytest.mark.parametrize("agree", [0, 2, 5])

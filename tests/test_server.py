@@ -375,7 +375,8 @@ async def test_rewrite_action_carries_uri_and_range(client: LanguageClient):
 async def test_another_open_file_reaches_the_prompt(client: LanguageClient, loaded):
     """With another file open whose code the cursor's window shares names with, the
     suggestion is the model's answer to the prompt that carries it (computed here the way
-    the server builds it), which differs from the answer without it."""
+    the server builds it), which differs from the answer without it (no suggestion is an
+    answer too)."""
     from lsp_llm.context.extra import Chunk, fits
 
     shapes = (
@@ -403,8 +404,11 @@ async def test_another_open_file_reaches_the_prompt(client: LanguageClient, load
         done.text, ctx.before, ctx.after, prompt.multiline, truncated=done.reason == "length"
     )
     without = expected_suggestion(loaded, main, len(main))
-    assert with_extra is not None and (without is None or without.text != with_extra.text)
-    assert [item.insert_text for item in result.items] == [with_extra.text]
+    # (the random model may loop within the line either way; its loop is then dropped)
+    with_text, without_text = (s.text if s else None for s in (with_extra, without))
+    assert with_text != without_text
+    items = result.items if result is not None else []
+    assert [item.insert_text for item in items] == ([with_text] if with_text else [])
 
 
 async def test_code_actions_for_a_javascript_function_not_written_yet(client: LanguageClient):

@@ -14,6 +14,10 @@ cursor the user is filling in arguments, on one line."""
 CLOSERS = set(")]}\"'`;, \t")
 LINE_REPEATS = 3
 """A block completion ends when a line (or a few) has come this many times in a row."""
+LOOP_CHARS = 48
+"""A completion ends, and its line is dropped, when a piece of text has repeated back to
+back over this many characters of a line (`StopRules.max_line_cycle`)."""
+LINE = StopRules(single_line=True, max_line_cycle=LOOP_CHARS)
 
 
 @dataclass(frozen=True)
@@ -52,17 +56,22 @@ def completion_shape(before: str, after: str, multiline: str = "auto") -> Shape:
     else:
         block = not mid_line and (at_blank or opens_block)
     if not block:
-        return Shape(False, StopRules(single_line=True))
+        return Shape(False, LINE)
     if at_blank:
         # Stay in the cursor's block; at column 0 stop at the next top-level statement.
         indent = max(len(line_before), 1)
     else:
         indent = _indent(line_before) + (1 if opens_block else 0)
-    rules = StopRules(block_indent=indent, stop_strings=("\n\n\n",), max_line_repeats=LINE_REPEATS)
+    rules = StopRules(
+        block_indent=indent,
+        stop_strings=("\n\n\n",),
+        max_line_repeats=LINE_REPEATS,
+        max_line_cycle=LOOP_CHARS,
+    )
     following = _next_code_indent(after) if at_blank and multiline == "auto" else None
     if following is not None and following > len(line_before):
         # The next line is already the body of what goes here: one line (a header).
-        return Shape(False, StopRules(single_line=True))
+        return Shape(False, LINE)
     if following is not None and following == len(line_before) and line_before:
         # Inside a body that goes on below: a line, or a block only if the line opens one.
         return Shape(True, replace(rules, line_unless_opens=BLOCK_OPENERS))

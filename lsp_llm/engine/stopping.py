@@ -12,6 +12,10 @@ from lsp_llm.engine.types import StopRules
 
 REPEAT_BLOCK_LINES = 3
 """The longest block of lines the repetition rule looks for (a line, a pair, a triple)."""
+CYCLE_PIECE_CHARS = 32
+"""The longest piece of text the in-line loop rule looks for."""
+CYCLE_COPIES = 4
+"""Copies in a row of that piece before a line counts as a loop."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,25 @@ def _scan_repeats(text: str, limit: int) -> _RepeatScan:
     return _RepeatScan(min(cuts) if cuts else None, safe)
 
 
+def line_cycle(line: str) -> int:
+    """How many characters at the end of `line` one piece of text repeated back to back
+    covers, at least `CYCLE_COPIES` times (the longest such run over pieces of 1 to
+    `CYCLE_PIECE_CHARS` characters); 0 when there is none, or when the run is a single
+    punctuation or space character over and over (a separator such as `-----`)."""
+    n = len(line)
+    best = 0
+    for piece in range(1, min(CYCLE_PIECE_CHARS, n // CYCLE_COPIES) + 1):
+        i = n - 1
+        while i >= piece and line[i] == line[i - piece]:
+            i -= 1
+        covered = n - 1 - i + piece
+        if covered >= CYCLE_COPIES * piece and covered > best:
+            run = line[n - covered :]
+            if not (run[0] == run[-1] and not run[0].isalnum() and run.count(run[0]) == covered):
+                best = covered
+    return best
+
+
 class StopChecker:
     def __init__(self, rules: StopRules) -> None:
         self.rules = rules
@@ -97,6 +120,9 @@ class StopChecker:
         safe = self._safe_length(text)
         if repeats is not None:
             safe = min(safe, repeats.safe)
+        if self.rules.max_line_cycle is not None:
+            # the last line may still turn into a loop, and the cut would take its newline
+            safe = min(safe, max(text.rfind("\n"), 0))
         return StopVerdict(emit_upto=safe)
 
     def finish(self, text: str) -> str:
@@ -134,7 +160,28 @@ class StopChecker:
                 cuts.append(dedent)
         if repeats is not None and repeats.cut is not None:
             cuts.append(repeats.cut)
+        loop = self._loop_cut(text)
+        if loop is not None:
+            cuts.append(loop)
         return min(cuts) if cuts else None
+
+    def _loop_cut(self, text: str) -> int | None:
+        """Where the text ends when a line has turned into a loop: before the newline
+        that started that line (nothing, on the first line). The last two lines are
+        checked: the text grows a token (or, from a remote engine, a piece) at a time, so
+        an earlier line was checked while it was the last."""
+        limit = self.rules.max_line_cycle
+        if limit is None:
+            return None
+        end = len(text)
+        last = text.rfind("\n")
+        starts = [last, text.rfind("\n", 0, last)] if last >= 0 else [last]
+        found = None
+        for nl in starts:
+            if line_cycle(text[nl + 1 : end]) >= limit:
+                found = max(nl, 0)
+            end = nl
+        return found
 
     def _line_end(self, text: str) -> int | None:
         """Where the first line ends, when the text must end there: always in single-line

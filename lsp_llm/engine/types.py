@@ -31,6 +31,13 @@ class StopRules:
     this many times in a row (blank lines aside); the text keeps the first copy. A small
     model caught in a loop then ends at once instead of filling its token budget. Only
     lines that cannot be cut any more are streamed while it applies.
+    `max_line_cycle`: stop once the line being written ends with one piece of text (up to
+    32 characters) repeated back to back, at least 4 times and over this many characters
+    (`Dict[str, Dict[str, Dict[str, …`); that line is dropped and the text ends with the
+    line before it. A model caught in a loop inside a line then ends at once instead of
+    filling its token budget, and shows no fragment of the loop. A run of one punctuation
+    character (`-----`, `=====`) is a separator, not a loop. While it applies only whole
+    lines are streamed.
     `line_unless_opens`: see below.
     """
 
@@ -40,6 +47,7 @@ class StopRules:
     block_indent: int | None = None
     first_line_open: bool = True
     max_line_repeats: int | None = None
+    max_line_cycle: int | None = None
     line_unless_opens: tuple[str, ...] = ()
     """When set (in block mode), stop at the first newline unless the first line ends with
     one of these (`:`, `{`): inside a body whose next line is code, one line is wanted,

@@ -77,31 +77,49 @@ def tiny_llama(vocab: int, seed: int = 3) -> Any:
     return LlamaForCausalLM(config).eval()
 
 
-def build_endless_model(source: Path, folder: Path, letters: str = "xy") -> Path:
-    """Save a copy of the model in `source` whose greedy output is only the two `letters`,
-    forever: no end token, no newline, so neither an end token nor a stop rule (dedent,
-    blank lines, end of line) ever ends a generation; it runs until it is cancelled or
-    reaches its token limit, whatever the machine's arithmetic.
+ENDLESS_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
+"""What the endless model types, in a cycle: 40 characters, longer than any piece the
+in-line loop rule looks for (`engine.stopping.CYCLE_PIECE_CHARS`)."""
 
-    The final norm keeps one hidden dimension, and in the (tied) embeddings only the two
-    letters have a component there, of opposite signs: their logits are +s and -s, every
-    other token's 0, so one of the two always wins (a tie needs s exactly 0)."""
+
+def build_endless_model(source: Path, folder: Path, letters: str = ENDLESS_LETTERS) -> Path:
+    """Save a copy of the model in `source` whose greedy output is `letters` in a cycle,
+    forever: no end token, no newline, and no piece of text repeated within a line's reach,
+    so neither an end token nor a stop rule (dedent, blank lines, end of line, a loop
+    inside a line) ever ends a generation; it runs until it is cancelled or reaches its
+    token limit, whatever the machine's arithmetic.
+
+    Every layer's attention and MLP output projections are zeroed, so the last position's
+    state is its token's embedding: letter k has a one in dimension k, every other token a
+    one in dimension `len(letters)`. The (untied) output head maps dimension k to the next
+    letter and that last dimension to the first letter, with the same weight: the chosen
+    letter's logit is positive and every other token's is 0 (no tie)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(source).eval()
     tokenizer = AutoTokenizer.from_pretrained(source)
-    if not model.config.tie_word_embeddings:
-        raise ValueError("build_endless_model needs a model with tied embeddings")
-    first, second = (tokenizer.convert_tokens_to_ids(c) for c in letters)
+    ids = [tokenizer.convert_tokens_to_ids(c) for c in letters]
+    hidden = model.config.hidden_size
+    if len(set(ids)) != len(letters) or tokenizer.unk_token_id in ids or len(letters) >= hidden:
+        raise ValueError("build_endless_model needs one token per letter, fewer than the width")
+    model.config.tie_word_embeddings = False
     with torch.no_grad():
-        norm = model.model.norm.weight
-        norm.zero_()
-        norm[0] = 1.0
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        model.model.norm.weight.fill_(1.0)
         rows = model.get_input_embeddings().weight
-        rows[:, 0] = 0.0
-        rows[first, 0] = 1.0
-        rows[second, 0] = -1.0
+        rows.zero_()
+        rows[:, len(letters)] = 1.0
+        head = torch.zeros_like(rows)
+        for k, token in enumerate(ids):
+            rows[token, len(letters)] = 0.0
+            rows[token, k] = 1.0
+            head[ids[(k + 1) % len(letters)], k] = 1.0
+        head[ids[0], len(letters)] = 1.0
+        model.lm_head = torch.nn.Linear(hidden, rows.shape[0], bias=False)
+        model.lm_head.weight.copy_(head)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
