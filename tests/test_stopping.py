@@ -105,15 +105,17 @@ LINE_LOOP = StopRules(single_line=True, max_line_cycle=48)
 BLOCK_LOOP = StopRules(block_indent=4, max_line_cycle=48)
 
 
-def test_a_line_caught_in_a_loop_ends_the_generation_and_is_dropped():
+def test_a_line_caught_in_a_loop_ends_the_generation_before_the_loop():
     loop = "headers: " + "Dict[str, " * 12
     streamed, final = feed_all(LINE_LOOP, loop)
-    assert final == "" and streamed == ""
+    assert final == "headers:" and streamed == final
+    text = "return text.strip()" + ' + "\\n"' * 12
+    assert feed_all(LINE_LOOP, text)[1] == "return text.strip()"
     # it ends as soon as the run covers 48 characters, not at the token budget
     checker = StopChecker(LINE_LOOP)
     cut_at = next(i for i in range(len(loop) + 1) if checker.feed(loop[:i]).stop_at is not None)
     assert cut_at <= len("headers: ") + 48 < len(loop)
-    # in a block, the lines before the loop stay
+    # on a later line of a block, that line goes: the block ends with the line before
     text = "x = 1\n    y = NAMESPACE" + "_NAMESPACE" * 8
     streamed, final = feed_all(BLOCK_LOOP, text)
     assert final == "x = 1" and streamed == "x = 1"
@@ -133,4 +135,4 @@ def test_repetition_that_is_code_or_a_separator_is_kept():
 def test_the_loop_rule_holds_back_only_the_line_being_written():
     checker = StopChecker(BLOCK_LOOP)
     assert checker.feed("a = 1\n    b = 2\n    c").emit_upto == len("a = 1\n    b = 2")
-    assert StopChecker(LINE_LOOP).finish("abc" + "xy" * 30) == ""
+    assert StopChecker(LINE_LOOP).finish("abc" + "xy" * 30) == "abc"

@@ -166,10 +166,11 @@ class StopChecker:
         return min(cuts) if cuts else None
 
     def _loop_cut(self, text: str) -> int | None:
-        """Where the text ends when a line has turned into a loop: before the newline
-        that started that line (nothing, on the first line). The last two lines are
-        checked: the text grows a token (or, from a remote engine, a piece) at a time, so
-        an earlier line was checked while it was the last."""
+        """Where the text ends when a line has turned into a loop: on the first line,
+        before the loop's first copy (what came before it stays); on a later line, before
+        the newline that started that line (the block ends with the line before). The last
+        two lines are checked: the text grows a token (or, from a remote engine, a piece)
+        at a time, so an earlier line was checked while it was the last."""
         limit = self.rules.max_line_cycle
         if limit is None:
             return None
@@ -178,8 +179,9 @@ class StopChecker:
         starts = [last, text.rfind("\n", 0, last)] if last >= 0 else [last]
         found = None
         for nl in starts:
-            if line_cycle(text[nl + 1 : end]) >= limit:
-                found = max(nl, 0)
+            covered = line_cycle(text[nl + 1 : end])
+            if covered >= limit:
+                found = end - covered if nl < 0 else nl
             end = nl
         return found
 

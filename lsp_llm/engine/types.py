@@ -33,11 +33,12 @@ class StopRules:
     lines that cannot be cut any more are streamed while it applies.
     `max_line_cycle`: stop once the line being written ends with one piece of text (up to
     32 characters) repeated back to back, at least 4 times and over this many characters
-    (`Dict[str, Dict[str, Dict[str, …`); that line is dropped and the text ends with the
-    line before it. A model caught in a loop inside a line then ends at once instead of
-    filling its token budget, and shows no fragment of the loop. A run of one punctuation
-    character (`-----`, `=====`) is a separator, not a loop. While it applies only whole
-    lines are streamed.
+    (`Dict[str, Dict[str, Dict[str, …`). On the first line the text ends before the loop's
+    first copy; on a later line that line is dropped and the text ends with the line
+    before it (as a block cut by the token budget loses its unfinished line). A model
+    caught in a loop inside a line then ends at once instead of filling its token budget,
+    and shows none of the loop. A run of one punctuation character (`-----`, `=====`) is
+    a separator, not a loop. While it applies only whole lines are streamed.
     `line_unless_opens`: see below.
     """
 
