@@ -12,7 +12,7 @@ from lsp_llm.context.prompts import (
     chat_prompt,
     completion_prompt,
 )
-from lsp_llm.context.shape import completion_shape
+from lsp_llm.context.shape import LOOP_CHARS, completion_shape
 
 SOURCE = (
     "import os\n\n\ndef area(r):\n    pi = 3.14159\n    return pi * r * r\n\n\nprint(area(2))\n"
@@ -164,6 +164,7 @@ def test_completion_shape(before, after, multiline, expected_block, indent):
     assert shape.stop.single_line == (not expected_block)
     assert shape.stop.block_indent == indent
     assert shape.stop.max_line_repeats == (3 if expected_block else None)
+    assert shape.stop.max_line_cycle == LOOP_CHARS  # every completion ends a loop in a line
 
 
 def test_chat_prompt_uses_template_and_code_context(info):
