@@ -28,9 +28,9 @@ class TinyModels:
     other_tokenizer: Path
     """A model whose tokenizer differs from the target's."""
     endless: Path
-    """The target, changed so that greedy decoding only ever types "x" and "y": no end
-    token and no stop rule ends it, for a generation that must still be running when a
-    test cancels or drops it."""
+    """The target, changed so that greedy decoding only ever types a 40-letter cycle: no
+    end token and no stop rule ends it (`build_endless_model`), for a generation that must
+    still be running when a test cancels or drops it."""
 
 
 @pytest.fixture(scope="session")

@@ -173,12 +173,16 @@ def test_javascript_functions_their_doc_comments_and_empty_bodies() -> None:
 def test_a_javascript_function_without_its_closing_brace_yet() -> None:
     from lsp_llm.context.actions import fill_body_edit, fill_body_prompt
     from lsp_llm.context.prompts import TokenizerInfo
+    from lsp_llm.context.shape import LINE_REPEATS, LOOP_CHARS
 
     text = "function area(r) {\n  \n"
     fn = find_function(text, len(text) - 1, "javascript")
     assert fn is not None and fn.is_stub and not fn.closed
     prompt = fill_body_prompt(TokenizerInfo.by_characters(), text, fn, 200)
     assert prompt.prefix.endswith("function area(r) {\n  ")
+    # a body caught in a loop ends as a completion does (repeated lines, a loop in a line)
+    assert prompt.stop.max_line_repeats == LINE_REPEATS
+    assert prompt.stop.max_line_cycle == LOOP_CHARS
     filled = _apply(text, fill_body_edit(text, fn, "return r * r;", True))
     assert filled.startswith("function area(r) {\n  return r * r;\n}")
 

@@ -136,3 +136,13 @@ def test_the_loop_rule_holds_back_only_the_line_being_written():
     checker = StopChecker(BLOCK_LOOP)
     assert checker.feed("a = 1\n    b = 2\n    c").emit_upto == len("a = 1\n    b = 2")
     assert StopChecker(LINE_LOOP).finish("abc" + "xy" * 30) == "abc"
+
+
+def test_a_loop_is_found_when_a_piece_brings_several_lines_at_once():
+    checker = StopChecker(StopRules(max_line_cycle=48))
+    assert checker.feed("x = 1\n").stop_at is None
+    text = "x = 1\ny = " + "ab" * 30 + "\n\nz = 2"  # a remote engine's piece, or "\n\n"
+    assert checker.feed(text).stop_at == len("x = 1")
+    # a long separator is read once, and kept
+    line = "# " + "-" * 5000
+    assert StopChecker(LINE_LOOP).feed(line).stop_at is None

@@ -95,8 +95,10 @@ def line_cycle(line: str) -> int:
     punctuation or space character over and over (a separator such as `-----`)."""
     n = len(line)
     best = 0
+    same = n - len(line.rstrip(line[-1])) if line else 0  # the last character's run
     for piece in range(1, min(CYCLE_PIECE_CHARS, n // CYCLE_COPIES) + 1):
-        i = n - 1
+        # inside that run every character equals the one `piece` before it: start past it
+        i = n - same + piece - 1 if piece < same else n - 1
         while i >= piece and line[i] == line[i - piece]:
             i -= 1
         covered = n - 1 - i + piece
@@ -110,6 +112,8 @@ def line_cycle(line: str) -> int:
 class StopChecker:
     def __init__(self, rules: StopRules) -> None:
         self.rules = rules
+        self._line_start = 0
+        """Where the last line began at the previous call (for the loop rule)."""
 
     def feed(self, text: str) -> StopVerdict:
         """Check the whole generated text so far; cheap enough to call per token."""
@@ -168,22 +172,25 @@ class StopChecker:
     def _loop_cut(self, text: str) -> int | None:
         """Where the text ends when a line has turned into a loop: on the first line,
         before the loop's first copy (what came before it stays); on a later line, before
-        the newline that started that line (the block ends with the line before). The last
-        two lines are checked: the text grows a token (or, from a remote engine, a piece)
-        at a time, so an earlier line was checked while it was the last."""
+        the newline that started that line (the block ends with the line before). Checked
+        are the lines from the one that was last at the previous call on: the others were
+        whole then and checked already (a token, or a remote engine's piece, may bring
+        several newlines at once)."""
         limit = self.rules.max_line_cycle
         if limit is None:
             return None
-        end = len(text)
-        last = text.rfind("\n")
-        starts = [last, text.rfind("\n", 0, last)] if last >= 0 else [last]
-        found = None
-        for nl in starts:
-            covered = line_cycle(text[nl + 1 : end])
+        start = self._line_start if self._line_start <= len(text) else 0
+        start = text.rfind("\n", 0, start) + 1 if start else 0  # at a line's start
+        while True:
+            nl = text.find("\n", start)
+            end = len(text) if nl < 0 else nl
+            covered = line_cycle(text[start:end])
             if covered >= limit:
-                found = end - covered if nl < 0 else nl
-            end = nl
-        return found
+                return end - covered if start == 0 else start - 1
+            if nl < 0:
+                self._line_start = start
+                return None
+            start = nl + 1
 
     def _line_end(self, text: str) -> int | None:
         """Where the first line ends, when the text must end there: always in single-line

@@ -331,11 +331,13 @@ def markdown(report: dict[str, Any]) -> str:
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for mode, s in report.get(key, {}).items():
+            # continuations have no stop rules: every one runs to the limit
+            limit = f"{100 * s.get('at_token_limit', 0):.1f}%" if key == "speculation" else "–"
             lines.append(
                 f"| {mode} | {s['tokens_per_target_forward']:.2f}"
                 f" | {100 * s['acceptance_rate']:.1f}% | {s['tokens_per_s']:.1f}"
                 f" | {100 * s['identical']:.0f}% | {s.get('tokens_per_generation', 0):.1f}"
-                f" | {100 * s.get('at_token_limit', 0):.1f}% |"
+                f" | {limit} |"
             )
     return "\n".join(lines)
 
