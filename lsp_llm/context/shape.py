@@ -15,8 +15,9 @@ CLOSERS = set(")]}\"'`;, \t")
 LINE_REPEATS = 3
 """A block completion ends when a line (or a few) has come this many times in a row."""
 LOOP_CHARS = 48
-"""A completion ends, and its line is dropped, when a piece of text has repeated back to
-back over this many characters of a line (`StopRules.max_line_cycle`)."""
+"""A completion ends when a piece of text has repeated back to back over this many
+characters of a line (`StopRules.max_line_cycle`: the first line keeps what came before
+the loop, a later line is dropped)."""
 LINE = StopRules(single_line=True, max_line_cycle=LOOP_CHARS)
 
 

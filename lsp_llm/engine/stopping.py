@@ -102,10 +102,9 @@ def line_cycle(line: str) -> int:
         while i >= piece and line[i] == line[i - piece]:
             i -= 1
         covered = n - 1 - i + piece
-        if covered >= CYCLE_COPIES * piece and covered > best:
-            run = line[n - covered :]
-            if not (run[0] == run[-1] and not run[0].isalnum() and run.count(run[0]) == covered):
-                best = covered
+        separator = covered <= same and not line[-1].isalnum()  # one character over and over
+        if covered >= CYCLE_COPIES * piece and covered > best and not separator:
+            best = covered
     return best
 
 
