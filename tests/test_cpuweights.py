@@ -115,13 +115,27 @@ def test_cpu_quantization_setting(tiny, monkeypatch):
     model = AutoModelForCausalLM.from_pretrained(tiny.target).eval()
     assert cpu_quantization("none", model) == ("none", None)
     assert cpu_quantization("8bit", model) == ("8bit", None)
-    assert cpu_quantization("auto", model) == ("none", None)  # small: stays in the CPU cache
+    assert cpu_quantization("auto", model) == ("none", None)  # under 16 MiB: stays float32
     monkeypatch.setattr("lsp_llm.engine.loading.CPU_AUTO_MIN_BYTES", 0)
     assert cpu_quantization("auto", model) == ("4bit", None)
     monkeypatch.setattr(cpuweights, "kernels_available", lambda weights: False)
     quantization, warning = cpu_quantization("4bit", model)
     assert quantization == "none" and warning is not None and "no CPU kernel" in warning
     assert cpu_quantization("auto", model) == ("none", None)
+
+
+def test_auto_packs_the_bundled_model_but_not_its_draft():
+    """The bundled model (20 MB of float32) decodes 2x faster packed through the native
+    layers (README, Performance), so `auto` packs it; its 4 MB draft stays float32."""
+    from transformers import AutoModelForCausalLM
+
+    from lsp_llm.engine.bundled import bundled_draft_dir, bundled_model_dir
+
+    target = AutoModelForCausalLM.from_pretrained(bundled_model_dir()).eval()
+    draft = AutoModelForCausalLM.from_pretrained(bundled_draft_dir()).eval()
+    expected = "4bit" if kernels_available(cpuweights.cpu_weights("4bit")) else "none"
+    assert cpu_quantization("auto", target) == (expected, None)
+    assert cpu_quantization("auto", draft) == ("none", None)
 
 
 @pytest.mark.parametrize("quantization", ["4bit", "8bit"])
