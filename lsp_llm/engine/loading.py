@@ -127,7 +127,7 @@ def choose_quantization(params: int, free_bytes: int, reserve_bytes: int) -> str
 CPU_AUTO_MIN_BYTES = 16 * 2**20
 """On a CPU, `quantization: auto` packs float weights of at least this size to int4, which
 the project's native layers decode. Measured with them (README, Performance): the bundled
-model (20 MB of float32) suggests in 22 ms against 49 in float32 and scores 0.250 against
+model (20 MB of float32) suggests in 22 ms against 39 in float32 and scores 0.250 against
 0.253 in the eval; SmolLM2 (540 MB) 120 against 556 ms. Smaller models (drafts, the
 tests' fixtures) stay float32: nothing was measured to gain there, and float32 keeps
 transformers' exact tokens. (Before the native layers the threshold was 64 MiB: PyTorch's
