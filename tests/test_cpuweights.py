@@ -133,9 +133,23 @@ def test_auto_packs_the_bundled_model_but_not_its_draft():
 
     target = AutoModelForCausalLM.from_pretrained(bundled_model_dir()).eval()
     draft = AutoModelForCausalLM.from_pretrained(bundled_draft_dir()).eval()
-    expected = "4bit" if kernels_available(cpuweights.cpu_weights("4bit")) else "none"
-    assert cpu_quantization("auto", target) == (expected, None)
+    from lsp_llm.engine import native
+
+    native_int4 = native.kernel() is not None and kernels_available("int4")
+    assert cpu_quantization("auto", target) == ("4bit" if native_int4 else "none", None)
     assert cpu_quantization("auto", draft) == ("none", None)
+
+
+def test_auto_keeps_the_bundled_model_float32_without_the_native_kernels(monkeypatch):
+    """Through PyTorch's int4 kernel alone, packing costs a model that small speed."""
+    from transformers import AutoModelForCausalLM
+
+    from lsp_llm.engine import native
+    from lsp_llm.engine.bundled import bundled_model_dir
+
+    monkeypatch.setattr(native, "kernel", lambda: None)
+    target = AutoModelForCausalLM.from_pretrained(bundled_model_dir()).eval()
+    assert cpu_quantization("auto", target) == ("none", None)
 
 
 @pytest.mark.parametrize("quantization", ["4bit", "8bit"])

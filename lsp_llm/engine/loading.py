@@ -124,14 +124,31 @@ def choose_quantization(params: int, free_bytes: int, reserve_bytes: int) -> str
     return "4bit"
 
 
-CPU_AUTO_MIN_BYTES = 16 * 2**20
-"""On a CPU, `quantization: auto` packs float weights of at least this size to int4, which
-the project's native layers decode. Measured with them (README, Performance): the bundled
-model (20 MB of float32) suggests in 22 ms against 39 in float32 and scores 0.250 against
-0.253 in the eval; SmolLM2 (540 MB) 120 against 556 ms. Smaller models (drafts, the
-tests' fixtures) stay float32: nothing was measured to gain there, and float32 keeps
-transformers' exact tokens. (Before the native layers the threshold was 64 MiB: PyTorch's
-int4 products were slower than float32 for the bundled model.)"""
+CPU_AUTO_MIN_BYTES = 64 * 2**20
+"""On a CPU, `quantization: auto` packs float weights of at least this size to int4: decoding
+a model that size is bound by reading its weights, and int4 pays even through PyTorch's
+kernels (SmolLM2, 540 MB: 199 against 375 ms a suggestion through them, 120 against 556
+with the native layers in a later run; README "Performance" and its history)."""
+
+NATIVE_AUTO_MIN_BYTES = 16 * 2**20
+"""Where the project's native kernels run, `auto` packs from this size on. Measured with
+them: the bundled model (20 MB of float32) suggests in 22 ms against 39 in float32 and
+scores 0.250 against 0.253 in the eval. Without them (no AVX2 or no compiler) PyTorch's
+int4 products are slower than float32 at that size, so it stays float32. Smaller models
+(drafts, the tests' fixtures) stay float32: nothing was measured to gain there, and float32
+keeps transformers' exact tokens."""
+
+
+def auto_packs(size_bytes: int) -> bool:
+    """Whether `quantization: auto` packs a model of `size_bytes` float weights to int4 on
+    this CPU."""
+    if size_bytes >= CPU_AUTO_MIN_BYTES:
+        return True
+    if size_bytes < NATIVE_AUTO_MIN_BYTES:
+        return False
+    from lsp_llm.engine import native
+
+    return native.kernel() is not None
 
 
 def cpu_quantization(requested: str, model: Any) -> tuple[str, str | None]:
@@ -151,7 +168,7 @@ def cpu_quantization(requested: str, model: Any) -> tuple[str, str | None]:
     else:
         if requested == "auto":
             size = sum(p.numel() * p.element_size() for p in model.parameters())
-            return ("4bit" if size >= CPU_AUTO_MIN_BYTES else "none"), None
+            return ("4bit" if auto_packs(size) else "none"), None
         return requested, None
     if requested == "auto":
         return "none", None
