@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lsp_llm.config import Settings
-from lsp_llm.engine import cpuweights
+from lsp_llm.engine import cpuweights, native
 from lsp_llm.engine.cpuweights import (
     FEW_ROWS,
     HeadProjection,
@@ -133,8 +133,6 @@ def test_auto_packs_the_bundled_model_but_not_its_draft():
 
     target = AutoModelForCausalLM.from_pretrained(bundled_model_dir()).eval()
     draft = AutoModelForCausalLM.from_pretrained(bundled_draft_dir()).eval()
-    from lsp_llm.engine import native
-
     native_int4 = native.kernel() is not None and kernels_available("int4")
     assert cpu_quantization("auto", target) == ("4bit" if native_int4 else "none", None)
     assert cpu_quantization("auto", draft) == ("none", None)
@@ -144,7 +142,6 @@ def test_auto_keeps_the_bundled_model_float32_without_the_native_kernels(monkeyp
     """Through PyTorch's int4 kernel alone, packing costs a model that small speed."""
     from transformers import AutoModelForCausalLM
 
-    from lsp_llm.engine import native
     from lsp_llm.engine.bundled import bundled_model_dir
 
     monkeypatch.setattr(native, "kernel", lambda: None)
