@@ -16,7 +16,7 @@ from tree_sitter import Node, Tree
 from lsp_llm.config import Settings
 from lsp_llm.context.budget import take_head, take_tail
 from lsp_llm.context.prompts import Prompt, TokenizerInfo, as_messages, heal_prompt
-from lsp_llm.context.shape import LINE_REPEATS, LOOP_CHARS
+from lsp_llm.context.shape import block_rules
 from lsp_llm.context.syntax import Lines, parse_around
 from lsp_llm.engine.types import GenerationRequest, Speculation, StopRules
 
@@ -254,12 +254,7 @@ def docstring_prompt(info: TokenizerInfo, text: str, fn: FunctionSpan, budget: i
 
 def fill_body_prompt(info: TokenizerInfo, text: str, fn: FunctionSpan, budget: int) -> Prompt:
     """The model writes the body in place of the stub statement(s)."""
-    stop = StopRules(
-        block_indent=len(fn.body_indent),
-        stop_strings=("\n\n\n",),
-        max_line_repeats=LINE_REPEATS,
-        max_line_cycle=LOOP_CHARS,
-    )
+    stop = block_rules(len(fn.body_indent))
     if fn.style == "jsdoc":
         before = text[: fn.stub_start] + "\n" + fn.body_indent
         after = "\n" + fn.indent + ("" if fn.closed else "}") + text[fn.end :]

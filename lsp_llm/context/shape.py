@@ -21,6 +21,17 @@ the loop, a later line is dropped)."""
 LINE = StopRules(single_line=True, max_line_cycle=LOOP_CHARS)
 
 
+def block_rules(indent: int) -> StopRules:
+    """A block's stop rules: it ends where the code dedents below `indent`, at two blank
+    lines, or where it loops (the same lines again, or a loop inside a line)."""
+    return StopRules(
+        block_indent=indent,
+        stop_strings=("\n\n\n",),
+        max_line_repeats=LINE_REPEATS,
+        max_line_cycle=LOOP_CHARS,
+    )
+
+
 @dataclass(frozen=True)
 class Shape:
     multiline: bool
@@ -63,12 +74,7 @@ def completion_shape(before: str, after: str, multiline: str = "auto") -> Shape:
         indent = max(len(line_before), 1)
     else:
         indent = _indent(line_before) + (1 if opens_block else 0)
-    rules = StopRules(
-        block_indent=indent,
-        stop_strings=("\n\n\n",),
-        max_line_repeats=LINE_REPEATS,
-        max_line_cycle=LOOP_CHARS,
-    )
+    rules = block_rules(indent)
     following = _next_code_indent(after) if at_blank and multiline == "auto" else None
     if following is not None and following > len(line_before):
         # The next line is already the body of what goes here: one line (a header).
