@@ -43,7 +43,9 @@ def test_holes_put_back_give_the_original_file() -> None:
     holes = punch_holes([("shapes.py", SOURCE)], per_kind=50, seed=1)
     assert {h.kind for h in holes} == set(KINDS)
     for h in holes:
-        assert h.text[: h.offset] + h.expected + h.text[h.offset :] == SOURCE
+        # a reindent hole's line replaces the auto-indent before the cursor
+        start = h.text.rfind("\n", 0, h.offset) + 1 if h.kind == "reindent" else h.offset
+        assert h.text[:start] + h.expected + h.text[h.offset :] == SOURCE
         assert h.expected.strip()
         assert "Area of a circle" not in h.expected  # docstrings stay as the user wrote them
     body = [h.expected for h in holes if h.kind == "body"]
@@ -55,7 +57,7 @@ def test_holes_put_back_give_the_original_file() -> None:
 def test_hole_sampling_is_deterministic() -> None:
     a = punch_holes([("shapes.py", SOURCE)], per_kind=2, seed=7)
     b = punch_holes([("shapes.py", SOURCE)], per_kind=2, seed=7)
-    assert a == b and len(a) == 2 * len(KINDS)
+    assert a == b and len(a) == 2 * len(KINDS) - 1  # SOURCE has one reindent hole
 
 
 def test_metrics() -> None:
@@ -173,3 +175,25 @@ def test_styles_and_ablations_are_scored_beside_the_served_style(loaded) -> None
         "model (fim), code below the line unread",
     } <= set(report["scores"])
     assert all(s["all"]["n"] == len(holes) for s in report["scores"].values())
+
+
+def test_reindent_holes_put_the_cursor_at_the_wrong_indentation() -> None:
+    from lsp_llm.evaluation.holes import auto_indent
+    from lsp_llm.evaluation.metrics import score
+
+    holes = [h for h in punch_holes([("shapes.py", SOURCE)], 50, 1) if h.kind == "reindent"]
+    wanted = next(h for h in holes if h.expected == "        return total")
+    line_start = wanted.text.rfind("\n", 0, wanted.offset) + 1
+    cursor = wanted.text[line_start : wanted.offset]
+    assert cursor == " " * 12 and wanted.text[wanted.offset] == "\n"  # after the raise
+    for h in holes:
+        start = h.text.rfind("\n", 0, h.offset) + 1
+        previous = h.text[:start].rstrip("\n").rsplit("\n", 1)[-1]
+        assert (
+            h.offset - start == auto_indent(previous) != len(h.expected) - len(h.expected.lstrip())
+        )
+    # Only a suggestion that re-indents the line is right: inserted at the cursor, the same
+    # text lands 4 columns too deep.
+    assert score("reindent", "return total", wanted.expected, cursor) == (False, 20 / 24)
+    assert score("reindent", "        return total", wanted.expected, cursor, 12)[0]
+    assert not score("reindent", "    return total", wanted.expected, cursor, 12)[0]

@@ -65,3 +65,19 @@ def test_a_block_is_cut_where_it_starts_repeating_the_code_below():
     assert clean_suggestion("return total", before, after, True) is None
     # with nothing below, the block is kept whole
     assert clean_suggestion(raw, before, "\n", True) == Suggestion(raw, 0)
+
+
+def test_a_line_at_the_cursors_indentation_is_inserted_after_it() -> None:
+    before, after = "def f(n):\n    ", "\n"
+    sug = clean_suggestion("    return n\n", before, after, multiline=True, indent="    ")
+    assert sug == Suggestion("return n", 0, 0)
+
+
+def test_a_line_at_another_indentation_replaces_the_cursors() -> None:
+    before = "def f(xs):\n    for x in xs:\n        print(x)\n        "
+    sug = clean_suggestion("    return xs\n", before, "\n", multiline=True, indent=" " * 8)
+    assert sug == Suggestion("    return xs", 0, 8)
+    # a block keeps every line's own indentation
+    raw = "    if xs:\n        return xs[0]\n"
+    block = clean_suggestion(raw, before, "\n", multiline=True, indent=" " * 8)
+    assert block == Suggestion("    if xs:\n        return xs[0]", 0, 8)

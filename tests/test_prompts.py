@@ -328,3 +328,25 @@ def test_prompt_style_setting_and_its_fallbacks(loaded, smollm2):
     assert completion_prompt(smol, ctx, context_tokens=256, style="prefix").kind == "plain"
     chat = completion_prompt(smol, ctx, context_tokens=256, style="chat")
     assert chat.kind == "chat" and chat.heal == ""
+
+
+def test_a_prompt_at_an_auto_indent_ends_at_the_lines_start(info):
+    from lsp_llm.context.prompts import reindent_point
+
+    text = "def f(xs):\n    for x in xs:\n        print(x)\n        \n\nf([])\n"
+    offset = text.index("        \n") + 8
+    ctx = EditorContext(text, offset)
+    assert reindent_point(ctx) == " " * 8
+    prompt = completion_prompt(info, ctx, context_tokens=512)
+    assert prompt.indent == " " * 8 and prompt.kind == "fim"
+    decoded = info.tokenizer.decode(list(prompt.token_ids), skip_special_tokens=False)
+    assert "print(x)\n<|fim_suffix|>\n\nf([])" in decoded  # no whitespace left at the cursor
+    assert prompt.multiline and prompt.stop.indent_from_first_line
+    kept = completion_prompt(info, ctx, context_tokens=512, reindent=False)
+    assert kept.indent == "" and "print(x)\n        <|fim_suffix|>" in info.tokenizer.decode(
+        list(kept.token_ids), skip_special_tokens=False
+    )
+    # code after the cursor on its line, or text before it: no re-indent
+    assert reindent_point(EditorContext("    x = 1\n", 4)) == ""
+    assert reindent_point(EditorContext("    x = 1\n", 6)) == ""
+    assert reindent_point(EditorContext("x\n", 2)) == ""

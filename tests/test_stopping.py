@@ -146,3 +146,15 @@ def test_a_loop_is_found_when_a_piece_brings_several_lines_at_once():
     # a long separator is read once, and kept
     line = "# " + "-" * 5000
     assert StopChecker(LINE_LOOP).feed(line).stop_at is None
+
+
+def test_a_block_that_brings_its_own_indentation_is_that_lines_block():
+    # The prompt ended at the line's start: the first line sets the block's indentation
+    # (a dedent to 4 from a cursor at 8), and the block ends where the code leaves it.
+    rules = StopRules(block_indent=8, indent_from_first_line=True)
+    text = "    if n:\n        return 1\n    return 0\nprint(f(2))\n"
+    _, final = feed_all(rules, text)
+    assert final == "    if n:\n        return 1\n    return 0"
+    # without it, the cursor's 8 columns would have ended the block after its first line
+    _, cut = feed_all(StopRules(block_indent=8), text)
+    assert cut == "    if n:\n        return 1"

@@ -27,6 +27,7 @@ class CompletionPlan:
             self.ctx.after,
             self.prompt.multiline,
             truncated=reason == "length",
+            indent=self.prompt.indent,
         )
 
 
@@ -37,6 +38,7 @@ def plan_completion(
     *,
     group: str | None = None,
     speculation: SpeculationMode | None = None,
+    reindent: bool = True,
 ) -> CompletionPlan:
     """The prompt and greedy generation request for a completion at `ctx`'s cursor;
     `speculation` overrides the configured mode (the evaluation compares modes)."""
@@ -49,6 +51,7 @@ def plan_completion(
         multiline=settings.completion.multiline,
         order=info.fim_order(settings.completion.fim_order),
         style=info.prompt_style(settings.completion.prompt_style),
+        reindent=reindent,
     )
     request = prompt.request(
         max_new_tokens=settings.completion.max_new_tokens,

@@ -21,6 +21,9 @@ class Suggestion:
     """What to insert at the cursor."""
     replace_chars: int
     """How many characters after the cursor (on its line) the suggestion replaces."""
+    replace_before: int = 0
+    """How many characters before the cursor (the whitespace of an otherwise blank line)
+    the suggestion replaces: then `text` starts with the line's own indentation."""
 
 
 def _open_brackets(text: str) -> list[str]:
@@ -112,11 +115,26 @@ def cut_at_following(suggestion: str, after: str) -> str:
 
 
 def clean_suggestion(
-    raw: str, before: str, after: str, multiline: bool, truncated: bool = False
+    raw: str,
+    before: str,
+    after: str,
+    multiline: bool,
+    truncated: bool = False,
+    indent: str = "",
 ) -> Suggestion | None:
     """`before`/`after` are the document text before/after the cursor; `truncated`: the
     generation ended at its token budget, not at a stop rule, so its last line may be cut
-    mid-word (a multi-line suggestion keeps only its whole lines then)."""
+    mid-word (a multi-line suggestion keeps only its whole lines then). `indent`: the
+    cursor's indentation, which the prompt left out, so `raw` starts at the line's start:
+    when the model put the line at that indentation (or deeper) the suggestion is inserted
+    after it; at another one, it replaces it (`replace_before`)."""
+    replace_before = 0
+    if indent:
+        first, newline, rest = raw.partition("\n")
+        if first.startswith(indent):
+            raw = first[len(indent) :] + newline + rest
+        elif first.strip():
+            replace_before = len(indent)
     text = raw if multiline else raw.split("\n", 1)[0]
     if truncated and multiline and "\n" in text:
         text = text[: text.rfind("\n")]
@@ -139,4 +157,4 @@ def clean_suggestion(
             if text.endswith(line_after[:k]) and all(c in ")]}\"'`" for c in line_after[:k]):
                 replace = k
                 break
-    return Suggestion(text, replace)
+    return Suggestion(text, replace, replace_before)

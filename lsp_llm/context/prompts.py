@@ -127,6 +127,9 @@ class Prompt:
     """The prompt as text, special tokens by name (for engines that take text)."""
     messages: tuple[ChatMessage, ...] = ()
     """A chat prompt's turns, for engines that apply their own chat template."""
+    indent: str = ""
+    """The whitespace before the cursor that the prompt left out (`reindent_point`): the
+    model writes the line's indentation itself, and the suggestion replaces this."""
 
     def request(
         self,
@@ -291,6 +294,18 @@ def render_extra(info: TokenizerInfo, ctx: EditorContext) -> tuple[list[int], st
     return info.encode(plain), info.defuse(plain)
 
 
+def reindent_point(ctx: EditorContext) -> str:
+    """The cursor's indentation when the cursor sits on an otherwise blank line, after
+    whitespace the editor put there (its auto-indent); empty otherwise. The prompt then ends
+    at the line's start, so the model writes the line at the indentation it belongs at (a
+    dedent after `return`, say) and does not repeat the indentation the cursor already has."""
+    start = ctx.before.rfind("\n") + 1
+    indent = ctx.before[start:]
+    nl = ctx.after.find("\n")
+    rest = ctx.after if nl < 0 else ctx.after[:nl]
+    return indent if indent and not indent.strip() and not rest.strip() else ""
+
+
 def completion_prompt(
     info: TokenizerInfo,
     ctx: EditorContext,
@@ -299,12 +314,17 @@ def completion_prompt(
     multiline: str = "auto",
     order: FimOrder = "psm",
     style: PromptStyle = "fim",
+    reindent: bool = True,
 ) -> Prompt:
     """The prompt for an inline completion at the cursor (see `_window_prompt`), with
-    `ctx.extra` rendered first; the extra context's tokens come out of `context_tokens`."""
+    `ctx.extra` rendered first; the extra context's tokens come out of `context_tokens`.
+    `reindent=False` keeps the cursor's indentation in the prompt (`reindent_point`; the
+    evaluation's ablation)."""
     head_ids, head_text = render_extra(info, ctx) if style != "chat" else ([], "")
     budget = max(16, context_tokens - len(head_ids))
-    prompt = _window_prompt(info, ctx, budget, multiline, order, style)
+    indent = reindent_point(ctx) if reindent and style != "chat" else ""
+    window = _window_prompt(info, ctx, budget, multiline, order, style, indent)
+    prompt = replace(window, indent=indent)
     if not head_ids:
         return prompt
     return replace(
@@ -316,7 +336,7 @@ def completion_prompt(
 
 def _window_prompt(
     info: TokenizerInfo, ctx: EditorContext, context_tokens: int, multiline: str, order: FimOrder,
-    style: PromptStyle,
+    style: PromptStyle, indent: str = "",
 ) -> Prompt:  # fmt: skip
     """The prompt for the code around the cursor, within `context_tokens`.
 
@@ -328,9 +348,16 @@ def _window_prompt(
     a fixed share of the budget, whatever the prefix holds.
 
     `style` falls back to the prefix continuation when the model cannot take it; the
-    prompts that end with the code before the cursor (SPM, prefix) are token-healed."""
+    prompts that end with the code before the cursor (SPM, prefix) are token-healed.
+
+    With `indent` (`reindent_point`), the shape is the cursor's, but the prompt is the
+    document without that indentation, ending at the line's start."""
     shape = completion_shape(ctx.before, ctx.after, multiline)
     stop = replace(shape.stop, stop_token_ids=info.end_ids)
+    if indent:
+        start = ctx.offset - len(indent)
+        ctx = replace(ctx, text=ctx.text[:start] + ctx.text[ctx.offset :], offset=start)
+        stop = replace(stop, indent_from_first_line=True)
     prefix_budget = context_tokens * PREFIX_PERCENT // 100
     chat_ok = info.has_template or info.approximate
     if style == "prefix" or (info.fim is None if style == "fim" else not chat_ok):

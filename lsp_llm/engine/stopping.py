@@ -206,13 +206,20 @@ class StopChecker:
     def _dedent_cut(self, text: str) -> int | None:
         """Offset of the newline before the first complete-enough line that leaves the block."""
         assert self.rules.block_indent is not None
+        limit = self.rules.block_indent
+        if self.rules.indent_from_first_line:
+            nl = text.find("\n")
+            if nl < 0:
+                return None  # the first line, which sets the block's indentation, goes on
+            if text[:nl].strip():
+                limit = max(1, _indent_width(text[:nl]))
         start = 0
         first = True
         while True:
             nl = text.find("\n", start)
             line = text[start:] if nl < 0 else text[start:nl]
             skip = first and self.rules.first_line_open
-            if not skip and line.strip() and _indent_width(line) < self.rules.block_indent:
+            if not skip and line.strip() and _indent_width(line) < limit:
                 return start - 1 if start > 0 else 0
             if nl < 0:
                 return None

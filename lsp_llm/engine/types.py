@@ -40,6 +40,9 @@ class StopRules:
     and shows none of the loop. A run of one punctuation character (`-----`, `=====`) is
     a separator, not a loop. While it applies only whole lines are streamed.
     `line_unless_opens`: see below.
+    `indent_from_first_line`: the first line brings its own indentation (the prompt ended at
+    the start of the cursor's line), and the block is that line's: the dedent rule uses the
+    first line's indentation instead of `block_indent`.
     """
 
     stop_token_ids: frozenset[int] = frozenset()
@@ -49,6 +52,7 @@ class StopRules:
     first_line_open: bool = True
     max_line_repeats: int | None = None
     max_line_cycle: int | None = None
+    indent_from_first_line: bool = False
     line_unless_opens: tuple[str, ...] = ()
     """When set (in block mode), stop at the first newline unless the first line ends with
     one of these (`:`, `{`): inside a body whose next line is code, one line is wanted,

@@ -31,7 +31,7 @@ from lsp_llm.context.completion import CompletionPlan, plan_completion
 from lsp_llm.context.outline import imports, module_paths
 from lsp_llm.context.prompts import EditorContext
 from lsp_llm.evaluation.holes import Hole
-from lsp_llm.evaluation.metrics import edit_similarity, exact_line, exact_text, first_line
+from lsp_llm.evaluation.metrics import indent_before, score
 from lsp_llm.server.neighbours import Neighbourhood
 
 PACKAGES = ("httpx", "h11", "pygls")
@@ -183,14 +183,7 @@ def with_extra(
     return EditorContext(text, offset, "python", str(here), chunks, hole.path, ROOT.name)
 
 
-KIND_LABELS = ("line", "midline", "body", "indent", "cross-file")
-
-
-def _score(kind: str, predicted: str, expected: str) -> tuple[bool, float]:
-    whole = kind in ("body", "indent")
-    scored = predicted if whole else first_line(predicted)
-    exact = exact_text(predicted, expected) if kind == "indent" else exact_line(predicted, expected)
-    return exact, edit_similarity(scored, expected)
+KIND_LABELS = ("line", "midline", "body", "indent", "reindent", "cross-file")
 
 
 def extra_context_report(
@@ -224,7 +217,15 @@ def extra_context_report(
             tokens += done.usage.completion_tokens
             at_limit += done.reason == "length"
             sug = plan.suggestion(done.text, done.reason)
-            rows[kind].append(_score(kind, sug.text if sug else "", hole.expected))
+            rows[kind].append(
+                score(
+                    kind,
+                    sug.text if sug else "",
+                    hole.expected,
+                    indent_before(hole.text, hole.offset),
+                    sug.replace_before if sug else 0,
+                )
+            )
         progress(
             f"extra context {label}: {len(cases)} generations in {time.perf_counter() - t0:.0f}s"
         )

@@ -3,7 +3,11 @@ line's indentation inside a function body (the line removed), mid-line after a s
 punctuation (the rest of the line removed), a whole small function body removed (the
 signature and docstring kept), and `indent`: a line removed where the editor's auto-indent
 puts the cursor exactly at its indentation (scored on the whole inserted text, so a block
-where one line was wanted is wrong). Deterministic for a given seed and set of sources."""
+where one line was wanted is wrong), and `reindent`: a line removed where the editor's
+auto-indent puts the cursor at another indentation than the line's (a dedent after
+`return`): the line as it ends up after the suggestion is applied is scored, indentation
+included, so only a suggestion that re-indents the line can be right. Deterministic for a
+given seed and set of sources."""
 
 from __future__ import annotations
 
@@ -12,8 +16,8 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-HoleKind = Literal["line", "midline", "body", "indent"]
-KINDS: tuple[HoleKind, ...] = ("line", "midline", "body", "indent")
+HoleKind = Literal["line", "midline", "body", "indent", "reindent"]
+KINDS: tuple[HoleKind, ...] = ("line", "midline", "body", "indent", "reindent")
 MIDLINE_AFTER = " (.,[=:"
 """Mid-line cursors sit right after one of these characters (a token boundary)."""
 MAX_BODY_LINES = 8
@@ -31,7 +35,7 @@ class Hole:
     offset: int
     """The cursor, in characters of `text`."""
     expected: str
-    """The removed middle."""
+    """The removed middle (for `reindent`, the whole line with its indentation)."""
 
 
 def _line_starts(text: str) -> list[int]:
@@ -99,6 +103,12 @@ def _candidates(path: str, text: str) -> dict[HoleKind, list[Hole]]:
             previous = next((p for p in reversed(lines[: lineno - 1]) if _is_code(p)), "")
             if lineno > first and auto_indent(previous) == indent:
                 out["indent"].append(Hole("indent", path, lineno, doc, begin + indent, mid))
+            elif lineno > first:
+                auto = " " * auto_indent(previous)
+                doc = text[:begin] + auto + text[begin + len(content) :]
+                out["reindent"].append(
+                    Hole("reindent", path, lineno, doc, begin + len(auto), content)
+                )
             cuts = [
                 i
                 for i in range(indent + 1, len(content) - 1)

@@ -45,3 +45,24 @@ def edit_similarity(predicted: str, expected: str) -> float:
     a, b = normalize(predicted), normalize(expected)
     longest = max(len(a), len(b))
     return 1.0 if longest == 0 else 1.0 - levenshtein(a, b) / longest
+
+
+def score(
+    kind: str, predicted: str, expected: str, indent: str = "", replace_before: int = 0
+) -> tuple[bool, float]:
+    """Exact match and similarity of a suggestion for a hole of `kind`. `predicted` is
+    inserted at the cursor after `replace_before` characters of `indent` (the whitespace
+    before the cursor on its line) are removed. A `reindent` hole's line is scored as it
+    ends up, indentation included; the other kinds score the inserted text (the first line,
+    or the whole text for `body` and `indent`)."""
+    if kind == "reindent":
+        line = (indent[: len(indent) - replace_before] + predicted).split("\n")[0]
+        return line.rstrip() == expected.rstrip(), edit_similarity(line, expected)
+    scored = predicted if kind in ("body", "indent") else first_line(predicted)
+    exact = exact_text if kind == "indent" else exact_line
+    return exact(predicted, expected), edit_similarity(scored, expected)
+
+
+def indent_before(text: str, offset: int) -> str:
+    """The text between the start of the cursor's line and the cursor."""
+    return text[text.rfind("\n", 0, offset) + 1 : offset]

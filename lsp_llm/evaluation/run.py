@@ -18,16 +18,11 @@ from typing import Any
 from lsp_llm.backend import Backend
 from lsp_llm.config import BackendSettings, CompletionSettings, Settings, SpeculationSettings
 from lsp_llm.context.completion import CompletionPlan, plan_completion
+from lsp_llm.context.postprocess import Suggestion
 from lsp_llm.context.prompts import CodeContext, EditorContext, TokenizerInfo, chat_prompt
 from lsp_llm.engine.types import Done, GenerationRequest, Speculation, SpeculationMode, StopRules
 from lsp_llm.evaluation.holes import KINDS, Hole, punch_holes
-from lsp_llm.evaluation.metrics import (
-    edit_similarity,
-    exact_line,
-    exact_text,
-    first_line,
-    stray_whitespace,
-)
+from lsp_llm.evaluation.metrics import indent_before, score, stray_whitespace
 from lsp_llm.evaluation.ngram import NGramModel
 
 MODES: tuple[SpeculationMode, ...] = ("off", "draft", "promptLookup", "auto")
@@ -41,13 +36,18 @@ class Tally:
     similarity: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
     stray: list[bool] = field(default_factory=list)
 
-    def add(self, hole: Hole, predicted: str) -> None:
-        whole = hole.kind in ("body", "indent")
-        scored = predicted if whole else first_line(predicted)
-        exact = exact_text if hole.kind == "indent" else exact_line
-        self.exact[hole.kind].append(exact(predicted, hole.expected))
-        self.similarity[hole.kind].append(edit_similarity(scored, hole.expected))
-        self.stray.append(stray_whitespace(predicted))
+    def add(self, hole: Hole, predicted: str, replace_before: int = 0) -> None:
+        """`predicted` is inserted at the cursor after `replace_before` characters before
+        it are removed (a re-indented line)."""
+        indent = indent_before(hole.text, hole.offset)
+        exact, similarity = score(hole.kind, predicted, hole.expected, indent, replace_before)
+        self.exact[hole.kind].append(exact)
+        self.similarity[hole.kind].append(similarity)
+        if hole.kind != "reindent":
+            self.stray.append(stray_whitespace(predicted) and not replace_before)
+
+    def add_suggestion(self, hole: Hole, sug: Suggestion | None) -> None:
+        self.add(hole, sug.text if sug else "", sug.replace_before if sug else 0)
 
     def summary(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
@@ -153,7 +153,7 @@ def evaluate(
             plan.request.max_new_tokens,
         )
         sug = plan.suggestion(raw, reason)
-        tallies["n-gram"].add(hole, sug.text if sug else "")
+        tallies["n-gram"].add_suggestion(hole, sug)
 
     # The first mode's output is the reference: greedy text is the same in every mode, so
     # it is scored once and the other modes are checked against it.
@@ -164,7 +164,7 @@ def evaluate(
         hole, plan = holes[i], plans[i]
         sug = plan.suggestion(done.text, done.reason)
         predicted = sug.text if sug else ""
-        tallies["model"].add(hole, predicted)
+        tallies["model"].add_suggestion(hole, sug)
         if i % every == 0:
             examples.append({"kind": hole.kind, "expected": hole.expected, "predicted": predicted})
 
@@ -241,6 +241,11 @@ def variants(
             return plan_completion(info, _context(h, hide_suffix=True), settings)
 
         out[f"model ({served}), code below the line unread"] = unseen_suffix
+
+        def indentation_kept(h: Hole) -> CompletionPlan:
+            return plan_completion(info, _context(h), settings, reindent=False)
+
+        out[f"model ({served}), cursor's indentation kept in the prompt"] = indentation_kept
     return out
 
 
@@ -249,7 +254,7 @@ def score_plans(engine: Backend, holes: list[Hole], plans: list[CompletionPlan])
     for hole, plan in zip(holes, plans, strict=True):
         done = engine.generate(plan.request)
         sug = plan.suggestion(done.text, done.reason)
-        tally.add(hole, sug.text if sug else "")
+        tally.add_suggestion(hole, sug)
     return tally
 
 

@@ -64,7 +64,8 @@ async def suggest(ls: LspLlmServer, uri: str, position: types.Position) -> Place
     cleaned = plan.suggestion(done.text, done.reason)
     if cleaned is None:
         return None
-    ls.typeahead.remember(uri, before, after, cleaned)
+    if not cleaned.replace_before:  # typing follows an insertion, not a re-indented line
+        ls.typeahead.remember(uri, before, after, cleaned)
     return Placed(text, offset, cleaned)
 
 
@@ -129,7 +130,10 @@ def register(server: LspLlmServer) -> None:
         if placed is None:
             return types.InlineCompletionList(items=[])
         sug = placed.suggestion
-        rng = ls.range(placed.text, placed.offset, placed.offset + sug.replace_chars)
+        # A re-indented line replaces the whitespace before the cursor (as Copilot does):
+        # editors show the text after the cursor and re-indent the line on accept.
+        start = placed.offset - sug.replace_before
+        rng = ls.range(placed.text, start, placed.offset + sug.replace_chars)
         return types.InlineCompletionList(
             items=[types.InlineCompletionItem(insert_text=sug.text, range=rng)]
         )
@@ -148,14 +152,19 @@ def register(server: LspLlmServer) -> None:
         word = WORD_TAIL.search(placed.text[: placed.offset])
         start = placed.offset - (len(word.group(0)) if word else 0)
         new_text = placed.text[start : placed.offset] + sug.text
+        if sug.replace_before:  # a re-indented line: the edit starts at the line's start
+            start, new_text = placed.offset - sug.replace_before, sug.text
         rng = ls.range(placed.text, start, placed.offset + sug.replace_chars)
         first_line = new_text.split("\n", 1)[0].strip() or new_text.strip().split("\n", 1)[0]
         label = first_line + (" …" if "\n" in sug.text else "")
+        filter_text = new_text.split("\n", 1)[0]
+        if sug.replace_before:  # clients filter by the text the edit replaces (whitespace)
+            filter_text = placed.text[start : placed.offset] + filter_text.lstrip()
         item = types.CompletionItem(
             label=label,
             kind=types.CompletionItemKind.Text,
             detail="lsp-llm",
-            filter_text=new_text.split("\n", 1)[0],
+            filter_text=filter_text,
             sort_text="0",
             insert_text_format=types.InsertTextFormat.PlainText,
             text_edit=types.TextEdit(range=rng, new_text=new_text),
