@@ -18,8 +18,8 @@ from typing import Any
 from lsp_llm import __version__
 
 MODEL_HELP = (
-    "smollm2, bundled, a Hugging Face id, a folder or a .gguf "
-    "(default: smollm2 when installed, else bundled)"
+    "a catalogue alias (lsp-llm models), a Hugging Face id, a folder or a .gguf "
+    "(default: auto, the best installed model for this hardware)"
 )
 
 
@@ -332,8 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     be.add_argument("--out", default="build/bench", help="folder for report.json and chart.png")
     be.add_argument("--no-llama-cpp", action="store_true", help="leave llama.cpp out")
     be.add_argument("--no-server", action="store_true", help="skip the protocol overhead run")
+    from lsp_llm import models_cli
+
+    models_cli.add_parser(sub)
     args = parser.parse_args(argv)
     _setup_logging(args.log_level, args.log_file)
+    if args.command == "models":
+        return models_cli.main(args)
     if args.command == "bench-soak":
         from lsp_llm.bench.soak import main as run_soak
 

@@ -86,8 +86,10 @@ class BackendSettings:
 @dataclass(frozen=True)
 class Settings:
     model: str | None = None
-    """`smollm2`, `bundled`, a Hugging Face id, a local folder, a `.gguf` file (or a folder
-    holding one) or `org/repo:FILE.gguf`; None: SmolLM2 when installed, else bundled."""
+    """A catalogue alias (`qwen2.5-coder-0.5b`, `qwen2.5-coder-1.5b`, `smollm2`, `bundled`:
+    `lsp-llm models`), a Hugging Face id, a local folder, a `.gguf` file (or a folder
+    holding one) or `org/repo:FILE.gguf`; None or `auto`: the best installed catalogue
+    model for this hardware (`engine.catalogue.choose_default`)."""
     draft_model: str | None = None
     quantization: Literal["auto", "4bit", "8bit", "none"] = "auto"
     device: str = "auto"

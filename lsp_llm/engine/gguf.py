@@ -35,6 +35,11 @@ def cache_root() -> Path:
     """lsp-llm's cache: `$LSP_LLM_CACHE_DIR`, else the platform's user cache directory."""
     if env := os.environ.get("LSP_LLM_CACHE_DIR"):
         return Path(env).expanduser()
+    return user_cache()
+
+
+def user_cache() -> Path:
+    """lsp-llm's folder in the platform's user cache directory."""
     if sys.platform == "win32":
         base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
     elif sys.platform == "darwin":

