@@ -350,3 +350,19 @@ def test_a_prompt_at_an_auto_indent_ends_at_the_lines_start(info):
     assert reindent_point(EditorContext("    x = 1\n", 4)) == ""
     assert reindent_point(EditorContext("    x = 1\n", 6)) == ""
     assert reindent_point(EditorContext("x\n", 2)) == ""
+
+
+def test_the_start_of_a_file_is_a_prompt_in_every_style(loaded, smollm2):
+    """A cursor at offset 0 (an empty file, or before its first line) still gets a prompt:
+    FIM around the code after it, or a continuation from the start of a new document."""
+    for model in (loaded, smollm2):
+        info = TokenizerInfo.of(model)
+        for style in ("fim", "prefix", "chat"):
+            for text in ("", "import os\n"):
+                prompt = completion_prompt(
+                    info, EditorContext(text, 0), context_tokens=256, style=style
+                )
+                assert prompt.token_ids, (model.name, style, text)
+    smol = TokenizerInfo.of(smollm2)
+    start = completion_prompt(smol, EditorContext("", 0), context_tokens=256, style="prefix")
+    assert start.token_ids == (smol.tokenizer.convert_tokens_to_ids("<|endoftext|>"),)

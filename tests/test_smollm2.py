@@ -58,6 +58,18 @@ async def test_a_real_completion_at_a_function_header(client: LanguageClient):
 
 
 @in_module_loop
+async def test_the_start_of_a_file_gets_an_answer_not_an_error(client: LanguageClient):
+    # SmolLM2 has no FIM tokens: its prompt is the text before the cursor, here none.
+    for uri, text in ((URI, SHAPES.read_text()), ("file:///tmp/lsp-llm-empty.py", "")):
+        if text == "":
+            open_doc(client, uri, text)
+        result = await client.text_document_inline_completion_async(inline_params(uri, 0, 0))
+        assert isinstance(result, types.InlineCompletionList)
+        for item in result.items:
+            assert isinstance(item.insert_text, str) and "<|" not in item.insert_text
+
+
+@in_module_loop
 async def test_a_chat_answer_names_what_the_function_computes(client: LanguageClient):
     token = "smollm2-chat"
     result = await client.protocol.send_request_async(

@@ -197,6 +197,12 @@ class TokenizerInfo:
         if tokenizer.eos_token_id is not None:
             ends.add(int(tokenizer.eos_token_id))
         self.end_ids = frozenset(ends)
+        start = vocab.get("<|endoftext|>", getattr(tokenizer, "bos_token_id", None))
+        if start is None:
+            start = tokenizer.eos_token_id
+        self.document_start: int | None = None if start is None else int(start)
+        """What a continuation prompt with no text before the cursor starts from (the end
+        of a previous document, as in pretraining), so the start of a file is a prompt."""
         self.has_template = bool(getattr(tokenizer, "chat_template", None))
         specials = {str(t) for t in getattr(tokenizer, "all_special_tokens", [])}
         decoder = getattr(tokenizer, "added_tokens_decoder", {}) or {}
@@ -364,6 +370,8 @@ def _window_prompt(
         prefix = take_tail(info.tokenizer, ctx.before, context_tokens, align=PREFIX_ALIGN_LINES)
         ids, heal = heal_prompt(info, info.encode(prefix), prefix)
         text = info.defuse(prefix[: len(prefix) - len(heal)])
+        if not ids and info.document_start is not None and not info.approximate:
+            ids = [info.document_start]  # the start of a file: continue a new document
         return Prompt(info.ids(ids), "plain", stop, shape.multiline, prefix, "", heal, text)
     pre_name, suf_name, mid_name = info.fim_names
     if style == "fim" and order == "spm":

@@ -55,6 +55,9 @@ async def suggest(ls: LspLlmServer, uri: str, position: types.Position) -> Place
     if ls.settings.completion.extra_context:
         ctx = with_extra(ls, ctx, uri)
     plan = plan_completion(ls.tokens, ctx, ls.settings, group=f"complete:{ls.session}:{uri}")
+    req = plan.request
+    if not (req.prompt_ids or req.prompt_text or req.messages):
+        return None  # nothing to continue from (an empty file, no tokenizer to start one)
     done = await ls.generate(engine, plan.request)
     logger.debug(
         "completion %s: %r (%s, %.0f ms)", uri, done.text, done.reason, done.timings.total_ms
