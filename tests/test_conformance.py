@@ -164,13 +164,30 @@ def test_a_lowercase_header_is_read(server):
     assert "capabilities" in server.replies_to(0)["result"]
 
 
-@pytest.mark.parametrize("header", [b"Content-Length: -1\r\n\r\n{}", b"Content-Length: x\r\n\r\n"])
-def test_a_broken_frame_ends_the_connection_with_a_log_line(server, header):
+BODY = b'{"jsonrpc":"2.0","method":"initialized","params":{}}'
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"Content-Length: -1\r\n\r\n{}",
+        b"Content-Length: x\r\n\r\n",
+        b"Content-Length: abc\r\n\r\n{}",
+        b"Content-Length: +12\r\n\r\n{}",
+        b"Content-Length: 1.5\r\n\r\n{}",
+        b"Content-Length: 100000000000000000000\r\n\r\n{}",
+        b"Content-Length: 268435457\r\n\r\n{}",  # over the limit
+        b"\r\n" + BODY,  # no header at all
+        b"Content-Length: 0\r\n\r\n" + BODY + b"\r\n",  # length 0 with a body
+        b"Content-Length: " + str(len(BODY)).encode() + b"\r\n" + BODY + b"\r\n",  # no blank line
+        b"Content-Length: 4\r\n\r\n" + BODY + b"\r\n",  # too short: the rest is no header
+    ],
+)
+def test_a_broken_frame_ends_the_process_with_a_log_line_and_status_2(server, header):
     server.send(message({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": INIT}))
     server.replies_to(0)
     server.send(header)
-    assert server.reply() is None  # the server closed its end
-    server.proc.wait(30)
+    assert server.proc.wait(30) == 2  # not 0: a supervising editor must not read "all is well"
     assert b"bad LSP framing" in b"".join(server.stderr)
 
 

@@ -29,7 +29,7 @@ from lsp_llm.context.prompts import TokenizerInfo
 from lsp_llm.context.typeahead import TypeAhead
 from lsp_llm.engine.types import Done, GenerationRequest
 from lsp_llm.server.auth import ModelPolicy
-from lsp_llm.server.framing import serve_frames
+from lsp_llm.server.framing import FRAMING_EXIT, serve_frames
 from lsp_llm.server.host import ModelHost, ModelUnavailable, Status
 from lsp_llm.server.neighbours import Neighbourhood
 from lsp_llm.server.protocol import LspLlmProtocol
@@ -76,14 +76,15 @@ class LspLlmServer(LanguageServer):
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
         """pygls' stdio server over our strict frame reader (`framing.serve_frames`).
         `exit_code` is then 0 after `shutdown` + `exit`, 1 for an `exit` without `shutdown`
-        (the LSP's rule)."""
+        (the LSP's rule), `FRAMING_EXIT` when the stream stopped being LSP framing."""
         self._stop_event = threading.Event()
         reader = StdinAsyncReader(stdin or sys.stdin.buffer, self.thread_pool)
         protocol = self.protocol
         assert isinstance(protocol, LspLlmProtocol)
         protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
         try:
-            asyncio.run(serve_frames(self._stop_event, reader, protocol))
+            if not asyncio.run(serve_frames(self._stop_event, reader, protocol)):
+                self.exit_code = FRAMING_EXIT
         except BrokenPipeError:
             logger.error("the client's connection is lost: shutting down")
         except SystemExit as exc:  # pygls' `exit` handler

@@ -3,14 +3,18 @@
 place in the stream, answering nothing more).
 
 Headers are read case-insensitively; a frame whose `Content-Length` is missing, not a
-number, negative or over `MAX_FRAME_BYTES` cannot be resynchronised, so the connection ends
-with a log line. Each body goes to `LspLlmProtocol.receive`, which answers what it cannot
-read (invalid UTF-8 or JSON, wrong shapes) with the JSON-RPC error for it.
+number, negative or over `MAX_FRAME_BYTES`, or a header line that is not `Name: value`
+with a token for a name (a body where the blank line after the headers was left out),
+cannot be resynchronised, so the connection ends with a log line; over stdio the process
+then exits with status 2 (`FRAMING_EXIT`), so a supervising editor knows it was not a clean
+end. Each body goes to `LspLlmProtocol.receive`, which answers what it cannot read (invalid
+UTF-8 or JSON, wrong shapes) with the JSON-RPC error for it.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from typing import Any, Protocol
 
@@ -19,6 +23,10 @@ logger = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 256 * 1024 * 1024
 """The largest message read (a document of a few hundred MB would be refused here)."""
 MAX_HEADER_LINES = 32
+HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+"""A header's name is an HTTP token: JSON text read as a header line is not one."""
+FRAMING_EXIT = 2
+"""The stdio server's exit status after the framing broke."""
 
 
 class Reader(Protocol):
@@ -47,8 +55,8 @@ async def read_frame(reader: Any, limit: int = MAX_FRAME_BYTES) -> bytes | None:
         if line in (b"\r\n", b"\n"):
             break
         name, sep, value = line.decode("ascii", "replace").partition(":")
-        if not sep:
-            raise FrameError(f"a header line without a colon: {line[:80]!r}")
+        if not sep or not HEADER_NAME.fullmatch(name):
+            raise FrameError(f"not a header line (no blank line after the headers?): {line[:80]!r}")
         if name.strip().lower() == "content-length":
             text = value.strip()
             if not text.isdigit():
@@ -66,25 +74,26 @@ async def read_frame(reader: Any, limit: int = MAX_FRAME_BYTES) -> bytes | None:
     return bytes(body)
 
 
-async def serve_frames(stop: threading.Event, reader: Any, protocol: Receives) -> None:
+async def serve_frames(stop: threading.Event, reader: Any, protocol: Receives) -> bool:
     """Hand every frame to `protocol.receive` until the stream ends, `stop` is set, or the
-    framing breaks (logged)."""
+    framing breaks (logged); False when it ended for broken framing."""
     while not stop.is_set():
         try:
             body = await read_frame(reader, protocol.frame_limit)
         except FrameError as exc:
             logger.error("bad LSP framing, closing the connection: %s", exc)
-            return
+            return False
         except BrokenPipeError:
             raise
         except Exception as exc:  # asyncio.IncompleteReadError, a reset connection
             logger.info("the connection ended: %s", exc)
-            return
+            return True
         if body is None:
-            return
+            return True
         try:
             protocol.receive(body)
         except BrokenPipeError:  # the client is gone
             raise
         except Exception:  # never let one message end the session
             logger.exception("unable to handle a message")
+    return True
