@@ -21,6 +21,10 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 
+MAX_MODEL_CHARS = 4096
+"""The longest `model` / `draftModel` value (a path, a hub id): longer is refused."""
+
+
 @dataclass(frozen=True)
 class CompletionSettings:
     max_new_tokens: int = field(default=96, metadata={"min": 1, "max": 4096})
@@ -170,7 +174,7 @@ def _parse(cls: Any, data: Any, base: Any, prefix: str, errors: list[str]) -> An
         name = f"{prefix}{key}"
         f = fields.get(key) or fields.get(to_camel(key))
         if f is None:
-            errors.append(f"{name}: unknown setting")
+            errors.append(f"{_show_key(name)}: unknown setting")
             continue
         tp = hints[f.name]
         current = getattr(base, f.name)
@@ -192,9 +196,13 @@ def _parse(cls: Any, data: Any, base: Any, prefix: str, errors: list[str]) -> An
             ok
             and f.name in ("model", "draft_model")
             and converted is not None
-            and not converted.strip()
+            and (not converted.strip() or len(converted) > MAX_MODEL_CHARS)
         ):
-            ok, expect = False, "a model id or folder (or null for the default)"
+            ok, expect = (
+                False,
+                f"a model id or path of at most {MAX_MODEL_CHARS} characters (or null for the "
+                "default)",
+            )
         if ok:
             changes[f.name] = converted
         else:
@@ -202,6 +210,11 @@ def _parse(cls: Any, data: Any, base: Any, prefix: str, errors: list[str]) -> An
                 value, current = "(hidden)", "(hidden)" if current else None
             errors.append(f"{name}: expected {expect}, got {_show(value)}; kept {_show(current)}")
     return dataclasses.replace(base, **changes)
+
+
+def _show_key(name: str) -> str:
+    """A setting's name as a message shows it: a short excerpt of a long one."""
+    return name if len(name) <= 60 else name[:57] + "..."
 
 
 def _show(value: Any) -> str:

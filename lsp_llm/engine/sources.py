@@ -12,6 +12,7 @@ there, when the default is chosen.
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,12 +90,44 @@ def default_draft(model: str) -> str | None:
     return None if known is None else catalogue.draft_for(known, cuda_available())
 
 
+HUB_ID = re.compile(r"[\w.-]{1,96}/[\w.-]{1,96}")
+
+
+def check_spec(spec: str | None) -> None:
+    """Raise `SourceError`, without loading anything, when a `model` value cannot be
+    loaded: a catalogue model not installed or not matching its hash, or a value that is
+    neither an existing path nor a Hugging Face id (a hub id is checked when it loads)."""
+    if not spec or spec in (AUTO, BUNDLED):
+        return
+    known = catalogue.entry(spec)
+    if known is not None:
+        try:
+            catalogue.verified_path(known)
+        except CatalogueError as exc:
+            raise SourceError(str(exc)) from exc
+        return
+    if _exists(spec) or _split_hub_file(spec) or HUB_ID.fullmatch(spec):
+        return
+    shown = spec if len(spec) <= 60 else spec[:57] + "..."
+    raise SourceError(
+        f"model {shown!r} is not a catalogue model (lsp-llm models), an existing folder or "
+        "file, or a Hugging Face id"
+    )
+
+
+def _exists(spec: str) -> bool:
+    try:
+        return Path(spec).expanduser().exists()
+    except (OSError, ValueError):  # a name too long for a path, a NUL character
+        return False
+
+
 def _split_hub_file(spec: str) -> tuple[str, str] | None:
     """`org/repo:FILE.gguf` → (`org/repo`, `FILE.gguf`); None for anything else."""
     repo, sep, file = spec.rpartition(":")
     if not sep or not file.lower().endswith(".gguf") or repo.count("/") != 1:
         return None
-    if Path(spec).exists() or len(repo) < 3 or repo.startswith(("/", ".", "~")):
+    if len(repo) < 3 or repo.startswith(("/", ".", "~")) or _exists(spec):
         return None
     return repo, file
 

@@ -8,13 +8,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from lsp_llm.backend import Backend
 from lsp_llm.config import Settings
 from lsp_llm.context.prompts import TokenizerInfo
-from lsp_llm.engine.sources import AUTO, default_model
+from lsp_llm.engine.sources import AUTO, SourceError, check_spec, default_model
 from lsp_llm.server.pool import POOL, EnginePool, model_key
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,8 @@ class ModelHost:
         self._ready: asyncio.Future[Backend] | None = None
         self._task: asyncio.Task[None] | None = None
         self.status = Status("loading")
+        self._loaded_with: Settings | None = None
+        """The settings of the model serving (served again when a change fails to load)."""
         self.closed = False
         """The session ended: a load still running hands its engine straight back."""
 
@@ -95,11 +97,22 @@ class ModelHost:
 
     async def _load(self, settings: Settings, ready: asyncio.Future[Backend]) -> None:
         name = default_model() if settings.model in (None, AUTO) else settings.model
+        old = self.engine
+        if old is not None:
+            # A model that cannot be loaded is refused before the serving one goes.
+            problem = await asyncio.to_thread(_problem, settings)
+            if problem is not None:
+                logger.error("%s", problem)
+                if not ready.done():  # (a cancelled one was superseded by a newer load)
+                    ready.set_result(old)
+                    serving = self._status_of(old)
+                    still = f"{problem}; still serving {serving.model}"
+                    self.set_status(replace(serving, message=still, level="warning"))
+                return
         self.set_status(
             Status("loading", model=name, draft_model=settings.draft_model, message="loading model")
         )
 
-        old = self.engine
         self.engine = None
         self._unwatch()
         if old is not None:
@@ -115,14 +128,34 @@ class ModelHost:
                 else (f"could not load the model: {type(exc).__name__}: {exc}")
             )
             logger.error("%s", message)
+            previous = self._loaded_with
+            if (
+                previous is not None
+                and not self.closed
+                and model_settings_changed(previous, settings)
+            ):
+                # It failed while loading (after the checks): the previous model serves again.
+                try:
+                    engine = await self.pool.acquire(previous, self.on_progress)
+                except Exception:
+                    logger.exception("the previous model could not be loaded again either")
+                else:
+                    self._serve(engine, ready, previous, f"{message}; serving the previous model")
+                    return
             if not ready.done():
                 ready.set_exception(ModelUnavailable(message))
                 ready.exception()  # retrieved: waiting requests get it, no loop warning
             self.set_status(Status("error", model=name, message=message))
             return
+        self._serve(engine, ready, settings)
+
+    def _serve(
+        self, engine: Backend, ready: asyncio.Future[Backend], settings: Settings, why: str = ""
+    ) -> None:
         if ready.cancelled() or self.closed:  # superseded, or the session is over
             self.pool.release(engine)
             return
+        self._loaded_with = settings
         self.engine, self.info = engine, engine.tokens
         self.warnings = list(engine.serving.warnings)
         loop = asyncio.get_running_loop()
@@ -133,7 +166,8 @@ class ModelHost:
 
         self._unwatch = engine.watch(heard)
         ready.set_result(engine)
-        self.set_status(self._status_of(engine))
+        status = self._status_of(engine)
+        self.set_status(replace(status, message=why, level="warning") if why else status)
 
     def _status_of(self, engine: Backend) -> Status:
         """`ready` with what it serves, or `error` while it cannot generate."""
@@ -161,3 +195,13 @@ class ModelHost:
         if self.engine is not None:
             self.pool.release(self.engine)
             self.engine = None
+
+
+def _problem(settings: Settings) -> str | None:
+    """Why `settings` name models that cannot be loaded, found without loading them."""
+    try:
+        check_spec(settings.model)
+        check_spec(settings.draft_model)
+    except SourceError as exc:
+        return f"could not load the model: {exc}"
+    return None
