@@ -33,6 +33,7 @@ from lsp_llm.server.framing import FRAMING_EXIT, serve_frames
 from lsp_llm.server.host import ModelHost, ModelUnavailable, Status
 from lsp_llm.server.neighbours import Neighbourhood
 from lsp_llm.server.protocol import LspLlmProtocol
+from lsp_llm.server.structuring import bounded_converter
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class LspLlmServer(LanguageServer):
             "lsp-llm",
             __version__,
             protocol_cls=LspLlmProtocol,
+            converter_factory=bounded_converter,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
         )
         self.settings = defaults or Settings()

@@ -97,6 +97,13 @@ class LspLlmProtocol(LanguageServerProtocol):
         if is_request and not self.initialize_seen and method != types.INITIALIZE:
             early = JsonRpcServerNotInitialized("the server is not initialized yet")
             return self._refuse(msg_id, early)
+        if self.auth_token is not None and not self.initialize_seen:
+            # A daemon connection that has not authenticated: nothing is structured but an
+            # initialize carrying the token (read from the raw message first).
+            if not is_request:
+                return None
+            if not self._token_in(data):
+                return self._refuse_stranger(msg_id)
         if is_request and not self._knows(method):
             return self._refuse(msg_id, JsonRpcMethodNotFound(f"unknown method {method}"))
         if is_request and self._is_notification(method):
@@ -191,13 +198,7 @@ class LspLlmProtocol(LanguageServerProtocol):
                 self._send_response(message.id, error=again.to_response_error())
                 return
             if self.auth_token is not None and not self._authenticated(message):
-                logger.warning("a connection's initialize had no valid %s: closing it", TOKEN_KEY)
-                refused = JsonRpcInvalidRequest(
-                    f"lsp-llm: this daemon needs initializationOptions.{TOKEN_KEY}, the token "
-                    "in the file it wrote for its user (see lsp-llm serve --help)"
-                )
-                self._send_response(message.id, error=refused.to_response_error())
-                self.end_connection()
+                self._refuse_stranger(message.id)
                 return
             self.initialize_seen = True
         elif not self.initialize_seen and self.auth_token is not None and msg_id is None:
@@ -212,6 +213,23 @@ class LspLlmProtocol(LanguageServerProtocol):
             self._send_response(message.id, error=error.to_response_error())
             return
         super().handle_message(message)
+
+    def _refuse_stranger(self, msg_id: Any) -> None:
+        logger.warning("a connection's initialize had no valid %s: closing it", TOKEN_KEY)
+        refused = JsonRpcInvalidRequest(
+            f"lsp-llm: this daemon needs initializationOptions.{TOKEN_KEY}, the token "
+            "in the file it wrote for its user (see lsp-llm serve --help)"
+        )
+        self._send_response(msg_id, error=refused.to_response_error())
+        self.end_connection()
+
+    def _token_in(self, data: dict[str, Any]) -> bool:
+        """Whether a raw `initialize` carries the daemon's token (nothing else is read)."""
+        assert self.auth_token is not None
+        params = data.get("params")
+        options = params.get("initializationOptions") if isinstance(params, dict) else None
+        given = options.get(TOKEN_KEY) if isinstance(options, dict) else None
+        return token_matches(self.auth_token, given)
 
     def _authenticated(self, message: Any) -> bool:
         assert self.auth_token is not None
