@@ -252,9 +252,16 @@ class LspLlmServer(LanguageServer):
     def document(self, uri: str) -> TextDocument:
         # pygls keys open documents by the percent-decoded URI (VS Code encodes spaces,
         # accents and Windows drive colons); never read one from disk: only open ones.
-        doc = self.workspace.text_documents.get(unquote(uri))
+        key = unquote(uri)
+        doc = self.workspace.text_documents.get(key)
         if doc is None:
             raise JsonRpcInvalidParams(f"unknown document {uri}: send textDocument/didOpen first")
+        protocol = self.protocol
+        if isinstance(protocol, LspLlmProtocol) and key in protocol.out_of_sync:
+            raise JsonRpcInvalidParams(
+                f"{uri} is out of sync with the editor ({protocol.out_of_sync[key]}): "
+                "send it whole (didOpen, or a change without a range)"
+            )
         return doc
 
     def folders(self) -> list[Path]:

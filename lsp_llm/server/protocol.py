@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Generator
 from typing import Any
+from urllib.parse import unquote
 
 import attrs
 from lsprotocol import types
@@ -25,6 +26,7 @@ from pygls.exceptions import (
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from lsp_llm.server.auth import TOKEN_KEY, token_matches
+from lsp_llm.server.edits import EditError, apply_changes
 from lsp_llm.server.framing import MAX_FRAME_BYTES
 
 UNAUTHENTICATED_FRAME_BYTES = 1024 * 1024
@@ -47,7 +49,56 @@ class LspLlmProtocol(LanguageServerProtocol):
         """True for one editor's session in a `--tcp` daemon (lsp_llm/server/daemon.py)."""
         self.auth_token: str | None = None
         """The daemon's token, which this connection's `initialize` must carry."""
+        self.out_of_sync: dict[str, str] = {}
+        """Open documents whose copy here may differ from the editor's, and why."""
         super().__init__(*args, **kwargs)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(
+        self, params: types.DidOpenTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        """The whole text again: a document that was out of sync is in sync."""
+        self.out_of_sync.pop(unquote(params.text_document.uri), None)
+        yield from super().lsp_text_document__did_open(params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(
+        self, params: types.DidChangeTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        """All of a change's edits at once in linear time (`edits.apply_changes`), or none:
+        a change with a range that does not address the document leaves it out of sync
+        (logged, the user told once) until the client sends it whole again."""
+        key = unquote(params.text_document.uri)
+        doc = self.workspace.text_documents.get(key)
+        if doc is None:
+            logger.warning("a change to %s, which is not open: ignored", key[:200])
+            return
+        whole = any(
+            not isinstance(c, types.TextDocumentContentChangePartial)
+            for c in params.content_changes
+        )
+        if key in self.out_of_sync and not whole:
+            return  # edits to a copy already known to differ from the editor's
+        encoding = str(getattr(self.workspace.position_encoding, "value", "utf-16"))
+        try:
+            applied = apply_changes(doc.source, params.content_changes, encoding)
+        except EditError as exc:
+            reason = f"{exc}; the change was not applied"
+            logger.error("%s is out of sync with the editor: %s", key[:200], reason)
+            self.out_of_sync[key] = reason
+            self._server.window_show_message(
+                types.ShowMessageParams(
+                    types.MessageType.Error,
+                    f"lsp-llm: {key.rsplit('/', 1)[-1][:80]} is out of sync ({reason}); "
+                    "close and reopen it",
+                )
+            )
+            return
+        self.out_of_sync.pop(key, None)
+        doc._source = applied.text
+        doc.version = params.text_document.version
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
 
     @lsp_method(types.EXIT)
     def lsp_exit(self, *args: Any) -> Generator[Any, Any, None]:
