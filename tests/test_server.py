@@ -8,6 +8,7 @@ protocol layer is shown to deliver exactly what the engine and post-processing p
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 import pytest_lsp
@@ -270,6 +271,58 @@ async def test_malformed_params_get_invalid_params(client: LanguageClient):
             types.TEXT_DOCUMENT_INLINE_COMPLETION,
             {"textDocument": {"uri": URI}, "position": "here"},
         )
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "field"),
+    [
+        (
+            "workspace/executeCommand",
+            {
+                "command": "lspLlm.applyAction",
+                "arguments": [{"action": "docstring", "uri": URI, "start": {"x": 1}}],
+            },
+            "code action data.start",
+        ),
+        (
+            "workspace/executeCommand",
+            {"command": "lspLlm.applyAction", "arguments": [{"action": "fillBody", "start": 3}]},
+            "code action data.uri is missing",
+        ),
+        (
+            "codeAction/resolve",
+            {"title": "x", "data": {"action": "docstring", "uri": URI, "start": True}},
+            "code action data.start",
+        ),
+        (
+            "lspLlm/chat",
+            {
+                "messages": [{"role": "user", "content": "hi"}],
+                "context": {
+                    "uri": URI,
+                    "range": {
+                        "start": {"line": float("inf"), "character": 0},
+                        "end": {"line": 0, "character": 0},
+                    },
+                },
+            },
+            "context.range.start.line",
+        ),
+        (
+            "workspace/executeCommand",
+            {
+                "command": "lspLlm.rewriteSelection",
+                "arguments": [URI, {"start": {"line": 0}}, "shorter"],
+            },
+            "character is missing",
+        ),
+    ],
+)
+async def test_malformed_custom_params_are_invalid_params_naming_the_field(
+    client: LanguageClient, method, params, field
+):
+    with pytest.raises(JsonRpcInvalidParams, match=re.escape(field)):
+        await raw_request(client, method, params)
 
 
 async def test_huge_and_binary_documents(client: LanguageClient):

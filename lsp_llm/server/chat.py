@@ -17,6 +17,7 @@ from lsp_llm.context.chat import plan_chat
 from lsp_llm.context.prompts import CodeContext
 from lsp_llm.engine.types import Done, GenerationError, TextDelta
 from lsp_llm.server.app import LspLlmServer, RequestFailed
+from lsp_llm.server.params import lsp_range
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +66,8 @@ def code_context(ls: LspLlmServer, params: dict[str, Any]) -> CodeContext | None
     text = ls.text_of(doc)
     rng = ctx.get("range")
     if rng is not None:
-        try:
-            start = types.Position(int(rng["start"]["line"]), int(rng["start"]["character"]))
-            end = types.Position(int(rng["end"]["line"]), int(rng["end"]["character"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise JsonRpcInvalidParams("lspLlm/chat: context.range is not an LSP range") from exc
-        a, b = sorted((ls.offset(doc, start), ls.offset(doc, end)))
+        where = lsp_range(rng, "lspLlm/chat: context.range")
+        a, b = sorted((ls.offset(doc, where.start), ls.offset(doc, where.end)))
         text = text[a:b]
     from lsp_llm.server.completion import language_of
 

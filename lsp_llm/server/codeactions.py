@@ -16,6 +16,7 @@ from lsp_llm.context.prompts import Prompt
 from lsp_llm.server.app import LspLlmServer, RequestFailed
 from lsp_llm.server.chat import plain
 from lsp_llm.server.completion import language_of
+from lsp_llm.server.params import field, lsp_range, string, uinteger
 
 logger = logging.getLogger(__name__)
 
@@ -99,13 +100,14 @@ async def compute_edit(ls: LspLlmServer, data: Any) -> types.WorkspaceEdit:
     data = plain(data)
     if not isinstance(data, dict) or data.get("action") not in ("docstring", "fillBody"):
         raise JsonRpcInvalidParams("lsp-llm: code action data is missing or not ours")
-    doc = ls.document(str(data["uri"]))
-    if data.get("version") is not None and doc.version != data["version"]:
+    doc = ls.document(string(field(data, "uri", "code action data"), "code action data.uri"))
+    if data.get("version") is not None and doc.version != data["version"]:  # any JSON value
         raise RequestFailed(
             "lsp-llm: the document changed since the action was offered; ask for code actions again"
         )
     text = ls.text_of(doc)
-    fn = actions.find_function(text, int(data["start"]), language_of(doc))
+    start = uinteger(field(data, "start", "code action data"), "code action data.start")
+    fn = actions.find_function(text, min(start, len(text)), language_of(doc))
     if fn is None:
         raise RequestFailed("lsp-llm: no function at the cursor")
     await ls.engine()
@@ -131,15 +133,11 @@ async def rewrite_edit(ls: LspLlmServer, args: list[Any]) -> types.WorkspaceEdit
             f"{REWRITE} takes [uri, range, instruction]; the client "
             "must ask the user for the instruction"
         )
-    uri, rng, instruction = args[0], args[1], args[2]
-    doc = ls.document(str(uri))
-    try:
-        start_pos = types.Position(int(rng["start"]["line"]), int(rng["start"]["character"]))
-        end_pos = types.Position(int(rng["end"]["line"]), int(rng["end"]["character"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise JsonRpcInvalidParams(f"{REWRITE}: the second argument must be a range") from exc
+    uri, instruction = args[0], args[2]
+    doc = ls.document(string(uri, f"{REWRITE}: the first argument"))
+    rng = lsp_range(args[1], f"{REWRITE}: the second argument")
     text = ls.text_of(doc)
-    start, end = sorted((ls.offset(doc, start_pos), ls.offset(doc, end_pos)))
+    start, end = sorted((ls.offset(doc, rng.start), ls.offset(doc, rng.end)))
     await ls.engine()
     selected = text[start:end]
 
