@@ -178,3 +178,17 @@ async def raw_request(client: LanguageClient, method: str, params: Any) -> Any:
     client.protocol._request_futures[msg_id] = future
     client.protocol._send_data({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
     return await asyncio.wrap_future(future)
+
+
+async def start_on_tiny(client: LanguageClient, tiny: Any, **options: Any) -> None:
+    """Initialize a VS Code-like session on the tiny test model, with more settings, and
+    wait until it is ready."""
+    from pytest_lsp import client_capabilities
+
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities("visual-studio-code"),
+            initialization_options={"model": str(tiny.target), **options},
+        )
+    )
+    await client.rec.wait_status("ready")

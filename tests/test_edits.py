@@ -11,10 +11,10 @@ import pytest
 import pytest_lsp
 from lsprotocol import types
 from pygls.workspace import TextDocument
-from pytest_lsp import LanguageClient, client_capabilities
+from pytest_lsp import LanguageClient
 
 from lsp_llm.server.edits import EditError, apply_changes
-from tests.lsp_helpers import CONFIG, inline_params, open_doc
+from tests.lsp_helpers import CONFIG, inline_params, open_doc, start_on_tiny
 
 
 def edit(l1: int, c1: int, l2: int, c2: int, text: str) -> types.TextDocumentContentChangePartial:
@@ -79,13 +79,7 @@ pytestmark_server = pytest.mark.asyncio(loop_scope="module")
 
 @pytest_lsp.fixture(config=CONFIG, scope="module")
 async def client(lsp_client: LanguageClient, tiny):
-    await lsp_client.initialize_session(
-        types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            initialization_options={"model": str(tiny.target), "completion": {"maxNewTokens": 2}},
-        )
-    )
-    await lsp_client.rec.wait_status("ready")
+    await start_on_tiny(lsp_client, tiny, completion={"maxNewTokens": 2})
     yield
     await lsp_client.shutdown_session()
 

@@ -10,9 +10,9 @@ import json
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import LanguageClient, client_capabilities
+from pytest_lsp import LanguageClient
 
-from tests.lsp_helpers import CONFIG, inline_params, open_doc
+from tests.lsp_helpers import CONFIG, inline_params, open_doc, start_on_tiny
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 URI = "file:///tmp/lsp-llm-model-change.py"
@@ -20,13 +20,7 @@ URI = "file:///tmp/lsp-llm-model-change.py"
 
 @pytest_lsp.fixture(config=CONFIG, scope="module")
 async def client(lsp_client: LanguageClient, tiny):
-    await lsp_client.initialize_session(
-        types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            initialization_options={"model": str(tiny.target), "completion": {"maxNewTokens": 4}},
-        )
-    )
-    await lsp_client.rec.wait_status("ready")
+    await start_on_tiny(lsp_client, tiny, completion={"maxNewTokens": 4})
     open_doc(lsp_client, URI, "def f(x):\n    return x\n")
     yield
     await lsp_client.shutdown_session()

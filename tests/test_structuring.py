@@ -67,6 +67,14 @@ class Kept(io.BytesIO):
         pass
 
 
+def initialize(token: str, capabilities: dict) -> bytes:
+    params = {"processId": None, "capabilities": capabilities}
+    params["initializationOptions"] = {"authToken": token}
+    return json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
+    ).encode()
+
+
 def _daemon_session(monkeypatch):
     server = create_server()
     protocol = server.protocol
@@ -90,17 +98,8 @@ def test_before_authenticating_nothing_is_structured(monkeypatch):
     note = {"jsonrpc": "2.0", "method": "workspace/didChangeWorkspaceFolders", "params": hostile}
     protocol.receive(json.dumps(note).encode())
     assert structured == [] and out.getvalue() == b""  # dropped unread, no answer
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "processId": None,
-            "capabilities": {"textDocument": {"synchronization": "z" * 300_000}},
-            "initializationOptions": {"authToken": "wrong"},
-        },
-    }
-    protocol.receive(json.dumps(init).encode())
+    caps = {"textDocument": {"synchronization": "z" * 300_000}}
+    protocol.receive(initialize("wrong", caps))
     assert structured == []
     reply = out.getvalue()
     assert b'"id": 1' in reply.replace(b'"id":1', b'"id": 1') and b"authToken" in reply
@@ -109,15 +108,5 @@ def test_before_authenticating_nothing_is_structured(monkeypatch):
 
 def test_an_initialize_with_the_token_is_structured(monkeypatch):
     protocol, _out, structured = _daemon_session(monkeypatch)
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "processId": None,
-            "capabilities": {},
-            "initializationOptions": {"authToken": "the-token"},
-        },
-    }
-    protocol.receive(json.dumps(init).encode())
+    protocol.receive(initialize("the-token", {}))
     assert structured == ["initialize"] and protocol.initialize_seen
