@@ -143,9 +143,12 @@ def evaluate(
     progress(f"n-gram baseline fitted in {time.perf_counter() - t0:.0f}s")
 
     tallies = {"model": Tally(), "empty": Tally(), "previous line": Tally(), "n-gram": Tally()}
-    for hole, plan in zip(holes, plans, strict=True):
+    for hole in holes:
         tallies["empty"].add(hole, "")
         tallies["previous line"].add(hole, previous_line(hole))
+        # The n-gram continues the text before the cursor as it is (the baseline it always
+        # was: it does not write a line's indentation the way a model does).
+        plan = plan_completion(info, _context(hole), settings, reindent=False)
         raw, reason = ngram.complete(
             info.tokenizer,
             info.encode(plan.prompt.prefix),
