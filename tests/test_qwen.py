@@ -147,6 +147,28 @@ async def test_a_chat_answer_names_what_the_function_computes(client):
     assert "<|" not in result.content
 
 
+@in_module_loop
+async def test_fill_in_function_body_writes_code_without_control_tokens(client):
+    uri = "file:///tmp/lsp-llm-test/body.py"
+    text = 'def celsius_to_fahrenheit(c):\n    """Convert Celsius to Fahrenheit."""\n    \n'
+    open_doc(client, uri, text)
+    params = types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri),
+        range=types.Range(types.Position(2, 4), types.Position(2, 4)),
+        context=types.CodeActionContext(diagnostics=[]),
+    )
+    actions = await client.text_document_code_action_async(params)
+    body = next(a for a in actions if a.title == "lsp-llm: Fill in function body")
+    resolved = await client.code_action_resolve_async(body)
+    edit = resolved.edit
+    assert edit is not None
+    changes = [e for c in edit.document_changes or [] for e in c.edits] or [
+        e for edits in (edit.changes or {}).values() for e in edits
+    ]
+    new_text = "".join(e.new_text for e in changes)
+    assert "<|" not in new_text and "9" in new_text and "5" in new_text  # c * 9 / 5 + 32
+
+
 def test_every_qwen_control_token_ends_a_generation(client):
     """The catalogue's stop tokens are the tokenizer's, with Qwen's ids, and every one of
     them (and the end of text) is an end id of the prompts built for it."""
@@ -163,6 +185,16 @@ def test_every_qwen_control_token_ends_a_generation(client):
     model = catalogue.entry(catalogue.QWEN_05B)
     assert model is not None
     assert {vocab[t] for t in model.stop_tokens} <= info.end_ids
+    # Any control token the model writes outside the end ids (<|im_start|>, say) is
+    # dropped when text is decoded, as the engine decodes it.
+    from lsp_llm.engine.detok import IncrementalDetokenizer
+
+    detok = IncrementalDetokenizer(tokenizer)
+    words = tokenizer.encode("x = 1", add_special_tokens=False)
+    for special in QWEN_IDS.values():
+        for token in (*words, special):
+            detok.add(token)
+    assert "<|" not in detok.text and detok.text == "x = 1" * len(QWEN_IDS)
     assert info.fim == (151659, 151661, 151660) and info.repo == (
         (151663, 151664),
         ("<|repo_name|>", "<|file_sep|>"),
