@@ -22,13 +22,19 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 @pytest.mark.parametrize("method", ["lspLlm/chat", "textDocument/inlineCompletion"])
 async def test_cancel_stops_generation_and_next_request_is_served(tiny, tmp_path, method):
+    states: list[str] = []
     session = ServerSession(
         {
-            "model": str(tiny.endless),  # runs until cancelled, on any machine
+            # The endless model writes until the token limit (no end token, no stop rule),
+            # but it is tiny: 4,096 tokens take about half a second on this machine. So the
+            # cancel goes out the moment the server reports the generation running (busy),
+            # never after a fixed sleep.
+            "model": str(tiny.endless),
             "draftModel": str(tiny.draft),
-            "chat": {"maxNewTokens": 100000, "temperature": 0},
+            "chat": {"maxNewTokens": 4096, "temperature": 0},
             "completion": {"maxNewTokens": 4096, "multiline": "always"},
-        }
+        },
+        on_status=lambda status: states.append(status.get("state", "")),
     )
     await session.start()
     try:
@@ -42,7 +48,8 @@ async def test_cancel_stops_generation_and_next_request_is_served(tiny, tmp_path
         else:
             uri = session.open(tmp_path / "a.py", "def f(x):\n")
             pending = asyncio.ensure_future(session.inline(uri, 1, 0))
-            await asyncio.sleep(0.5)  # the generation is running: 4096 tokens take far longer
+            while "busy" not in states:
+                await asyncio.sleep(0.001)
             assert not pending.done()
         request_id = list(session.client.protocol._request_futures)[-1]
         t0 = time.perf_counter()
