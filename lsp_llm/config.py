@@ -25,40 +25,111 @@ MAX_MODEL_CHARS = 4096
 """The longest `model` / `draftModel` value (a path, a hub id): longer is refused."""
 
 
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    doc: str,
+    factory: Any = dataclasses.MISSING,
+    min: float | None = None,
+    max: float | None = None,
+    reload: bool = False,
+    daemon_only: bool = False,
+    restricted: bool = False,
+) -> Any:
+    """One setting of the schema: its default and what clients and the docs need to know.
+
+    `doc` is what a user reads (VS Code's settings UI, docs/settings.md); `min`/`max` bound
+    numbers; `reload`: a change loads another model (sessions equal in these share one
+    engine); `daemon_only`: a client of a `--tcp` daemon may not change it (only the
+    daemon's command line does); `restricted`: VS Code takes it from user settings only in
+    an untrusted workspace (it could make the editor run a program or load model code).
+    `lsp_llm.settings_schema` turns these into the extension's settings and the docs."""
+    meta: dict[str, Any] = {"doc": doc}
+    if min is not None:
+        meta["min"] = min
+    if max is not None:
+        meta["max"] = max
+    for flag, on in (("reload", reload), ("daemon_only", daemon_only), ("restricted", restricted)):
+        if on:
+            meta[flag] = True
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class CompletionSettings:
-    max_new_tokens: int = field(default=96, metadata={"min": 1, "max": 4096})
-    context_tokens: int = field(default=1536, metadata={"min": 16, "max": 131072})
-    multiline: Literal["auto", "always", "never"] = "auto"
-    prompt_style: Literal["auto", "fim", "prefix", "chat"] = "auto"
-    """How a completion is asked for: fill-in-the-middle tokens, the code before the cursor
-    to be continued, or a chat instruction; `auto` is FIM when the model has FIM tokens,
-    else prefix (measured best on SmolLM2, see the README's quality table)."""
-    extra_context: bool = True
-    """Put code from other files in the prompt: regions of the files the user has open,
-    edited or visited, and the outlines of workspace modules the file imports."""
-    extra_context_share: float = field(default=0.3, metadata={"min": 0.0, "max": 0.9})
-    """The share of `context_tokens` the extra context may take."""
-    fim_order: Literal["auto", "psm", "spm"] = "auto"
-    """Fill-in-the-middle order: prefix-suffix-middle, or suffix-prefix-middle (only for
-    models trained on it); `auto` is SPM when the model's training record says it was
-    trained on it (the bundled model), PSM otherwise (Qwen2.5-Coder and most hub models)."""
+    max_new_tokens: int = setting(
+        96, min=1, max=4096, doc="The longest suggestion, in tokens (most end sooner, at a rule)."
+    )
+    context_tokens: int = setting(
+        1536,
+        min=16,
+        max=131072,
+        doc="Prompt budget in tokens (85% before the cursor, 15% after).",
+    )
+    multiline: Literal["auto", "always", "never"] = setting(
+        "auto",
+        doc="Multi-line suggestions: auto (a block at an empty line or after a line that "
+        "opens one, else a line), always, never.",
+    )
+    prompt_style: Literal["auto", "fim", "prefix", "chat"] = setting(
+        "auto",
+        doc="How a completion is asked for: fim (fill-in-the-middle tokens), prefix (the "
+        "code before the cursor, continued), chat (an instruction through the chat "
+        "template). auto: fim when the model has FIM tokens, else prefix (measured best on "
+        "SmolLM2). A style the model cannot take falls back to prefix.",
+    )
+    extra_context: bool = setting(
+        True,
+        doc="Put code from other files first in the prompt: regions of files you have "
+        "open, edited or visited, and outlines of workspace modules the file imports.",
+    )
+    extra_context_share: float = setting(
+        0.3, min=0.0, max=0.9, doc="The share of the prompt budget the extra context may take."
+    )
+    fim_order: Literal["auto", "psm", "spm"] = setting(
+        "auto",
+        doc="Fill-in-the-middle order: psm (prefix, suffix, middle) or spm (suffix first, "
+        "only for models trained on it; an edit then re-reads only the changed lines). "
+        "auto: spm when the model's training record says so (the bundled model), else psm "
+        "(Qwen2.5-Coder and most hub models).",
+    )
 
 
 @dataclass(frozen=True)
 class ChatSettings:
-    max_new_tokens: int = field(default=512, metadata={"min": 1, "max": 32768})
-    temperature: float = field(default=0.2, metadata={"min": 0.0, "max": 5.0})
-    top_p: float = field(default=0.95, metadata={"min": 0.0, "max": 1.0})
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    context_tokens: int = field(default=3072, metadata={"min": 16, "max": 131072})
-    seed: int | None = None
+    max_new_tokens: int = setting(
+        512, min=1, max=32768, doc="The longest chat answer or code action, in tokens."
+    )
+    temperature: float = setting(
+        0.2, min=0.0, max=5.0, doc="Sampling temperature for chat (0: greedy)."
+    )
+    top_p: float = setting(0.95, min=0.0, max=1.0, doc="Nucleus sampling for chat.")
+    system_prompt: str = setting(DEFAULT_SYSTEM_PROMPT, doc="The chat's system prompt.")
+    context_tokens: int = setting(
+        3072,
+        min=16,
+        max=131072,
+        doc="Prompt budget for a chat, in tokens: the oldest turns go first when it does "
+        "not fit; attached code takes at most half.",
+    )
+    seed: int | None = setting(
+        None, doc="Seed for chat sampling, for answers that repeat; unset: a new one each time."
+    )
 
 
 @dataclass(frozen=True)
 class SpeculationSettings:
-    mode: Literal["auto", "off", "draft", "promptLookup"] = "auto"
-    num_tokens: int = field(default=6, metadata={"min": 1, "max": 64})
+    mode: Literal["auto", "off", "draft", "promptLookup"] = setting(
+        "auto",
+        doc="Speculative decoding: auto (prompt lookup when the text repeats, else the "
+        "draft model, each while its measured cost and acceptance say it pays), off, draft, "
+        "promptLookup.",
+    )
+    num_tokens: int = setting(
+        6, min=1, max=64, doc="Initial draft length in tokens (adapted per request)."
+    )
 
 
 @dataclass(frozen=True)
@@ -66,13 +137,26 @@ class BackendSettings:
     """A remote engine with an OpenAI-compatible API (vLLM, TGI, llama.cpp's server,
     Ollama). With `url` set no weights are loaded here: generation goes to the engine."""
 
-    url: str | None = None
-    """The API's base URL, e.g. `http://127.0.0.1:8080/v1`."""
-    model: str | None = None
-    """The model name the engine serves (sent as `model`); None: the engine's default."""
-    api_key: str | None = None
-    api_key_env: str | None = None
-    """The environment variable of the server process that holds the API key."""
+    url: str | None = setting(
+        None,
+        restricted=True,
+        doc="Base URL of an OpenAI-compatible inference engine (llama.cpp server, vLLM, "
+        "TGI, Ollama), e.g. http://127.0.0.1:8080/v1. Set: generation goes there and no "
+        "weights are loaded here; `model` then names the tokenizer prompts are built with.",
+    )
+    model: str | None = setting(
+        None, doc="The model name the engine serves (sent as `model`); unset: its first."
+    )
+    api_key: str | None = setting(
+        None,
+        restricted=True,
+        doc="The engine's API key (stored in plain text in settings; prefer apiKeyEnv).",
+    )
+    api_key_env: str | None = setting(
+        None,
+        restricted=True,
+        doc="The environment variable of the server process that holds the engine's API key.",
+    )
 
     @property
     def remote(self) -> bool:
@@ -89,29 +173,86 @@ class BackendSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    model: str | None = None
-    """A catalogue alias (`qwen2.5-coder-0.5b`, `qwen2.5-coder-1.5b`, `smollm2`, `bundled`:
-    `lsp-llm models`), a Hugging Face id, a local folder, a `.gguf` file (or a folder
-    holding one) or `org/repo:FILE.gguf`; None or `auto`: the best installed catalogue
-    model for this hardware (`engine.catalogue.choose_default`)."""
-    draft_model: str | None = None
-    quantization: Literal["auto", "4bit", "8bit", "none"] = "auto"
-    device: str = "auto"
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
-    trust_remote_code: bool = False
-    allow_pickle_weights: bool = False
-    threads: int = field(default=0, metadata={"min": 0, "max": 1024})
-    """CPU threads for the model's matrix products; 0: this machine's physical cores
-    (those this process may run on). Process-wide; applied when the model loads."""
-    compile: bool = False
-    """On a CPU, compile a decoding step's layers into one graph with torch.compile: about
-    1.2-1.3x faster decoding of float32/int8 models of SmolLM2's size and up, for a
-    compilation at load (a minute the first time on a small CPU, seconds later). Needs a
-    C++ compiler. Not used where the native layers run (int4 on AVX2): they are faster."""
-    completion: CompletionSettings = field(default_factory=CompletionSettings)
-    chat: ChatSettings = field(default_factory=ChatSettings)
-    speculation: SpeculationSettings = field(default_factory=SpeculationSettings)
-    backend: BackendSettings = field(default_factory=BackendSettings)
+    model: str | None = setting(
+        None,
+        reload=True,
+        restricted=True,
+        doc="A catalogue model (qwen2.5-coder-0.5b, qwen2.5-coder-1.5b, smollm2, bundled: "
+        "`lsp-llm models`), a Hugging Face id, a local folder, a .gguf file or "
+        "org/repo:FILE.gguf. Unset or auto: the best installed catalogue model for this "
+        "machine (Qwen2.5-Coder-0.5B on a CPU, the 1.5B with the 0.5B as draft on CUDA, then "
+        "SmolLM2, then the bundled demo pair).",
+    )
+    draft_model: str | None = setting(
+        None,
+        reload=True,
+        restricted=True,
+        doc="A smaller model with the same tokenizer, for speculative decoding (same forms "
+        "as model). Unset: the 0.5B with the 1.5B on CUDA, SmolLM2's distilled draft with "
+        "SmolLM2, the bundled draft with the bundled model, else none.",
+    )
+    quantization: Literal["auto", "4bit", "8bit", "none"] = setting(
+        "auto",
+        reload=True,
+        doc="Weight quantization: bitsandbytes on CUDA; packed int4/int8 weights for "
+        "decoding on a CPU (auto: int4 for models of 64 MiB and more, 16 MiB with the native "
+        "kernels).",
+    )
+    device: str = setting("auto", reload=True, doc="auto, cpu, cuda, cuda:N or mps.")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = setting(
+        "auto", reload=True, doc="The weights' floating-point type (auto: by device)."
+    )
+    trust_remote_code: bool = setting(
+        False,
+        reload=True,
+        daemon_only=True,
+        restricted=True,
+        doc="Run model code from the hub.",
+    )
+    allow_pickle_weights: bool = setting(
+        False,
+        reload=True,
+        daemon_only=True,
+        restricted=True,
+        doc="Load non-safetensors (pickle) weights.",
+    )
+    threads: int = setting(
+        0,
+        min=0,
+        max=1024,
+        reload=True,
+        daemon_only=True,
+        doc="CPU threads for the model's matrix products (0: the physical cores this "
+        "process may use); process-wide.",
+    )
+    compile: bool = setting(
+        False,
+        reload=True,
+        daemon_only=True,
+        restricted=True,
+        doc="On a CPU, compile the model's decoding step with torch.compile: faster "
+        "decoding of float32/int8 models of SmolLM2's size and up, for a compilation at load "
+        "(a minute the first time on a small CPU, seconds later). Needs a C++ compiler. Not "
+        "used where lsp-llm's native kernels run the layers (int4 on AVX2): they are faster.",
+    )
+    # `setting` returns a dataclass field (a default factory here), which ruff cannot see.
+    completion: CompletionSettings = setting(factory=CompletionSettings, doc="Completions.")  # noqa: RUF009
+    chat: ChatSettings = setting(factory=ChatSettings, doc="Chat and code actions.")  # noqa: RUF009
+    speculation: SpeculationSettings = setting(  # noqa: RUF009
+        factory=SpeculationSettings, doc="Speculative decoding."
+    )
+    backend: BackendSettings = setting(  # noqa: RUF009
+        factory=BackendSettings,
+        reload=True,
+        daemon_only=True,
+        doc="A remote inference engine instead of local weights.",
+    )
+
+
+def flagged(flag: str, cls: Any = None) -> tuple[str, ...]:
+    """The top-level `Settings` fields (snake_case) whose schema sets `flag` (`reload`,
+    `daemon_only`)."""
+    return tuple(f.name for f in dataclasses.fields(cls or Settings) if f.metadata.get(flag))
 
 
 def to_camel(name: str) -> str:

@@ -4,44 +4,35 @@
  * starts the server. Plain functions (no `vscode` import) so they are unit-tested.
  */
 
+import manifest from "../package.json";
+
 /** Settings that only configure the client; never sent to the server. */
 export const CLIENT_ONLY = new Set(["serverCommand", "pythonPath", "setup.torchIndexUrl"]);
 
-/** Every server setting, as its dotted key under `lspLlm.`. */
-export const SERVER_KEYS = [
-  "model",
-  "draftModel",
-  "quantization",
-  "device",
-  "dtype",
-  "trustRemoteCode",
-  "allowPickleWeights",
-  "threads",
-  "compile",
-  "completion.maxNewTokens",
-  "completion.contextTokens",
-  "completion.multiline",
-  "completion.fimOrder",
-  "completion.promptStyle",
-  "completion.extraContext",
-  "completion.extraContextShare",
-  "chat.maxNewTokens",
-  "chat.temperature",
-  "chat.topP",
-  "chat.systemPrompt",
-  "speculation.mode",
-  "speculation.numTokens",
-  "backend.url",
-  "backend.model",
-  "backend.apiKey",
-  "backend.apiKeyEnv",
-] as const;
+interface Property {
+  type?: string | string[];
+}
+
+const PROPERTIES = manifest.contributes.configuration.properties as Record<string, Property>;
+
+/** Every server setting, as its dotted key under `lspLlm.`: the contributed settings
+ * (generated from the server's schema, `python -m lsp_llm.settings_schema`) that are not
+ * client-only. */
+export const SERVER_KEYS: readonly string[] = Object.keys(PROPERTIES)
+  .map((key) => key.replace(/^lspLlm\./, ""))
+  .filter((key) => !CLIENT_ONLY.has(key));
 
 export type Lookup = (key: string) => unknown;
 
 /** Settings whose unset value is sent as null (the server's "use the default model", "no
- * remote engine"): clearing one must reach the server, not leave its previous value. */
-const NULLABLE = new Set(["model", "draftModel", "backend.url", "backend.model", "backend.apiKey", "backend.apiKeyEnv"]);
+ * remote engine"): clearing one must reach the server, not leave its previous value. Those
+ * the schema types as nullable. */
+export const NULLABLE = new Set(
+  SERVER_KEYS.filter((key) => {
+    const type = PROPERTIES[`lspLlm.${key}`].type;
+    return Array.isArray(type) && type.includes("null");
+  }),
+);
 
 /** The nested settings object for the server. An unset model is sent as null (so clearing
  * the setting goes back to the default model); other unset values are left out. */

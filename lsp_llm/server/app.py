@@ -22,7 +22,7 @@ from pygls.workspace import TextDocument
 
 from lsp_llm import __version__
 from lsp_llm.backend import Backend
-from lsp_llm.config import Settings, parse_settings, to_camel
+from lsp_llm.config import Settings, flagged, parse_settings, to_camel
 from lsp_llm.context.budget import readable
 from lsp_llm.context.positions import PositionError, line_starts, to_offset, to_position
 from lsp_llm.context.prompts import TokenizerInfo
@@ -39,8 +39,8 @@ logger = logging.getLogger(__name__)
 
 STATUS = "lspLlm/status"
 CONFIGURATION_TIMEOUT_S = 10.0
-DAEMON_ONLY = ("backend", "trust_remote_code", "allow_pickle_weights", "threads", "compile")
-"""Settings only the daemon's command line sets (see `_keep_daemon_only`)."""
+DAEMON_ONLY = flagged("daemon_only")
+"""Settings only the daemon's command line sets (the schema's `daemon_only`)."""
 CONFIG_SECTION = "lspLlm"
 
 

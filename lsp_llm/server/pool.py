@@ -19,22 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lsp_llm.backend import Backend, load_backend
-from lsp_llm.config import Settings
+from lsp_llm.config import Settings, flagged
 
 logger = logging.getLogger(__name__)
 
-MODEL_FIELDS = (
-    "model",
-    "draft_model",
-    "quantization",
-    "device",
-    "dtype",
-    "trust_remote_code",
-    "allow_pickle_weights",
-    "threads",
-    "compile",
-    "backend",
-)
+MODEL_FIELDS = flagged("reload")
 """The settings that pick what gets loaded; sessions equal in these share an engine."""
 
 Progress = Callable[[float, str], None]

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
   CLIENT_ONLY,
+  NULLABLE,
   SERVER_KEYS,
   answerConfiguration,
   missingInstall,
@@ -27,7 +28,7 @@ test("server settings are nested camelCase, client-only keys stay out", () => {
     model: "Qwen/Qwen2.5-Coder-1.5B-Instruct",
     draftModel: null,
     completion: { maxNewTokens: 64 },
-    chat: { temperature: 0 },
+    chat: { temperature: 0, seed: null },
     speculation: { mode: "promptLookup" },
     backend: LOCAL,
   });
@@ -42,7 +43,7 @@ test("a remote engine is sent, and clearing its URL goes back to the local model
 
 test("an unset or emptied model goes back to the bundled one; other empties are left out", () => {
   const s = serverSettings(lookup({ model: "", draftModel: null, "chat.systemPrompt": "", device: "cpu" }));
-  assert.deepEqual(s, { model: null, draftModel: null, device: "cpu", backend: LOCAL });
+  assert.deepEqual(s, { model: null, draftModel: null, device: "cpu", chat: { seed: null }, backend: LOCAL });
 });
 
 test("the server command: the configured one, else python -m lsp_llm serve", () => {
@@ -63,14 +64,19 @@ test("a missing Python or package is recognised in the start-up output", () => {
   assert.equal(missingInstall("Traceback: ValueError: bad"), undefined);
 });
 
-test("every server setting the extension contributes is sent to the server, and only those", async () => {
+test("the server settings come from package.json (generated from the server's schema)", async () => {
   const { readFileSync } = await import("node:fs");
   const { join } = await import("node:path");
   const pkg = JSON.parse(readFileSync(join(__dirname, "..", "..", "package.json"), "utf8"));
-  const contributed = Object.keys(pkg.contributes.configuration.properties)
-    .map((k) => k.replace(/^lspLlm\./, ""))
-    .filter((k) => !CLIENT_ONLY.has(k));
-  assert.deepEqual([...contributed].sort(), [...SERVER_KEYS].sort());
+  const contributed = Object.keys(pkg.contributes.configuration.properties).map((k) => k.replace(/^lspLlm\./, ""));
+  assert.deepEqual([...SERVER_KEYS, ...CLIENT_ONLY].sort(), contributed.sort());
+  for (const key of ["chat.contextTokens", "chat.seed", "completion.fimOrder", "backend.apiKeyEnv"]) {
+    assert.ok(SERVER_KEYS.includes(key), key);
+  }
+  assert.deepEqual(
+    [...NULLABLE].sort(),
+    ["backend.apiKey", "backend.apiKeyEnv", "backend.model", "backend.url", "chat.seed", "draftModel", "model"],
+  );
 });
 
 test("the server's configuration pull gets only server settings for lspLlm", () => {
