@@ -99,7 +99,7 @@ def test_a_function_whose_body_is_not_written_yet_is_a_stub() -> None:
 
 def test_a_started_function_without_indentation_or_at_the_end_of_the_file() -> None:
     from lsp_llm.context.actions import fill_body_edit, fill_body_prompt
-    from lsp_llm.context.prompts import TokenizerInfo
+    from lsp_llm.generation.tokens import TokenizerInfo
 
     for text in ("def perimeter(r):\n\n\nx = 1\n", "class C:\n    def perimeter(self):\n"):
         header = text.index("perimeter")
@@ -172,8 +172,8 @@ def test_javascript_functions_their_doc_comments_and_empty_bodies() -> None:
 
 def test_a_javascript_function_without_its_closing_brace_yet() -> None:
     from lsp_llm.context.actions import fill_body_edit, fill_body_prompt
-    from lsp_llm.context.prompts import TokenizerInfo
     from lsp_llm.context.shape import LINE_REPEATS, LOOP_CHARS
+    from lsp_llm.generation.tokens import TokenizerInfo
 
     text = "function area(r) {\n  \n"
     fn = find_function(text, len(text) - 1, "javascript")

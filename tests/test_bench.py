@@ -15,8 +15,8 @@ from lsp_llm.bench.report import BASELINE, chart, markdown, targets
 from lsp_llm.bench.run import edit_probes, side_by_side
 from lsp_llm.bench.runners import engine_runner, hf_runner
 from lsp_llm.config import CompletionSettings, Settings
-from lsp_llm.context.prompts import TokenizerInfo
 from lsp_llm.engine.compiled import cxx_compiler
+from lsp_llm.generation.tokens import TokenizerInfo
 
 SOURCE = '''
 def mean(values):
@@ -42,7 +42,7 @@ def describe(values):
 
 @pytest.fixture(scope="module")
 def engine(loaded):
-    from lsp_llm.backend import LocalBackend
+    from lsp_llm.engine.local import LocalBackend
     from lsp_llm.engine.worker import Engine
 
     e = LocalBackend(Engine(loaded))
@@ -171,8 +171,8 @@ def test_editor_probe_times_suggestions_through_servers_per_format_and_mode(
     and the rows, ratios and targets are filled in."""
     import asyncio
 
-    from lsp_llm.backend import LocalBackend
     from lsp_llm.bench.editor import ServedConfig, editor_latency, spots
+    from lsp_llm.engine.local import LocalBackend
     from lsp_llm.engine.worker import Engine
 
     settings = Settings(
@@ -240,7 +240,7 @@ def test_llama_cpp_is_asked_for_every_token_the_engine_decoded(engine, loaded):
     from lsp_llm.bench.editor import reference, spots
     from lsp_llm.context.completion import plan_completion
     from lsp_llm.context.prompts import EditorContext
-    from lsp_llm.engine.types import Speculation
+    from lsp_llm.generation.types import Speculation
 
     # the code before the cursor ends the prompt, so it is cut back at a token boundary
     settings = Settings(completion=CompletionSettings(max_new_tokens=8, prompt_style="prefix"))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from lsp_llm.config import Settings
-from lsp_llm.context.prompts import EditorContext, TokenizerInfo, chat_prompt, completion_prompt
+from lsp_llm.context.prompts import EditorContext, chat_prompt, completion_prompt
 from lsp_llm.engine.loading import load
-from lsp_llm.engine.types import GenerationRequest
 from lsp_llm.engine.worker import Engine
+from lsp_llm.generation.tokens import TokenizerInfo
+from lsp_llm.generation.types import GenerationRequest
 
 
 def test_bundled_pair_loads_offline_and_answers():

@@ -11,8 +11,8 @@ from lsp_llm.config import Settings, parse_settings
 from lsp_llm.engine.compiled import CompiledStep, cxx_compiler
 from lsp_llm.engine.leancache import LeanCache
 from lsp_llm.engine.loading import load
-from lsp_llm.engine.types import GenerationRequest, Speculation
 from lsp_llm.engine.worker import Engine
+from lsp_llm.generation.types import GenerationRequest, Speculation
 
 needs_compiler = pytest.mark.skipif(cxx_compiler() is None, reason="no C++ compiler")
 

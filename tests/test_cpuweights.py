@@ -18,8 +18,8 @@ from lsp_llm.engine.cpuweights import (
 )
 from lsp_llm.engine.leancache import LeanCache
 from lsp_llm.engine.loading import _load_one, cpu_quantization, load
-from lsp_llm.engine.types import GenerationRequest, Speculation
 from lsp_llm.engine.worker import Engine
+from lsp_llm.generation.types import GenerationRequest, Speculation
 
 pytestmark = pytest.mark.skipif(
     not (kernels_available("int8") and kernels_available("int4")),

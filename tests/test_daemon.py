@@ -89,7 +89,7 @@ async def test_daemon_serves_editors_at_once_and_one_after_another(tiny):
 
 
 async def test_pool_shares_one_engine_per_model_and_keeps_one_idle(tiny):
-    from lsp_llm.backend import LocalBackend
+    from lsp_llm.engine.local import LocalBackend
     from lsp_llm.server.pool import EnginePool
 
     loads: list[str | None] = []

@@ -17,7 +17,7 @@ from lsp_llm.engine.decoding import Decoder
 from lsp_llm.engine.drafting import DraftModel
 from lsp_llm.engine.draftvocab import VOCAB_FILE, DraftVocab, tokenizer_fingerprint
 from lsp_llm.engine.loading import load
-from lsp_llm.engine.types import GenerationRequest, Speculation
+from lsp_llm.generation.types import GenerationRequest, Speculation
 
 TEXT = "def area(width, height):\n    return width * height\n\n\ndef perimeter(width, height):\n"
 

@@ -15,7 +15,8 @@ import torch
 
 from lsp_llm.engine.decoding import Decoder, pick_tokens
 from lsp_llm.engine.leancache import LazyLogits
-from lsp_llm.engine.types import (
+from lsp_llm.engine.worker import Engine
+from lsp_llm.generation.types import (
     Done,
     GenerationRequest,
     Sampling,
@@ -23,7 +24,6 @@ from lsp_llm.engine.types import (
     StopRules,
     TextDelta,
 )
-from lsp_llm.engine.worker import Engine
 
 
 class ForwardCounter:
@@ -349,7 +349,7 @@ def test_endless_fixture_model_types_a_long_cycle_of_letters(tiny):
     in-line loop rule."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from lsp_llm.engine.stopping import CYCLE_PIECE_CHARS, line_cycle
+    from lsp_llm.generation.stopping import CYCLE_PIECE_CHARS, line_cycle
     from lsp_llm.train.tiny import ENDLESS_LETTERS
 
     model = AutoModelForCausalLM.from_pretrained(tiny.endless).eval()

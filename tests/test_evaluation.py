@@ -8,7 +8,6 @@ import dataclasses
 import pytest
 
 from lsp_llm.config import CompletionSettings, Settings
-from lsp_llm.engine.types import StopRules
 from lsp_llm.evaluation.holes import KINDS, punch_holes
 from lsp_llm.evaluation.metrics import (
     edit_similarity,
@@ -19,6 +18,7 @@ from lsp_llm.evaluation.metrics import (
 )
 from lsp_llm.evaluation.ngram import NGramModel
 from lsp_llm.evaluation.run import CONTINUATION_TOKENS, evaluate, markdown, previous_line
+from lsp_llm.generation.types import StopRules
 
 SOURCE = '''\
 import math
@@ -110,7 +110,7 @@ def test_ngram_continues_what_it_counted(tiny) -> None:
 def test_evaluate_reports_every_predictor_and_mode(loaded, trained_spm) -> None:
     """A model trained on SPM is scored in the order the server sends it (SPM), and in PSM
     beside it."""
-    from lsp_llm.backend import LocalBackend
+    from lsp_llm.engine.local import LocalBackend
     from lsp_llm.engine.worker import Engine
 
     engine = LocalBackend(Engine(dataclasses.replace(loaded, trained_spm=trained_spm)))
@@ -146,7 +146,7 @@ def test_evaluate_reports_every_predictor_and_mode(loaded, trained_spm) -> None:
 
 
 def test_styles_and_ablations_are_scored_beside_the_served_style(loaded) -> None:
-    from lsp_llm.backend import LocalBackend
+    from lsp_llm.engine.local import LocalBackend
     from lsp_llm.engine.worker import Engine
 
     engine = LocalBackend(Engine(loaded))

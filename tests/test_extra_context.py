@@ -10,7 +10,8 @@ import pytest
 
 from lsp_llm.context.extra import Chunk, ChunkRing, rank, window
 from lsp_llm.context.outline import imports, module_paths, outline
-from lsp_llm.context.prompts import EditorContext, TokenizerInfo, completion_prompt
+from lsp_llm.context.prompts import EditorContext, completion_prompt
+from lsp_llm.generation.tokens import TokenizerInfo
 from lsp_llm.server.neighbours import Neighbourhood
 
 BUNDLED = Path(__file__).parent.parent / "lsp_llm" / "models" / "bundled"

@@ -8,11 +8,12 @@ import threading
 
 import pytest
 
-from lsp_llm.context.budget import encode_plain
 from lsp_llm.context.healing import heal_tail
-from lsp_llm.context.prompts import EditorContext, TokenizerInfo, completion_prompt
+from lsp_llm.context.prompts import EditorContext, completion_prompt
 from lsp_llm.engine.decoding import Decoder
-from lsp_llm.engine.types import GenerationRequest, Speculation, StopRules, TextDelta
+from lsp_llm.generation.budget import encode_plain
+from lsp_llm.generation.tokens import TokenizerInfo
+from lsp_llm.generation.types import GenerationRequest, Speculation, StopRules, TextDelta
 
 
 @pytest.fixture(scope="module", params=["smollm2", "qwen2-style", "bundled"])

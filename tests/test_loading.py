@@ -111,7 +111,8 @@ def test_a_model_folder_trained_on_spm_is_served_in_spm_order(tiny, tmp_path):
     import shutil
 
     from lsp_llm.context.completion import plan_completion
-    from lsp_llm.context.prompts import EditorContext, TokenizerInfo
+    from lsp_llm.context.prompts import EditorContext
+    from lsp_llm.generation.tokens import TokenizerInfo
 
     folder = tmp_path / "model"
     shutil.copytree(tiny.target, folder)

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from lsp_llm.context.budget import count_tokens, encode_plain, take_head, take_tail
-from lsp_llm.context.prompts import (
-    CodeContext,
-    EditorContext,
-    TokenizerInfo,
-    chat_prompt,
-    completion_prompt,
-)
+from lsp_llm.context.prompts import CodeContext, EditorContext, chat_prompt, completion_prompt
 from lsp_llm.context.shape import LOOP_CHARS, completion_shape
+from lsp_llm.generation.budget import count_tokens, encode_plain, take_head, take_tail
+from lsp_llm.generation.tokens import TokenizerInfo
 
 SOURCE = (
     "import os\n\n\ndef area(r):\n    pi = 3.14159\n    return pi * r * r\n\n\nprint(area(2))\n"

@@ -174,8 +174,8 @@ def test_every_qwen_control_token_ends_a_generation(client):
     them (and the end of text) is an end id of the prompts built for it."""
     from transformers import AutoTokenizer
 
-    from lsp_llm.context.prompts import TokenizerInfo
     from lsp_llm.engine.sources import resolve_source
+    from lsp_llm.generation.tokens import TokenizerInfo
 
     folder = resolve_source(catalogue.QWEN_05B, lambda f, m: None).folder
     tokenizer = AutoTokenizer.from_pretrained(folder)

@@ -259,7 +259,7 @@ async def test_without_a_tokenizer_prompts_are_text_and_chat_uses_the_engine_tem
 async def test_documents_are_served_concurrently_and_superseded_per_document(llama_server):
     """Two documents' requests both get answers; a second request for the same document
     supersedes the first (its answer is empty), as with the local engine."""
-    from lsp_llm.backend import load_backend
+    from lsp_llm.backends import load_backend
     from lsp_llm.config import parse_settings
     from lsp_llm.context.completion import plan_completion
     from lsp_llm.context.prompts import EditorContext

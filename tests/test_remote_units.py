@@ -11,8 +11,9 @@ import pytest
 from lsp_llm.config import parse_settings
 from lsp_llm.context.chat import plan_chat
 from lsp_llm.context.completion import plan_completion
-from lsp_llm.context.prompts import EditorContext, TokenizerInfo
-from lsp_llm.engine.types import ChatMessage, GenerationRequest, Sampling, StopRules
+from lsp_llm.context.prompts import EditorContext
+from lsp_llm.generation.tokens import TokenizerInfo
+from lsp_llm.generation.types import ChatMessage, GenerationRequest, Sampling, StopRules
 from lsp_llm.remote.client import EngineUnreachable, OpenAIClient
 from lsp_llm.remote.generation import TextRun, request_body
 

@@ -17,9 +17,10 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pytest_lsp import LanguageClient, client_capabilities
 
 from lsp_llm.context.postprocess import clean_suggestion
-from lsp_llm.context.prompts import EditorContext, TokenizerInfo, completion_prompt
+from lsp_llm.context.prompts import EditorContext, completion_prompt
 from lsp_llm.engine.decoding import Decoder
-from lsp_llm.engine.types import GenerationRequest
+from lsp_llm.generation.tokens import TokenizerInfo
+from lsp_llm.generation.types import GenerationRequest
 from tests.lsp_helpers import CONFIG, inline_params, open_doc, raw_request
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -1,7 +1,7 @@
 """Stop rules on growing text: cut points and what may be streamed before them."""
 
-from lsp_llm.engine.stopping import StopChecker
-from lsp_llm.engine.types import StopRules
+from lsp_llm.generation.stopping import StopChecker
+from lsp_llm.generation.types import StopRules
 
 
 def feed_all(rules: StopRules, text: str) -> tuple[str, str | None]:

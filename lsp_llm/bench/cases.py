@@ -10,8 +10,9 @@ from typing import Literal
 
 from lsp_llm.config import Settings
 from lsp_llm.context.completion import plan_completion
-from lsp_llm.context.prompts import CodeContext, EditorContext, TokenizerInfo, chat_prompt
+from lsp_llm.context.prompts import CodeContext, EditorContext, chat_prompt
 from lsp_llm.evaluation.holes import punch_holes
+from lsp_llm.generation.tokens import TokenizerInfo
 
 CaseKind = Literal["completion", "chat"]
 QUESTIONS = (

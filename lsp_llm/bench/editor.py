@@ -25,15 +25,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lsp_llm.backend import Backend
 from lsp_llm.bench.formats import split
 from lsp_llm.bench.latency import _median, _wire
 from lsp_llm.bench.runners import LLAMA_GREEDY, open_llama
 from lsp_llm.config import Settings
 from lsp_llm.context.completion import plan_completion
-from lsp_llm.context.prompts import EditorContext, TokenizerInfo
-from lsp_llm.engine.types import Speculation, SpeculationMode
+from lsp_llm.context.prompts import EditorContext
 from lsp_llm.evaluation.holes import punch_holes
+from lsp_llm.generation.backend import Backend
+from lsp_llm.generation.tokens import TokenizerInfo
+from lsp_llm.generation.types import Speculation, SpeculationMode
 
 
 @dataclass(frozen=True)

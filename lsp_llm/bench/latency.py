@@ -14,12 +14,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lsp_llm.backend import Backend
 from lsp_llm.bench.cases import Case
 from lsp_llm.config import Settings, settings_to_wire
 from lsp_llm.context.completion import plan_completion
-from lsp_llm.context.prompts import EditorContext, TokenizerInfo
-from lsp_llm.engine.types import Done, GenerationRequest, StopRules, TextDelta
+from lsp_llm.context.prompts import EditorContext
+from lsp_llm.generation.backend import Backend
+from lsp_llm.generation.tokens import TokenizerInfo
+from lsp_llm.generation.types import Done, GenerationRequest, StopRules, TextDelta
 
 DOCUMENT_LINES = 2000
 

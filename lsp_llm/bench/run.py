@@ -23,7 +23,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from lsp_llm.backend import Backend
 from lsp_llm.bench.cases import Case, chat_cases, completion_cases
 from lsp_llm.bench.editor import ServedConfig, editor_latency, spots
 from lsp_llm.bench.formats import label, split, weight_formats
@@ -31,9 +30,10 @@ from lsp_llm.bench.latency import cancel_latency, edit_document, edit_reuse, pro
 from lsp_llm.bench.report import BASELINE, ModeTally, chart, markdown, targets, with_ratios
 from lsp_llm.bench.runners import Runner, Sample, engine_runner, hf_runner, llama_cpp_runner
 from lsp_llm.config import Settings, SpeculationSettings
-from lsp_llm.context.prompts import FimOrder, TokenizerInfo
 from lsp_llm.engine.sources import resolve_source
-from lsp_llm.engine.types import SpeculationMode
+from lsp_llm.generation.backend import Backend
+from lsp_llm.generation.tokens import FimOrder, TokenizerInfo
+from lsp_llm.generation.types import SpeculationMode
 
 
 def _say(msg: str) -> None:
@@ -109,8 +109,8 @@ def main(args: Any) -> int:
     import torch
     import transformers
 
-    from lsp_llm.backend import LocalBackend
     from lsp_llm.engine.loading import load
+    from lsp_llm.engine.local import LocalBackend
     from lsp_llm.engine.worker import Engine
     from lsp_llm.train.data import load_sources
 

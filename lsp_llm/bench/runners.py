@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from lsp_llm.backend import Backend
 from lsp_llm.bench.cases import Case
-from lsp_llm.engine.types import GenerationRequest, Speculation, SpeculationMode, StopRules
+from lsp_llm.generation.backend import Backend
+from lsp_llm.generation.types import GenerationRequest, Speculation, SpeculationMode, StopRules
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ from typing import Any
 
 import httpx
 
-from lsp_llm.backend import Backend
 from lsp_llm.client import ServerSession
 from lsp_llm.config import Settings, parse_settings
+from lsp_llm.generation.backend import Backend
 from lsp_llm.remote.generation import request_body
 
 
@@ -155,7 +155,7 @@ async def _walk(session: ServerSession, spots: list[Spot], tag: str, root: Path)
 
 
 async def run(args: Any) -> dict[str, Any]:
-    from lsp_llm.backend import load_backend
+    from lsp_llm.backends import load_backend
 
     backend_wire = {"url": args.backend_url, "model": args.backend_model}
     settings_wire: dict[str, Any] = {

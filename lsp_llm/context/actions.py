@@ -14,11 +14,12 @@ from typing import Literal
 from tree_sitter import Node, Tree
 
 from lsp_llm.config import Settings
-from lsp_llm.context.budget import take_head, take_tail
-from lsp_llm.context.prompts import Prompt, TokenizerInfo, as_messages, heal_prompt
+from lsp_llm.context.prompts import Prompt, as_messages, heal_prompt
 from lsp_llm.context.shape import block_rules
 from lsp_llm.context.syntax import Lines, parse_around
-from lsp_llm.engine.types import GenerationRequest, Speculation, StopRules
+from lsp_llm.generation.budget import take_head, take_tail
+from lsp_llm.generation.tokens import TokenizerInfo
+from lsp_llm.generation.types import GenerationRequest, Speculation, StopRules
 
 ActionKind = Literal["docstring", "fillBody", "rewrite"]
 STUB_BODY = re.compile(r"^\s*(pass|\.\.\.|raise NotImplementedError(\(.*\))?)\s*(#.*)?$")

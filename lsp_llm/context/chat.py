@@ -5,8 +5,9 @@ ids, a remote engine the turns) and for the benchmark."""
 from __future__ import annotations
 
 from lsp_llm.config import Settings
-from lsp_llm.context.prompts import CodeContext, TokenizerInfo, chat_prompt
-from lsp_llm.engine.types import GenerationRequest, Sampling, Speculation
+from lsp_llm.context.prompts import CodeContext, chat_prompt
+from lsp_llm.generation.tokens import TokenizerInfo
+from lsp_llm.generation.types import GenerationRequest, Sampling, Speculation
 
 
 def plan_chat(

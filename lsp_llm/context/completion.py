@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from lsp_llm.config import Settings
 from lsp_llm.context.postprocess import Suggestion, clean_suggestion
-from lsp_llm.context.prompts import EditorContext, Prompt, TokenizerInfo, completion_prompt
-from lsp_llm.engine.types import FinishReason, GenerationRequest, Speculation, SpeculationMode
+from lsp_llm.context.prompts import EditorContext, Prompt, completion_prompt
+from lsp_llm.generation.tokens import TokenizerInfo
+from lsp_llm.generation.types import FinishReason, GenerationRequest, Speculation, SpeculationMode
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lsp_llm.context.budget import Encodes, encode_plain, readable, take_head
+from lsp_llm.generation.budget import Encodes, encode_plain, readable, take_head
 
 CHUNK_LINES = 32
 """Lines per chunk of a document (chunks start at multiples of this)."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-MAX_HEAL_TOKENS = 4
-"""At most this many tokens are cut (each costs the engine a forward pass to spell again)."""
+from lsp_llm.generation.types import MAX_HEAL_TOKENS
+
 TRAILING = re.compile(r"(\s+|\s?\w+|\s?[^\w\s]+)\Z")
 """The last piece of text a tokenizer keeps together: a run of whitespace, a word with the
 space before it, or a run of punctuation (the split of GPT-2 style pre-tokenizers)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from lsp_llm.engine.types import StopRules
+from lsp_llm.generation.types import StopRules
 
 BLOCK_OPENERS = (":", "{", "=>", " do", " then")
 BRACKET_OPENERS = ("(", "[")

@@ -33,8 +33,8 @@ from lsp_llm.engine.drafting import (
 from lsp_llm.engine.draftvocab import DraftVocab
 from lsp_llm.engine.healing import TokenTexts, constrain
 from lsp_llm.engine.kvcache import KVCache, Logits, cache_for
-from lsp_llm.engine.stopping import StopChecker
-from lsp_llm.engine.types import (
+from lsp_llm.generation.stopping import StopChecker
+from lsp_llm.generation.types import (
     DecodeStats,
     Done,
     Event,

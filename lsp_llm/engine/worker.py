@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from lsp_llm.engine.types import (
+from lsp_llm.generation.streaming import EventStream, Groups, Sink, wait_done
+from lsp_llm.generation.types import (
     DecodeStats,
     Done,
     Event,
@@ -26,7 +27,6 @@ from lsp_llm.engine.types import (
     Timings,
     Usage,
 )
-from lsp_llm.streaming import EventStream, Groups, Sink, wait_done
 
 logger = logging.getLogger(__name__)
 

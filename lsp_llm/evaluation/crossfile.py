@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from lsp_llm.backend import Backend
 from lsp_llm.config import Settings
 from lsp_llm.context.completion import CompletionPlan, plan_completion
 from lsp_llm.context.outline import imports, module_paths
 from lsp_llm.context.prompts import EditorContext
 from lsp_llm.evaluation.holes import Hole
 from lsp_llm.evaluation.metrics import indent_before, score
+from lsp_llm.generation.backend import Backend
 from lsp_llm.server.neighbours import Neighbourhood
 
 PACKAGES = ("httpx", "h11", "pygls")

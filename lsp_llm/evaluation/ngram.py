@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from lsp_llm.engine.detok import IncrementalDetokenizer
-from lsp_llm.engine.stopping import StopChecker
-from lsp_llm.engine.types import FinishReason, StopRules
+from lsp_llm.generation.stopping import StopChecker
+from lsp_llm.generation.types import FinishReason, StopRules
 
 
 class NGramModel:

@@ -15,15 +15,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lsp_llm.backend import Backend
 from lsp_llm.config import BackendSettings, CompletionSettings, Settings, SpeculationSettings
 from lsp_llm.context.completion import CompletionPlan, plan_completion
 from lsp_llm.context.postprocess import Suggestion
-from lsp_llm.context.prompts import CodeContext, EditorContext, TokenizerInfo, chat_prompt
-from lsp_llm.engine.types import Done, GenerationRequest, Speculation, SpeculationMode, StopRules
+from lsp_llm.context.prompts import CodeContext, EditorContext, chat_prompt
 from lsp_llm.evaluation.holes import KINDS, Hole, punch_holes
 from lsp_llm.evaluation.metrics import indent_before, score, stray_whitespace
 from lsp_llm.evaluation.ngram import NGramModel
+from lsp_llm.generation.backend import Backend
+from lsp_llm.generation.tokens import TokenizerInfo
+from lsp_llm.generation.types import (
+    Done,
+    GenerationRequest,
+    Speculation,
+    SpeculationMode,
+    StopRules,
+)
 
 MODES: tuple[SpeculationMode, ...] = ("off", "draft", "promptLookup", "auto")
 CONTINUATION_TOKENS = 64
@@ -368,7 +375,7 @@ def _extra_context(
 def main(args: Any) -> int:
     import torch
 
-    from lsp_llm.backend import load_backend
+    from lsp_llm.backends import load_backend
     from lsp_llm.train.data import HELD_OUT, load_sources
 
     if args.threads:

@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from lsp_llm.backend import HealthListener, Progress, Serving
-from lsp_llm.context.prompts import TokenizerInfo
-from lsp_llm.engine.types import (
+from lsp_llm.generation.backend import HealthListener, Progress, Serving
+from lsp_llm.generation.streaming import EventStream, Groups, Sink, wait_done
+from lsp_llm.generation.tokens import TokenizerInfo
+from lsp_llm.generation.types import (
     DecodeStats,
     Done,
     Event,
@@ -40,7 +41,6 @@ from lsp_llm.remote.client import (
     OpenAIClient,
 )
 from lsp_llm.remote.generation import TextRun, request_body
-from lsp_llm.streaming import EventStream, Groups, Sink, wait_done
 
 if TYPE_CHECKING:
     from lsp_llm.config import BackendSettings, Settings

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lsp_llm.context.healing import MAX_HEAL_TOKENS
-from lsp_llm.engine.stopping import StopChecker
-from lsp_llm.engine.types import GenerationRequest
+from lsp_llm.generation.stopping import StopChecker
+from lsp_llm.generation.types import MAX_HEAL_TOKENS, GenerationRequest
 
 MAX_STOP_SEQUENCES = 4
 """Engines cap stop sequences (OpenAI and TGI at 4): ours are checked here anyway, these

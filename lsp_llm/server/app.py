@@ -21,13 +21,13 @@ from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
 
 from lsp_llm import __version__
-from lsp_llm.backend import Backend
 from lsp_llm.config import Settings, flagged, parse_settings, to_camel
-from lsp_llm.context.budget import readable
 from lsp_llm.context.positions import PositionError, line_starts, to_offset, to_position
-from lsp_llm.context.prompts import TokenizerInfo
 from lsp_llm.context.typeahead import TypeAhead
-from lsp_llm.engine.types import Done, GenerationRequest
+from lsp_llm.generation.backend import Backend
+from lsp_llm.generation.budget import readable
+from lsp_llm.generation.tokens import TokenizerInfo
+from lsp_llm.generation.types import Done, GenerationRequest
 from lsp_llm.server.auth import ModelPolicy
 from lsp_llm.server.framing import FRAMING_EXIT, serve_frames
 from lsp_llm.server.host import ModelHost, ModelUnavailable, Status
@@ -272,7 +272,7 @@ class LspLlmServer(LanguageServer):
         return [f for f in found if str(f) not in ("", ".")]
 
     def text_of(self, doc: TextDocument) -> str:
-        """A document's text as prompts may use it (`context.budget.readable`). A request
+        """A document's text as prompts may use it (`generation.budget.readable`). A request
         asks for it more than once (its text, each position's offset): the scan of the
         last text is remembered, by identity of the document's string."""
         source = doc.source

@@ -12,10 +12,10 @@ from typing import Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp_llm.context.budget import readable
 from lsp_llm.context.chat import plan_chat
 from lsp_llm.context.prompts import CodeContext
-from lsp_llm.engine.types import Done, GenerationError, TextDelta
+from lsp_llm.generation.budget import readable
+from lsp_llm.generation.types import Done, GenerationError, TextDelta
 from lsp_llm.server.app import LspLlmServer, RequestFailed
 from lsp_llm.server.params import lsp_range
 

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from lsp_llm.backend import Backend
 from lsp_llm.config import Settings
-from lsp_llm.context.prompts import TokenizerInfo
 from lsp_llm.engine.sources import AUTO, SourceError, check_spec, default_model
+from lsp_llm.generation.backend import Backend
+from lsp_llm.generation.tokens import TokenizerInfo
 from lsp_llm.server.pool import POOL, EnginePool, model_key
 
 logger = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lsp_llm.context.budget import Encodes, readable
 from lsp_llm.context.extra import Chunk, ChunkRing, fits, rank, window
 from lsp_llm.context.outline import imports, module_paths, outline
+from lsp_llm.generation.budget import Encodes, readable
 
 MAX_FILE_BYTES = 1_000_000
 """Files (on disk or open) larger than this, in bytes or characters, give no extra

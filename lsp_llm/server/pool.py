@@ -18,8 +18,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lsp_llm.backend import Backend, load_backend
+from lsp_llm.backends import load_backend
 from lsp_llm.config import Settings, flagged
+from lsp_llm.generation.backend import Backend
 
 logger = logging.getLogger(__name__)
 

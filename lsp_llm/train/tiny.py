@@ -79,7 +79,7 @@ def tiny_llama(vocab: int, seed: int = 3) -> Any:
 
 ENDLESS_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
 """What the endless model types, in a cycle: 40 characters, longer than any piece the
-in-line loop rule looks for (`engine.stopping.CYCLE_PIECE_CHARS`)."""
+in-line loop rule looks for (`generation.stopping.CYCLE_PIECE_CHARS`)."""
 
 
 def build_endless_model(source: Path, folder: Path, letters: str = ENDLESS_LETTERS) -> Path:

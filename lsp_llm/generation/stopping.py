@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lsp_llm.engine.types import StopRules
+from lsp_llm.generation.types import StopRules
 
 REPEAT_BLOCK_LINES = 3
 """The longest block of lines the repetition rule looks for (a line, a pair, a triple)."""

@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+MAX_HEAL_TOKENS = 4
+"""A request's `heal` text is at most this many tokens of its prompt (each costs the engine
+a forward pass to spell again); a backend may allow that many more new tokens for it."""
+
 SpeculationMode = Literal["auto", "off", "draft", "promptLookup"]
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 Lane = Literal["interactive", "background"]

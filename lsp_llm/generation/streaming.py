@@ -14,7 +14,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from lsp_llm.engine.types import Done, Event, GenerationError, GenerationRequest
+from lsp_llm.generation.types import Done, Event, GenerationError, GenerationRequest
 
 Sink = Callable[[Event], None]
 

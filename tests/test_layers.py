@@ -1,0 +1,99 @@
+"""The layers, as the tree shows them: server → context → generation contract ←
+engine / remote backends. Every import between lsp_llm's packages (function-level and
+type-checking ones included) must go one of the ways below; one that goes back up a layer,
+or that would close a cycle, fails here."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).parent.parent / "lsp_llm"
+
+TOOLING = {"bench", "evaluation", "train", "cli", "client", "models_cli", "settings_schema"}
+"""Commands and their tools: they may import any product layer, and none imports them."""
+
+ALLOWED: dict[str, set[str]] = {
+    "config": set(),
+    "generation": {"config"},
+    "context": {"config", "generation"},
+    "engine": {"config", "generation"},
+    # a remote engine's prompts are built with the model's tokenizer (engine's loading)
+    "remote": {"config", "generation", "engine"},
+    "backends": {"config", "generation", "engine", "remote"},
+    "server": {"config", "generation", "context", "engine", "backends", "lsp_llm"},
+    "lsp_llm": set(),  # the package's __init__ (its version)
+    "__main__": {"cli"},
+}
+
+
+def unit(module: str) -> str:
+    """The layer a module belongs to: its first part under lsp_llm."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "lsp_llm"
+
+
+def imports(package: Path = PACKAGE) -> list[tuple[str, str, str]]:
+    """(importing module's layer, imported layer, where) for every lsp_llm import."""
+    found = []
+    for path in package.rglob("*.py"):
+        module = ".".join(path.relative_to(package.parent).with_suffix("").parts)
+        module = module.removesuffix(".__init__")
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            for target in targets:
+                inside = target == "lsp_llm" or target.startswith("lsp_llm.")
+                if inside and unit(target) != unit(module):
+                    found.append((unit(module), unit(target), f"{path.name}:{node.lineno}"))
+    return found
+
+
+def going_up(package: Path = PACKAGE) -> list[str]:
+    return [
+        f"{source} imports {target} ({where})"
+        for source, target, where in imports(package)
+        if source not in TOOLING and target not in ALLOWED.get(source, set())
+    ]
+
+
+def test_every_import_between_layers_goes_down():
+    wrong = going_up()
+    assert not wrong, "\n".join(wrong)
+
+
+def test_nothing_in_the_product_imports_the_tooling():
+    wrong = [
+        f"{source} imports {target} ({where})"
+        for source, target, where in imports()
+        if source not in TOOLING and target in TOOLING and source != "__main__"
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_allowed_layers_have_no_cycle():
+    state: dict[str, str] = {}
+
+    def visit(layer: str, path: list[str]) -> None:
+        if state.get(layer) == "done":
+            return
+        assert state.get(layer) != "open", " -> ".join([*path, layer])
+        state[layer] = "open"
+        for below in ALLOWED.get(layer, set()):
+            visit(below, [*path, layer])
+        state[layer] = "done"
+
+    for layer in ALLOWED:
+        visit(layer, [])
+
+
+def test_the_rule_catches_an_import_back_up(tmp_path):
+    """An engine module importing the server, even inside a function, is reported."""
+    engine = tmp_path / "lsp_llm" / "engine"
+    engine.mkdir(parents=True)
+    (engine / "ok.py").write_text("from lsp_llm.generation.types import Done\n")
+    (engine / "bad.py").write_text("def f():\n    from lsp_llm.server.app import X\n")
+    assert going_up(tmp_path / "lsp_llm") == ["engine imports server (bad.py:2)"]
