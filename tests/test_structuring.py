@@ -13,6 +13,7 @@ from lsprotocol import types
 from pygls.io_ import StdoutWriter
 from pygls.protocol import default_converter
 
+from lsp_llm.server.connection import Connection
 from lsp_llm.server.main import create_server
 from lsp_llm.server.structuring import ShapeError, bounded_converter
 
@@ -78,8 +79,7 @@ def initialize(token: str, capabilities: dict) -> bytes:
 def _daemon_session(monkeypatch):
     server = create_server()
     protocol = server.protocol
-    protocol.daemon_session = True
-    protocol.auth_token = "the-token"
+    protocol.connection = Connection.of_daemon("the-token")
     out = Kept()
     protocol.set_writer(StdoutWriter(out))
     structured: list[str] = []

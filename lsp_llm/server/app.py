@@ -29,6 +29,7 @@ from lsp_llm.generation.budget import readable
 from lsp_llm.generation.tokens import TokenizerInfo
 from lsp_llm.generation.types import Done, GenerationRequest
 from lsp_llm.server.auth import ModelPolicy
+from lsp_llm.server.connection import Connection
 from lsp_llm.server.framing import FRAMING_EXIT, serve_frames
 from lsp_llm.server.host import ModelHost, ModelUnavailable, Status
 from lsp_llm.server.neighbours import Neighbourhood
@@ -96,11 +97,18 @@ class LspLlmServer(LanguageServer):
         finally:
             self.shutdown()
 
+    @property
+    def connection(self) -> Connection:
+        """This session's connection: stdio, or one editor of a `--tcp` daemon."""
+        protocol = self.protocol
+        assert isinstance(protocol, LspLlmProtocol)
+        return protocol.connection
+
     # -- settings ----------------------------------------------------------------------
     def apply_settings(self, data: Any, source: str) -> Settings:
         """Parse `data` over the current settings; tell the user about invalid fields."""
         new, errors = parse_settings(data, self.settings)
-        if getattr(self.protocol, "daemon_session", False):
+        if self.connection.daemon:
             new = self._keep_daemon_only(new, data, errors)
         if errors:
             text = f"lsp-llm: invalid settings in {source} (kept previous values): " + "; ".join(

@@ -87,7 +87,7 @@ def with_extra(ls: LspLlmServer, ctx: EditorContext, uri: str) -> EditorContext:
         ctx.offset,
         folders=folders,
         documents=documents,
-        read_disk=not getattr(ls.protocol, "daemon_session", False),
+        read_disk=ls.connection.reads_disk,
         tokenizer=ls.tokens.tokenizer,
         budget=budget,
         language=ctx.language,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lsp_llm.server.auth import create_token, read_token, token_path
+from lsp_llm.server.connection import Connection
 from lsp_llm.server.framing import serve_frames
 
 logger = logging.getLogger(__name__)
@@ -36,8 +37,7 @@ async def _session(
     peer = writer.get_extra_info("peername")
     logger.info("editor connected from %s", peer)
     server = create_server()
-    server.protocol.daemon_session = True
-    server.protocol.auth_token = token.secret
+    server.protocol.connection = Connection.of_daemon(token.secret)
     server.protocol.set_writer(writer)
     server._stop_event = stop = threading.Event()
 

@@ -26,6 +26,7 @@ from pygls.exceptions import (
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from lsp_llm.server.auth import TOKEN_KEY, token_matches
+from lsp_llm.server.connection import Connection
 from lsp_llm.server.edits import EditError, apply_changes
 from lsp_llm.server.framing import MAX_FRAME_BYTES
 
@@ -45,10 +46,8 @@ class LspLlmProtocol(LanguageServerProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Set first: pygls reads every attribute (properties too) while it initialises.
         self.initialize_seen = False
-        self.daemon_session = False
-        """True for one editor's session in a `--tcp` daemon (lsp_llm/server/daemon.py)."""
-        self.auth_token: str | None = None
-        """The daemon's token, which this connection's `initialize` must carry."""
+        self.connection = Connection()
+        """Stdio, or one editor's session in a `--tcp` daemon (set by `daemon.py`)."""
         self.out_of_sync: dict[str, str] = {}
         """Open documents whose copy here may differ from the editor's, and why."""
         super().__init__(*args, **kwargs)
@@ -102,7 +101,7 @@ class LspLlmProtocol(LanguageServerProtocol):
 
     @lsp_method(types.EXIT)
     def lsp_exit(self, *args: Any) -> Generator[Any, Any, None]:
-        if not self.daemon_session:
+        if not self.connection.daemon:
             yield from super().lsp_exit(*args)
             return
         if (user_handler := self.fm.features.get(types.EXIT)) is not None:
@@ -148,7 +147,7 @@ class LspLlmProtocol(LanguageServerProtocol):
         if is_request and not self.initialize_seen and method != types.INITIALIZE:
             early = JsonRpcServerNotInitialized("the server is not initialized yet")
             return self._refuse(msg_id, early)
-        if self.auth_token is not None and not self.initialize_seen:
+        if self.connection.auth_token is not None and not self.initialize_seen:
             # A daemon connection that has not authenticated: nothing is structured but an
             # initialize carrying the token (read from the raw message first).
             if not is_request:
@@ -174,7 +173,7 @@ class LspLlmProtocol(LanguageServerProtocol):
     def frame_limit(self) -> int:
         """The largest message read next: small until a daemon connection has
         authenticated (a stranger cannot make it buffer hundreds of MB)."""
-        if self.auth_token is not None and not self.initialize_seen:
+        if self.connection.auth_token is not None and not self.initialize_seen:
             return UNAUTHENTICATED_FRAME_BYTES
         return MAX_FRAME_BYTES
 
@@ -248,11 +247,11 @@ class LspLlmProtocol(LanguageServerProtocol):
                 again = JsonRpcInvalidRequest("the server is already initialized")
                 self._send_response(message.id, error=again.to_response_error())
                 return
-            if self.auth_token is not None and not self._authenticated(message):
+            if self.connection.auth_token is not None and not self._authenticated(message):
                 self._refuse_stranger(message.id)
                 return
             self.initialize_seen = True
-        elif not self.initialize_seen and self.auth_token is not None and msg_id is None:
+        elif not self.initialize_seen and self.connection.auth_token is not None and msg_id is None:
             return  # before a valid initialize a daemon connection's notifications do nothing
         elif (
             not self.initialize_seen
@@ -276,14 +275,14 @@ class LspLlmProtocol(LanguageServerProtocol):
 
     def _token_in(self, data: dict[str, Any]) -> bool:
         """Whether a raw `initialize` carries the daemon's token (nothing else is read)."""
-        assert self.auth_token is not None
+        assert self.connection.auth_token is not None
         params = data.get("params")
         options = params.get("initializationOptions") if isinstance(params, dict) else None
         given = options.get(TOKEN_KEY) if isinstance(options, dict) else None
-        return token_matches(self.auth_token, given)
+        return token_matches(self.connection.auth_token, given)
 
     def _authenticated(self, message: Any) -> bool:
-        assert self.auth_token is not None
+        assert self.connection.auth_token is not None
         options = getattr(getattr(message, "params", None), "initialization_options", None)
         given = options.get(TOKEN_KEY) if isinstance(options, dict) else None
-        return token_matches(self.auth_token, given)
+        return token_matches(self.connection.auth_token, given)
