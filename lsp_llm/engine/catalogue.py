@@ -18,14 +18,12 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from lsp_llm.engine.bundled import bundled_model_dir, smollm2_draft_dir
 from lsp_llm.engine.gguf import file_digest, user_cache
-
-Progress = Callable[[float, str], None]
+from lsp_llm.generation.backend import Progress
 
 
 class CatalogueError(Exception):

@@ -16,13 +16,13 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lsp_llm.generation.backend import Progress
+
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], None]
 DONE_MARK = "lsp-llm-gguf.json"
 """Written last into a converted folder: its presence means the conversion finished."""
 

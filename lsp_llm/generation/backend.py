@@ -18,6 +18,7 @@ from lsp_llm.generation.tokens import TokenizerInfo
 from lsp_llm.generation.types import Done, Event, GenerationRequest
 
 Progress = Callable[[float, str], None]
+"""Told how far a load has come (0 to 1) and what it is doing, from the loading thread."""
 HealthListener = Callable[[str | None], None]
 """Told the reason a backend cannot generate now, or None once it can again."""
 

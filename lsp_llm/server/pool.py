@@ -20,14 +20,12 @@ from dataclasses import dataclass, field
 
 from lsp_llm.backends import load_backend
 from lsp_llm.config import Settings, flagged
-from lsp_llm.generation.backend import Backend
+from lsp_llm.generation.backend import Backend, Progress
 
 logger = logging.getLogger(__name__)
 
 MODEL_FIELDS = flagged("reload")
 """The settings that pick what gets loaded; sessions equal in these share an engine."""
-
-Progress = Callable[[float, str], None]
 
 
 def model_key(settings: Settings) -> tuple[object, ...]:
