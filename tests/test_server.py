@@ -374,6 +374,25 @@ async def test_code_actions_offer_and_resolve(client: LanguageClient):
     assert edits[0].new_text.startswith('    """') and edits[0].new_text.endswith('"""\n')
 
 
+async def test_each_code_action_has_a_kind_of_its_own(client: LanguageClient):
+    """A client picks an action by kind (the VS Code extension's "Add Docstring" asks for
+    refactor.rewrite.lspLlm.docstring), never by its title; the parent kind gets them all."""
+
+    def ask(only: list[str]) -> types.CodeActionParams:
+        return types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(URI),
+            range=types.Range(types.Position(4, 4), types.Position(4, 4)),
+            context=types.CodeActionContext(diagnostics=[], only=only),
+        )
+
+    every = await client.text_document_code_action_async(ask(["refactor.rewrite"]))
+    kinds = {a.kind for a in every}
+    assert kinds == {"refactor.rewrite.lspLlm.docstring", "refactor.rewrite.lspLlm.fillBody"}
+    only = await client.text_document_code_action_async(ask(["refactor.rewrite.lspLlm.docstring"]))
+    assert [a.title for a in only] == ["lsp-llm: Add docstring"]
+    assert not await client.text_document_code_action_async(ask(["quickfix"]))
+
+
 async def test_commands_apply_edits(client: LanguageClient):
     before = len(client.rec.applied)
     data = {

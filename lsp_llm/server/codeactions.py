@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 APPLY = "lspLlm.applyAction"
 REWRITE = "lspLlm.rewriteSelection"
 KIND = types.CodeActionKind.RefactorRewrite
+"""What the server advertises; each action has a kind of its own below it, so a client
+picks one by kind (`refactor.rewrite.lspLlm.docstring`), never by its title."""
+KINDS = {name: f"{KIND.value}.lspLlm.{name}" for name in ("docstring", "fillBody", "rewrite")}
 TITLES = {
     "docstring": "lsp-llm: Add docstring",
     "fillBody": "lsp-llm: Fill in function body",
@@ -50,7 +53,9 @@ def offered(ls: LspLlmServer, params: types.CodeActionParams) -> list[types.Code
     if fn is not None and fn.is_stub:
         kinds.append("fillBody")
     for kind in kinds:
-        action = types.CodeAction(title=TITLES[kind], kind=KIND, data={**data, "action": kind})
+        action = types.CodeAction(
+            title=TITLES[kind], kind=KINDS[kind], data={**data, "action": kind}
+        )
         if not _resolves(ls):
             action.command = types.Command(
                 title=TITLES[kind], command=APPLY, arguments=[action.data]
@@ -61,7 +66,7 @@ def offered(ls: LspLlmServer, params: types.CodeActionParams) -> list[types.Code
         found.append(
             types.CodeAction(
                 title=TITLES["rewrite"],
-                kind=KIND,
+                kind=KINDS["rewrite"],
                 command=types.Command(
                     title=TITLES["rewrite"], command=REWRITE, arguments=[doc.uri, params.range]
                 ),
