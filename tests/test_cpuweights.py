@@ -126,7 +126,7 @@ def test_cpu_quantization_setting(tiny, monkeypatch):
 
 def test_auto_packs_the_bundled_model_but_not_its_draft():
     """The bundled model (20 MB of float32) suggests 1.7x faster packed through the native
-    layers (README, Performance), so `auto` packs it; its 4 MB draft stays float32."""
+    layers (docs/performance.md), so `auto` packs it; its 4 MB draft stays float32."""
     from transformers import AutoModelForCausalLM
 
     from lsp_llm.engine.bundled import bundled_draft_dir, bundled_model_dir

@@ -33,7 +33,7 @@ def token_file(args: argparse.Namespace) -> Path | None:
 
 
 def backend_args(p: argparse.ArgumentParser, url_help: str, required: bool = False) -> None:
-    """`--backend-url` and `--backend-model`: a remote engine (see the README's "Scale")."""
+    """`--backend-url` and `--backend-model`: a remote engine (docs/remote-engines.md)."""
     p.add_argument("--backend-url", required=required, help=url_help)
     p.add_argument("--backend-model", help="the model name the engine serves")
 

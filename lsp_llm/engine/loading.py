@@ -126,7 +126,7 @@ CPU_AUTO_MIN_BYTES = 64 * 2**20
 """On a CPU, `quantization: auto` packs float weights of at least this size to int4: decoding
 a model that size is bound by reading its weights, and int4 pays even through PyTorch's
 kernels (SmolLM2, 540 MB: 199 against 375 ms a suggestion through them, 120 against 556
-with the native layers in a later run; README "Performance" and its history)."""
+with the native layers in a later run; docs/performance.md and its history)."""
 
 NATIVE_AUTO_MIN_BYTES = 16 * 2**20
 """Where the project's native kernels run, `auto` packs from this size on. Measured with

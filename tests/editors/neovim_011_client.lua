@@ -7,7 +7,7 @@ local write_result = dofile(vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(
 local function finish(code) write_result(out, code) end
 
 -- The user's configuration (README, "Neovim 0.11+"; with LSP_LLM_TCP_PORT, the README's
--- "Any client over TCP": a running `lsp-llm serve --tcp` daemon).
+-- "A shared daemon over TCP": a running `lsp-llm serve --tcp` daemon).
 local port = os.getenv("LSP_LLM_TCP_PORT")
 local init_options = vim.fn.json_decode(os.getenv("LSP_LLM_SETTINGS"))
 if port then -- the daemon's token, from the file it wrote for this user
