@@ -495,3 +495,28 @@ async def test_code_actions_for_a_javascript_function_not_written_yet(client: La
     )
     titles = [a.title for a in await client.text_document_code_action_async(params)]
     assert "lsp-llm: Add docstring" in titles and "lsp-llm: Fill in function body" in titles
+
+
+@pytest.mark.parametrize(
+    ("uri", "language_id"),
+    [
+        ("file:///work/demo/nofiletype.py", ""),  # Neovim without filetype detection
+        ("file:///work/demo/mode.py", "python-ts"),  # eglot's id for python-ts-mode
+        ("file:///work/demo/mode.mjs", "js2"),  # eglot's id for js2-mode
+    ],
+)
+async def test_the_language_comes_from_the_extension_when_the_id_is_empty_or_unknown(
+    client: LanguageClient, uri: str, language_id: str
+):
+    if uri.endswith(".py"):
+        text, line = "def area(width, height):\n    \n", 1
+    else:
+        text, line = "function area(width, height) {\n  \n}\n", 1
+    open_doc(client, uri, text, language_id)
+    params = types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri),
+        range=types.Range(types.Position(line, 2), types.Position(line, 2)),
+        context=types.CodeActionContext(diagnostics=[]),
+    )
+    titles = [a.title for a in await client.text_document_code_action_async(params)]
+    assert "lsp-llm: Add docstring" in titles

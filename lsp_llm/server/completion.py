@@ -7,12 +7,13 @@ import logging
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote
 
 from lsprotocol import types
+from pygls.workspace import TextDocument
 
 from lsp_llm.context.completion import plan_completion
+from lsp_llm.context.languages import language_id
 from lsp_llm.context.postprocess import Suggestion
 from lsp_llm.context.prompts import EditorContext
 from lsp_llm.server.app import LspLlmServer
@@ -31,11 +32,9 @@ class Placed:
     suggestion: Suggestion
 
 
-def language_of(doc: Any) -> str:
-    if doc.language_id:
-        return str(doc.language_id)
-    name = doc.uri.rsplit("/", 1)[-1]
-    return name.rsplit(".", 1)[-1] if "." in name else "text"
+def language_of(doc: TextDocument) -> str:
+    """The document's language id (`context.languages.language_id`)."""
+    return language_id(doc.language_id, doc.uri)
 
 
 async def suggest(ls: LspLlmServer, uri: str, position: types.Position) -> Placed | None:
