@@ -439,7 +439,7 @@ async def test_rewrite_action_carries_uri_and_range(client: LanguageClient):
         {"textDocument": {"uri": URI}, "range": selection, "context": {"diagnostics": []}},
     )
     rewrite = next(a for a in actions if a["title"] == "lsp-llm: Rewrite selection…")
-    assert rewrite["kind"] == "refactor.rewrite"
+    assert rewrite["kind"] == "refactor.rewrite.lspLlm.rewrite"
     assert rewrite["command"]["command"] == "lspLlm.rewriteSelection"
     uri, rng = rewrite["command"]["arguments"]
     assert uri == URI and rng["start"]["line"] == 12 and rng["end"]["line"] == 16
