@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from lsp_llm.context.actions import find_function
 
 SOURCE = """\
@@ -167,7 +169,7 @@ def test_javascript_functions_their_doc_comments_and_empty_bodies() -> None:
     )
     arrow = find_function(JS, JS.index("\n\n};") + 1, "javascript")  # the blank body line
     assert arrow is not None and arrow.is_stub and JS[arrow.start :].startswith("const perimeter")
-    assert find_function(JS, JS.index("add"), "rust") is None  # no grammar: no actions
+    assert find_function(JS, JS.index("add"), "elixir") is None  # no grammar: no actions
 
 
 def test_a_javascript_function_without_its_closing_brace_yet() -> None:
@@ -203,3 +205,63 @@ def test_line_separators_other_than_newline_keep_offsets_right() -> None:
     assert fn is not None and js[fn.start :].startswith("function f(a) {")
     filled = _apply(js, fill_body_edit(js, fn, "return a;", True))
     assert filled.endswith("function f(a) {\n  return a;\n}\n")
+
+
+BRACES = {
+    # language: (code with a documented function and a stub, the stub's marker, the
+    # documented one's marker, the doc comment the edit writes for "The area.")
+    "go": (
+        "package shapes\n\n// Add adds.\nfunc Add(a, b int) int {\n\treturn a + b\n}\n\n"
+        'func (s *Square) Area() float64 {\n\tpanic("todo")\n}\n',
+        "Area",
+        "a + b",
+        "// The area.\nfunc (s *Square) Area()",
+    ),
+    "rust": (
+        "/// Adds.\nfn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n\nimpl Square {\n"
+        "    pub fn area(&self) -> f64 {\n        todo!()\n    }\n}\n",
+        "area",
+        "a + b",
+        "    /// The area.\n    pub fn area(",
+    ),
+    "java": (
+        "class Square {\n    /** Adds. */\n    int add(int a, int b) {\n        return a + b;\n"
+        "    }\n\n    @Override\n    public double area() {\n"
+        '        throw new UnsupportedOperationException("todo");\n    }\n}\n',
+        "area",
+        "a + b",
+        "    /**\n     * The area.\n     */\n    @Override\n    public double area()",
+    ),
+    "c": (
+        "// Adds.\nint add(int a, int b) {\n    return a + b;\n}\n\n"
+        "static double area(double side) {\n    // TODO\n}\n",
+        "area",
+        "a + b",
+        "/**\n * The area.\n */\nstatic double area(",
+    ),
+    "cpp": (
+        "/** Adds. */\nint add(int a, int b) {\n    return a + b;\n}\n\n"
+        "template <typename T>\nT area(T side) {\n}\n",
+        "area",
+        "a + b",
+        "/**\n * The area.\n */\ntemplate <typename T>\nT area(",
+    ),
+}
+
+
+@pytest.mark.parametrize("language", sorted(BRACES))
+def test_brace_languages_functions_doc_comments_and_stubs(language: str) -> None:
+    from lsp_llm.context.actions import docstring_edit, docstring_prompt, fill_body_edit
+    from lsp_llm.generation.tokens import TokenizerInfo
+
+    code, stub_marker, doc_marker, documented = BRACES[language]
+    done = find_function(code, code.index(doc_marker), language)
+    assert done is not None and done.has_docstring and not done.is_stub
+    stub = find_function(code, code.index(stub_marker), language)
+    assert stub is not None and stub.is_stub and not stub.has_docstring
+    assert documented in _apply(code, docstring_edit(code, stub, "The area.", True))
+    filled = _apply(code, fill_body_edit(code, stub, "return side * side;", True))
+    assert "return side * side;" in filled and filled.count("{") == filled.count("}")
+    # a model without FIM tokens is asked in a chat, for the language's own doc style
+    prompt = docstring_prompt(TokenizerInfo.by_characters(), code, stub, 400)
+    assert prompt.kind == "chat"

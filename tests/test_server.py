@@ -520,3 +520,53 @@ async def test_the_language_comes_from_the_extension_when_the_id_is_empty_or_unk
     )
     titles = [a.title for a in await client.text_document_code_action_async(params)]
     assert "lsp-llm: Add docstring" in titles
+
+
+@pytest.mark.parametrize(
+    ("name", "language_id", "text", "line", "marker"),
+    [
+        (
+            "shapes.go",
+            "go",
+            "package shapes\n\nfunc Area(side float64) float64 {\n\t\n}\n",
+            3,
+            "//",
+        ),
+        ("shapes.rs", "rust", "fn area(side: f64) -> f64 {\n    \n}\n", 1, "///"),
+        (
+            "Shapes.java",
+            "java",
+            "class Shapes {\n    double area(double s) {\n        \n    }\n}\n",
+            2,
+            "/**",
+        ),
+        ("shapes.c", "", "double area(double side) {\n    \n}\n", 1, "/**"),  # no id: by extension
+        ("shapes.cpp", "cpp", "double area(double side) {\n    \n}\n", 1, "/**"),
+        ("shapes.ts", "typescript", "function area(side: number) {\n  \n}\n", 1, "/**"),
+    ],
+)
+async def test_every_language_gets_a_completion_and_a_doc_comment(
+    client: LanguageClient, name: str, language_id: str, text: str, line: int, marker: str
+):
+    uri = f"file:///work/demo/{name}"
+    open_doc(client, uri, text, language_id)
+    at = types.Position(line, len(text.split("\n")[line]))
+    # a completion is served (the tiny model's text is not the point)
+    await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri),
+            position=at,
+            context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Invoked),
+        )
+    )
+    params = types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri),
+        range=types.Range(at, at),
+        context=types.CodeActionContext(diagnostics=[], only=["refactor.rewrite.lspLlm.docstring"]),
+    )
+    actions = await client.text_document_code_action_async(params)
+    assert [a.title for a in actions] == ["lsp-llm: Add docstring"]
+    resolved = await client.code_action_resolve_async(actions[0])
+    edits = _edits(resolved.edit)  # the tiny model's words, in the language's comment style
+    assert len(edits) == 1 and edits[0].new_text.lstrip().startswith(marker)
+    assert edits[0].range.start.line == (2 if name.endswith(".go") else 1 if ".java" in name else 0)

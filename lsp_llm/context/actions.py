@@ -14,6 +14,8 @@ from typing import Literal
 from tree_sitter import Node, Tree
 
 from lsp_llm.config import Settings
+from lsp_llm.context.bracefunctions import JSDOC, DocStyle
+from lsp_llm.context.bracefunctions import LANGUAGES as BRACE_LANGUAGES
 from lsp_llm.context.prompts import Prompt, as_messages, heal_prompt
 from lsp_llm.context.shape import block_rules
 from lsp_llm.context.syntax import Lines, parse_around
@@ -44,13 +46,15 @@ class FunctionSpan:
     pad: str = ""
     """Indentation the blank body line lacks (the editor did not auto-indent it): edits
     and prompts insert it."""
-    style: Literal["python", "jsdoc"] = "python"
-    """Python (docstring inside, body by indentation) or JavaScript/TypeScript (a `/** */`
-    comment above, body between braces: `body_start` to `end` is inside them)."""
+    style: Literal["python", "braces"] = "python"
+    """Python (docstring inside, body by indentation) or a brace language (a doc comment
+    above, body between braces: `body_start` to `end` is inside them)."""
     indent: str = ""
-    """The indentation of the function's statement (JavaScript)."""
+    """The indentation of the function's statement (brace languages)."""
     closed: bool = True
-    """The body's closing brace is there (JavaScript)."""
+    """The body's closing brace is there (brace languages)."""
+    doc: DocStyle | None = None
+    """How the brace language writes the doc comment above the function."""
 
 
 @dataclass(frozen=True)
@@ -102,18 +106,16 @@ def _open_body(fn: Node) -> bool:
     return len(found) == (1 if doc else 0)
 
 
-JS_LANGUAGES = frozenset({"javascript", "javascriptreact", "typescript", "typescriptreact"})
-
-
 def find_function(text: str, offset: int, language: str = "python") -> FunctionSpan | None:
     """The innermost function containing `offset` (its header or body), also in code that
     does not parse: a function the user has only started (its header, maybe a docstring,
-    and a blank line under it, with the cursor there) counts as a stub. Python, and
-    JavaScript/TypeScript (`jsfunctions`); None for other languages."""
-    if language in JS_LANGUAGES:
-        from lsp_llm.context.jsfunctions import find_js_function
+    and a blank line under it, with the cursor there) counts as a stub. Python, and the
+    brace languages of `bracefunctions` (JavaScript/TypeScript, Go, Rust, Java, C, C++);
+    None for other languages."""
+    if language in BRACE_LANGUAGES:
+        from lsp_llm.context.bracefunctions import find_brace_function
 
-        found: FunctionSpan | None = find_js_function(text, offset, language)
+        found: FunctionSpan | None = find_brace_function(text, offset, language)
         return found
     if language != "python":
         return None
@@ -231,23 +233,24 @@ def _infill(
     )
 
 
-JSDOC_REQUEST = (
-    "Write the JSDoc comment for this function: one summary line, then @param and @returns "
-    "lines. Reply with only the comment."
-)
-
-
 def docstring_prompt(info: TokenizerInfo, text: str, fn: FunctionSpan, budget: int) -> Prompt:
     """The model writes the text between the opening and closing quotes (the prompt ends
-    with whole quotes: nothing to heal). For JavaScript, the `/** */` comment above the
-    function: filled in the middle, or asked for in a chat (a continuation of the code
-    before the function would not see the function)."""
-    if fn.style == "jsdoc":
+    with whole quotes: nothing to heal). For a brace language, the doc comment above the
+    function in its style (`/** */`, `//`, `///`): filled in the middle, or asked for in a
+    chat (a continuation of the code before the function would not see the function)."""
+    if fn.style == "braces":
+        doc = fn.doc or JSDOC
         if info.fim is None:
-            return chat_action_prompt(info, JSDOC_REQUEST, text[fn.start : fn.end + 1], budget)
-        before = text[: fn.start] + fn.indent + "/**\n" + fn.indent + " * "
-        after = "\n" + fn.indent + " */\n" + text[fn.start :]
-        return _infill(info, before, after, budget, StopRules(stop_strings=("*/",)), heal=False)
+            return chat_action_prompt(info, doc.request, text[fn.start : fn.end + 1], budget)
+        if doc.open:
+            before = text[: fn.start] + fn.indent + doc.open + "\n" + fn.indent + doc.line
+            after = "\n" + fn.indent + doc.close + "\n" + text[fn.start :]
+            stop = StopRules(stop_strings=(doc.close.strip(),))
+        else:  # line comments: the model writes the first line (a summary is enough)
+            before = text[: fn.start] + fn.indent + doc.line
+            after = "\n" + text[fn.start :]
+            stop = StopRules(stop_strings=("\n",))
+        return _infill(info, before, after, budget, stop, heal=False)
     before = text[: fn.body_start] + fn.pad + '"""'
     after = '"""\n' + fn.body_indent + text[fn.body_start :]
     return _infill(info, before, after, budget, StopRules(stop_strings=('"""',)), heal=False)
@@ -256,7 +259,7 @@ def docstring_prompt(info: TokenizerInfo, text: str, fn: FunctionSpan, budget: i
 def fill_body_prompt(info: TokenizerInfo, text: str, fn: FunctionSpan, budget: int) -> Prompt:
     """The model writes the body in place of the stub statement(s)."""
     stop = block_rules(len(fn.body_indent))
-    if fn.style == "jsdoc":
+    if fn.style == "braces":
         before = text[: fn.stub_start] + "\n" + fn.body_indent
         after = "\n" + fn.indent + ("" if fn.closed else "}") + text[fn.end :]
         return _infill(info, before, after, budget, stop, heal=True)
@@ -297,23 +300,26 @@ def _indent_lines(text: str, indent: str) -> str:
     return "\n".join(indent + ln if ln.strip() else "" for ln in text.split("\n"))
 
 
-def _jsdoc(fn: FunctionSpan, reply: str) -> Replacement | None:
-    """A `/** */` block above the function from the model's comment text (with or without
-    its own fences, `/**`, `*/` and leading `*`)."""
+def _doc_comment(fn: FunctionSpan, reply: str) -> Replacement | None:
+    """The doc comment above the function, in its language's style, from the model's
+    comment text (with or without its own fences and comment marks)."""
+    doc = fn.doc or JSDOC
     body = extract_code(reply).replace("*/", "").replace("/**", "")
-    lines = [re.sub(r"^\s*\*? ?", "", ln).rstrip() for ln in body.strip().split("\n")]
+    lines = [re.sub(r"^\s*(///?|\*)? ?", "", ln).rstrip() for ln in body.strip().split("\n")]
     while lines and not lines[-1]:
         lines.pop()
     if not lines or not any(lines):
         return None
     ind = fn.indent
-    block = f"{ind}/**\n" + "".join(f"{ind} * {ln}".rstrip() + "\n" for ln in lines) + f"{ind} */\n"
-    return Replacement(fn.start, fn.start, block)
+    text = "".join(f"{ind}{doc.line}{ln}".rstrip() + "\n" for ln in lines)
+    if doc.open:
+        text = f"{ind}{doc.open}\n{text}{ind}{doc.close}\n"
+    return Replacement(fn.start, fn.start, text)
 
 
 def docstring_edit(text: str, fn: FunctionSpan, reply: str, infill: bool) -> Replacement | None:
-    if fn.style == "jsdoc":
-        return _jsdoc(fn, reply)
+    if fn.style == "braces":
+        return _doc_comment(fn, reply)
     if not infill:
         return Replacement(fn.start, fn.end, extract_code(reply))
     doc = reply.strip().replace('"""', "'''")
@@ -335,7 +341,7 @@ def fill_body_edit(text: str, fn: FunctionSpan, reply: str, infill: bool) -> Rep
     body = "\n".join(ln.rstrip() for ln in reply.rstrip().split("\n"))
     if not body.strip():
         return None
-    if fn.style == "jsdoc":
+    if fn.style == "braces":
         inner = "\n" + fn.body_indent + body.lstrip(" \t") + "\n" + fn.indent
         return Replacement(fn.stub_start, fn.end, inner + ("" if fn.closed else "}"))
     return Replacement(fn.stub_start, fn.end, fn.pad + body.lstrip(" \t"))

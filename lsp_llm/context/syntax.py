@@ -25,12 +25,22 @@ and a pathological line can take much memory)."""
 
 
 def _grammars() -> dict[str, Callable[[], object]]:
+    import tree_sitter_c
+    import tree_sitter_cpp
+    import tree_sitter_go
+    import tree_sitter_java
     import tree_sitter_javascript
     import tree_sitter_python
+    import tree_sitter_rust
     import tree_sitter_typescript
 
     return {
         "python": tree_sitter_python.language,
+        "go": tree_sitter_go.language,
+        "rust": tree_sitter_rust.language,
+        "java": tree_sitter_java.language,
+        "c": tree_sitter_c.language,
+        "cpp": tree_sitter_cpp.language,
         "javascript": tree_sitter_javascript.language,
         "javascriptreact": tree_sitter_javascript.language,
         "typescript": tree_sitter_typescript.language_typescript,
