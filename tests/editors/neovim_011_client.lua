@@ -17,7 +17,8 @@ end
 vim.lsp.config("lsp-llm", {
   cmd = port and vim.lsp.rpc.connect("127.0.0.1", tonumber(port))
     or vim.fn.json_decode(os.getenv("LSP_LLM_CMD")),
-  filetypes = { "python" },
+  filetypes = { "python", "javascript", "javascriptreact", "typescript", "typescriptreact",
+                "go", "rust", "java", "c", "cpp", "lua", "sh" },
   root_markers = { ".git" },
   init_options = init_options,
   handlers = { ["lspLlm/status"] = function(_, result) out.status = result.state end },
