@@ -34,7 +34,6 @@ def test_a_thousand_edits_on_50000_lines_cost_about_one_pass():
     text = "".join(f"value_{i} = {i} * 2  # a line of code\n" for i in range(50_000))
     changes = [edit(100 + i * 40, 0, 100 + i * 40, 0, "x") for i in range(1000)]
     applied = apply_changes(text, changes, "utf-16")
-    assert applied.text == pygls_result(text, changes[:50]).replace("", "") or True
     assert applied.text.count("xvalue_") == 1000 and len(applied.text) == len(text) + 1000
     # one join of the document plus the lines the edits touched (pygls: 1000 documents)
     assert applied.copied < 2 * len(text)
