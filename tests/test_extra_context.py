@@ -244,7 +244,7 @@ def test_huge_or_binary_open_documents_give_no_context(tmp_path, qwen_info):
 
 
 def test_edits_that_move_lines_drop_the_regions_read_before():
-    from types import SimpleNamespace
+    from lsprotocol import types
 
     from lsp_llm.server.neighbours import changed_lines
 
@@ -254,15 +254,19 @@ def test_edits_that_move_lines_drop_the_regions_read_before():
     ring.flush(lambda uri: ("b.py", text), keep=None)
     assert [c.start_line for c in ring.chunks()] == [8, 12, 16, 20]
 
+    def params(*changes) -> types.DidChangeTextDocumentParams:
+        doc = types.VersionedTextDocumentIdentifier(uri="file:///b.py", version=2)
+        return types.DidChangeTextDocumentParams(doc, list(changes))
+
     def change(first, last, new_text):
-        rng = SimpleNamespace(start=SimpleNamespace(line=first), end=SimpleNamespace(line=last))
-        return SimpleNamespace(content_changes=[SimpleNamespace(range=rng, text=new_text)])
+        rng = types.Range(types.Position(first, 0), types.Position(last, 0))
+        return params(types.TextDocumentContentChangePartial(range=rng, text=new_text))
 
     assert changed_lines(ring, "file:///b.py", change(3, 3, "x")) == [(3, 3)]
     assert len(ring.chunks()) == 4  # a change within a line moves nothing
     assert changed_lines(ring, "file:///b.py", change(3, 5, "y\nz")) == [(3, 4)]
     assert ring.chunks() == []  # lines moved: what was read is stale
-    whole = SimpleNamespace(content_changes=[SimpleNamespace(text="new")])
+    whole = params(types.TextDocumentContentChangeWholeDocument(text="new"))
     assert changed_lines(ring, "file:///b.py", whole) is None
 
 

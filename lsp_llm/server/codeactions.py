@@ -10,6 +10,7 @@ from typing import Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
+from pygls.workspace import TextDocument
 
 from lsp_llm.context import actions
 from lsp_llm.context.prompts import Prompt
@@ -89,7 +90,7 @@ async def _generate(ls: LspLlmServer, prompt: Prompt, max_new_tokens: int) -> st
 
 
 def _workspace_edit(
-    ls: LspLlmServer, doc: Any, text: str, rep: actions.Replacement
+    ls: LspLlmServer, doc: TextDocument, text: str, rep: actions.Replacement
 ) -> types.WorkspaceEdit:
     edit = types.TextEdit(range=ls.range(text, rep.start, rep.end), new_text=rep.text)
     caps = ls.client_capabilities.workspace

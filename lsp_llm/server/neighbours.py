@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from lsprotocol import types
 
 from lsp_llm.context.extra import Chunk, ChunkRing, fits, rank, window
 from lsp_llm.context.outline import imports, module_paths, outline
@@ -213,14 +214,16 @@ class Neighbourhood:
         return body
 
 
-def changed_lines(ring: ChunkRing, uri: str, params: Any) -> list[tuple[int, int]] | None:
+def changed_lines(
+    ring: ChunkRing, uri: str, params: types.DidChangeTextDocumentParams
+) -> list[tuple[int, int]] | None:
     """Each ranged change of a `didChange` as the first and last line it leaves (None for
     a whole-text change); a change that adds or removes lines tells `ring` they moved."""
     out = []
     for change in params.content_changes:
-        rng = getattr(change, "range", None)
-        if rng is None:
+        if not isinstance(change, types.TextDocumentContentChangePartial):
             return None
+        rng = change.range
         first, last = int(rng.start.line), int(rng.end.line)
         added = change.text.count("\n")
         if added or last != first:
