@@ -192,27 +192,40 @@ def test_typing_cancels_the_request_in_flight(terminal, tiny):
     term.wait(lambda: term.lua(SHOWN) is None, 10, "the ghost text cleared")
 
 
-def test_the_chat_split_streams_an_answer_and_stops(terminal):
+CHAT = "vim.api.nvim_buf_get_lines(require('lsp-llm.chat').buffer(), 0, -1, false)"
+
+
+def test_the_chat_split_streams_an_answer(terminal):
     settings = {"model": MODEL, "chat": {"maxNewTokens": 4096, "temperature": 0}}
     term = terminal(settings, "import math\n\n\ndef circle_area(radius):\n    return math.pi\n")
     term.type(":LspLlmChat What does circle_area do?")
     term.keys("Enter")
-    chat = "vim.api.nvim_buf_get_lines(require('lsp-llm.chat').buffer(), 0, -1, false)"
-    sizes: set[int] = set()
-
-    def grown() -> bool:
-        sizes.add(len("\n".join(term.lua(chat) or [])))
-        return len(sizes) >= 4
-
-    term.wait(grown, 60, "the answer streaming")
-    assert term.lua("require('lsp-llm.chat').busy()")
-    assert "## lsp-llm" in term.screen()  # the split is on screen
+    term.wait(lambda: term.lua("require('lsp-llm.chat').deltas()") > 0, 60, "the first piece")
+    term.wait(lambda: not term.lua("require('lsp-llm.chat').busy()"), 120, "the whole answer")
+    assert term.lua("require('lsp-llm.chat').deltas()") >= 3  # streamed, not in one piece
+    lines = term.lua(CHAT)
+    answer = "\n".join(lines[lines.index("## lsp-llm") + 1 :]).strip()
+    assert answer and "[stopped]" not in answer
+    assert "lsp-llm://chat" in term.screen()  # the split, named in its status line
     term.screenshot("chat.png")
-    term.type(":LspLlmStop")
-    term.keys("Enter")
-    term.wait(lambda: not term.lua("require('lsp-llm.chat').busy()"), 10, "the stop")
-    stopped = term.lua(chat)
-    assert "[stopped]" in stopped
+
+
+def test_the_chat_stops_on_lspllmstop(terminal):
+    settings = {"model": MODEL, "chat": {"maxNewTokens": 4096, "temperature": 0}}
+    term = terminal(settings, "import math\n\n\ndef circle_area(radius):\n    return math.pi\n")
+    # The stop goes out right after the question, while the answer is being written (the
+    # whole answer takes the bundled model about 0.4 s on a quiet machine, 422 tokens).
+    term.type(":LspLlmChat What does circle_area do?\r:LspLlmStop\r")
+    term.wait(lambda: "[stopped]" in term.lua(CHAT), 30, "the stop")
+    assert not term.lua("require('lsp-llm.chat').busy()")
+    # the server answered the stopped request with RequestCancelled, not with its result
+    stops = term.wait(
+        lambda: (s := term.lua("require('lsp-llm.chat').stops()"))["acknowledged"] and s,
+        10,
+        "the server's cancel",
+    )
+    assert stops == {"acknowledged": 1, "finished_first": 0}
+    stopped = term.lua(CHAT)
     time.sleep(1.0)
-    assert term.lua(chat) == stopped  # nothing more arrived
-    assert term.lua("require('lsp-llm').status.state") == "ready"  # the server is idle
+    assert term.lua(CHAT) == stopped  # nothing more arrived
+    term.wait(lambda: term.lua("require('lsp-llm').status.state") == "ready", 10, "idle")

@@ -12,6 +12,10 @@ local chat = {
   token = nil, -- the partial result token of the answer being streamed
   request = nil, -- { client, id }
   answer = "",
+  deltas = 0, -- streamed pieces received over the session (the tests read it)
+  stopped = {}, -- ids of requests stopped by :LspLlmStop, until the server ends them
+  handled = {}, -- ids whose handler ran (a result, not the server's cancel answer)
+  stops = { acknowledged = 0, finished_first = 0 },
 }
 local counter = 0
 
@@ -32,6 +36,8 @@ local function chat_buffer()
   vim.api.nvim_buf_set_name(buf, "lsp-llm://chat")
   vim.bo[buf].filetype = "markdown"
   vim.bo[buf].bufhidden = "hide"
+  -- Neovim's own markdown parser: the old syntax file marks `_` inside words as errors.
+  pcall(vim.treesitter.start, buf, "markdown")
   chat.buf = buf
   return buf
 end
@@ -76,6 +82,7 @@ function M.on_progress(result)
   end
   local value = result.value
   if type(value) == "table" and type(value.delta) == "string" then
+    chat.deltas = chat.deltas + 1
     chat.answer = chat.answer .. value.delta
     append(value.delta)
   end
@@ -132,7 +139,10 @@ function M.ask(question, source, first, last)
     params.context = context
   end
   local token = chat.token
-  local ok, id = util.call(client, "request", "lspLlm/chat", params, function(err, result)
+  local id
+  local ok
+  ok, id = util.call(client, "request", "lspLlm/chat", params, function(err, result)
+    chat.handled[id] = true
     if chat.token ~= token then
       return -- stopped: already finished
     end
@@ -162,8 +172,37 @@ function M.stop()
     return false
   end
   pcall(util.call, request.client, "cancel_request", request.id)
+  chat.stopped[request.id] = true
   finish("[stopped]")
   return true
+end
+
+-- A stopped request's end: Neovim drops the server's RequestCancelled answer without
+-- calling the handler, so a stopped request that completes unhandled was stopped by the
+-- server; one whose result came first had finished (counted for `:checkhealth`-style
+-- questions and the tests).
+vim.api.nvim_create_autocmd("LspRequest", {
+  group = vim.api.nvim_create_augroup("lsp-llm-chat", { clear = true }),
+  callback = function(ev)
+    local data = ev.data or {}
+    local id = data.request_id
+    if not (data.request and data.request.type == "complete" and chat.stopped[id]) then
+      return
+    end
+    chat.stopped[id] = nil
+    vim.defer_fn(function()
+      if chat.handled[id] then
+        chat.stops.finished_first = chat.stops.finished_first + 1
+      else
+        chat.stops.acknowledged = chat.stops.acknowledged + 1
+      end
+    end, 100)
+  end,
+})
+
+--- Stops that the server acknowledged, and stops that came after the answer was done.
+function M.stops()
+  return chat.stops
 end
 
 --- Forget the conversation and empty the chat buffer.
@@ -178,6 +217,11 @@ end
 --- The chat buffer (tests read it), or nil.
 function M.buffer()
   return chat.buf
+end
+
+--- How many streamed pieces have arrived (over the session).
+function M.deltas()
+  return chat.deltas
 end
 
 --- Whether an answer is being streamed.
