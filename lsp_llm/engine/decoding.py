@@ -44,8 +44,7 @@ from lsp_llm.generation.types import (
     Sampling,
     Speculation,
     TextDelta,
-    Timings,
-    Usage,
+    finished,
 )
 
 WARM_UP_TEXT = "def area(width, height):\n    return width * height\n\n\ndef perimeter(w, h):\n"
@@ -216,28 +215,19 @@ class _Run:
             self.emitted = upto
 
     def done(self, reason: FinishReason) -> Done:
-        now = time.perf_counter()
         text = self.final_text if self.final_text is not None else self.visible[: self.emitted]
-        busy = now - self.t_start
-        timings = Timings(
-            queue_ms=(self.t_start - self.t_submit) * 1000,
-            first_token_ms=None if self.t_first is None else (self.t_first - self.t_submit) * 1000,
-            total_ms=(now - self.t_submit) * 1000,
-            tokens_per_second=self.generated / busy if busy > 0 else 0.0,
-        )
         # The tokens that spelled the healed text again belong to the prompt's text.
-        usage = Usage(
+        return finished(
+            reason,
+            text,
             prompt_tokens=len(self.req.prompt_ids) + self.heal_tokens,
             completion_tokens=self.generated - self.heal_tokens,
-        )
-        generated = tuple(self.tokens[len(self.req.prompt_ids) :])
-        return Done(
-            reason=reason,
-            text=text,
-            usage=usage,
-            timings=timings,
+            submitted=self.t_submit,
+            started=self.t_start,
+            first=self.t_first,
+            decoded=self.generated,
             stats=self.stats,
-            token_ids=generated,
+            token_ids=tuple(self.tokens[len(self.req.prompt_ids) :]),
         )
 
 

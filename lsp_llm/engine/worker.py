@@ -18,14 +18,12 @@ from typing import Any
 
 from lsp_llm.generation.streaming import EventStream, Groups, Sink, wait_done
 from lsp_llm.generation.types import (
-    DecodeStats,
     Done,
     Event,
     GenerationError,
     GenerationRequest,
     Lane,
-    Timings,
-    Usage,
+    finished,
 )
 
 logger = logging.getLogger(__name__)
@@ -168,14 +166,14 @@ class InferenceWorker:
 
 
 def _cancelled_before_start(job: Job) -> Done:
-    now = time.perf_counter()
-    wait = (now - job.t_submit) * 1000
-    return Done(
+    """It waited in the queue the whole time: queue time is all its time."""
+    return finished(
         "cancelled",
         "",
-        Usage(len(job.request.prompt_ids), 0),
-        Timings(queue_ms=wait, total_ms=wait),
-        DecodeStats(),
+        prompt_tokens=len(job.request.prompt_ids),
+        completion_tokens=0,
+        submitted=job.t_submit,
+        started=time.perf_counter(),
     )
 
 

@@ -6,6 +6,7 @@ events without importing the model stack.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -162,6 +163,43 @@ class Done:
     stats: DecodeStats
     token_ids: tuple[int, ...] = ()
     """The accepted generated tokens (the stop token excluded)."""
+
+
+def finished(
+    reason: FinishReason,
+    text: str,
+    *,
+    prompt_tokens: int,
+    completion_tokens: int,
+    submitted: float,
+    started: float | None = None,
+    first: float | None = None,
+    decoded: int | None = None,
+    stats: DecodeStats | None = None,
+    token_ids: tuple[int, ...] = (),
+) -> Done:
+    """A generation's `Done`, its usage and timings from the moments it went through
+    (`time.perf_counter()` seconds): submitted, started (it left the queue; default:
+    submitted), its first visible text, and now. Speed counts `decoded` tokens (default:
+    the completion's) over the time it ran. The one place every backend builds its end."""
+    now = time.perf_counter()
+    began = submitted if started is None else started
+    ran = now - began
+    made = completion_tokens if decoded is None else decoded
+    timings = Timings(
+        queue_ms=(began - submitted) * 1000,
+        first_token_ms=None if first is None else (first - submitted) * 1000,
+        total_ms=(now - submitted) * 1000,
+        tokens_per_second=made / ran if ran > 0 else 0.0,
+    )
+    return Done(
+        reason,
+        text,
+        Usage(prompt_tokens, completion_tokens),
+        timings,
+        stats if stats is not None else DecodeStats(),
+        token_ids,
+    )
 
 
 @dataclass(frozen=True)

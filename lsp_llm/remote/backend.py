@@ -23,15 +23,13 @@ from lsp_llm.generation.backend import HealthListener, Progress, Serving
 from lsp_llm.generation.streaming import EventStream, Groups, Sink, wait_done
 from lsp_llm.generation.tokens import TokenizerInfo
 from lsp_llm.generation.types import (
-    DecodeStats,
     Done,
     Event,
     FinishReason,
     GenerationError,
     GenerationRequest,
     TextDelta,
-    Timings,
-    Usage,
+    finished,
 )
 from lsp_llm.remote.client import (
     CONNECT_TIMEOUT_S,
@@ -215,18 +213,14 @@ class RemoteBackend:
         reason: FinishReason = "stop"
 
         def done(why: FinishReason, text: str) -> Done:
-            total = (time.perf_counter() - t0) * 1000
             made = completion_tokens if completion_tokens is not None else run.pieces
-            return Done(
+            return finished(
                 why,
                 text,
-                Usage(prompt_tokens or len(request.prompt_ids), made),
-                Timings(
-                    first_token_ms=None if first is None else (first - t0) * 1000,
-                    total_ms=total,
-                    tokens_per_second=made / (total / 1000) if total > 0 else 0.0,
-                ),
-                DecodeStats(),
+                prompt_tokens=prompt_tokens or len(request.prompt_ids),
+                completion_tokens=made,
+                submitted=t0,
+                first=first,
             )
 
         try:
