@@ -130,6 +130,20 @@ try {
   await page.keyboard.press("Enter");
   await page.keyboard.type("def is_prime(n):");
   await page.keyboard.press("Enter");
+  // VS Code indents the new line once Python's language configuration is loaded; on a
+  // fresh profile that can come late, and a suggestion that starts with the indentation at
+  // column 1 makes Tab indent first (VS Code's rule), not accept. Wait for the indentation
+  // the way the user's editor gives it; type it if it never comes.
+  const column = async () => {
+    const text = await page.locator(".statusbar-item", { hasText: /Ln \d+, Col \d+/ }).first().innerText();
+    return Number(/Col (\d+)/.exec(text)?.[1] ?? 0);
+  };
+  const indented = await waitFor("the auto-indent", async () => (await column()) === 5, 5000).catch(() => false);
+  if (!indented) {
+    step(`the editor did not indent the new line (column ${await column()}): typing the indentation`);
+    await page.keyboard.press("Home");
+    await page.keyboard.type("    ");
+  }
   const ghost = page.locator(".ghost-text-decoration, .ghost-text");
   await ghost.first().waitFor({ state: "visible", timeout: 30000 });
   // A multi-line suggestion is drawn as several pieces (the cursor's line, then view zones).
