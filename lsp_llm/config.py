@@ -249,10 +249,10 @@ class Settings:
     )
 
 
-def flagged(flag: str, cls: Any = None) -> tuple[str, ...]:
+def flagged(flag: str) -> tuple[str, ...]:
     """The top-level `Settings` fields (snake_case) whose schema sets `flag` (`reload`,
     `daemon_only`)."""
-    return tuple(f.name for f in dataclasses.fields(cls or Settings) if f.metadata.get(flag))
+    return tuple(f.name for f in dataclasses.fields(Settings) if f.metadata.get(flag))
 
 
 def to_camel(name: str) -> str:

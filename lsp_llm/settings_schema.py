@@ -173,8 +173,9 @@ def settings_markdown() -> str:
         "| setting | default | values | what it does |",
         "|---|---|---|---|",
     ]
+    schema = entries()
     long_defaults = []
-    for e in entries():
+    for e in schema:
         lines.append(
             f"| `{e.key}` | {_show(e.default)} | {_values(e)} | {_notes(e).replace('|', '/')} |"
         )
@@ -182,7 +183,7 @@ def settings_markdown() -> str:
             long_defaults.append(e)
     for e in long_defaults:
         lines += ["", f"The default `{e.key}`:", "", f"> {e.default}"]
-    restricted = ", ".join(f"`{e.key}`" for e in entries() if e.restricted)
+    restricted = ", ".join(f"`{e.key}`" for e in schema if e.restricted)
     lines += [
         "",
         f"In an untrusted VS Code workspace these come from user settings only: {restricted}",
@@ -197,23 +198,25 @@ def _package_text(package: dict[str, JsonValue]) -> str:
     return json.dumps(package, indent=2, ensure_ascii=False) + "\n"
 
 
+def generated(root: Path) -> dict[Path, str]:
+    """What the schema makes of each generated file under `root` (package.json keeps what
+    is not the server's settings)."""
+    package = json.loads((root / PACKAGE).read_text())
+    return {PACKAGE: _package_text(package_json(package)), DOC: settings_markdown()}
+
+
 def drift(root: Path) -> list[str]:
     """The generated files under `root` that differ from what the schema makes."""
-    stale = []
-    package_path = root / PACKAGE
-    current = json.loads(package_path.read_text())
-    if package_path.read_text() != _package_text(package_json(current)):
-        stale.append(str(PACKAGE))
-    doc = root / DOC
-    if not doc.exists() or doc.read_text() != settings_markdown():
-        stale.append(str(DOC))
-    return stale
+    return [
+        str(path)
+        for path, text in generated(root).items()
+        if not (root / path).exists() or (root / path).read_text() != text
+    ]
 
 
 def write(root: Path) -> None:
-    package_path = root / PACKAGE
-    package_path.write_text(_package_text(package_json(json.loads(package_path.read_text()))))
-    (root / DOC).write_text(settings_markdown())
+    for path, text in generated(root).items():
+        (root / path).write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:
