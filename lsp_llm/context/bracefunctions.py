@@ -197,9 +197,10 @@ def find_brace_function(text: str, offset: int, language: str) -> FunctionSpan |
     inside = text[opening:close]
     statements = [c for c in body.named_children if c.type != "comment"]
     body_lines = [ln for ln in inside.splitlines() if ln.strip()]
-    body_indent = next((_indent(ln) for ln in body_lines), indent + _unit(lines.lines))
+    nested = indent + _unit(lines.lines)
+    body_indent = next((_indent(ln) for ln in body_lines), nested)
     if len(body_indent) <= len(indent):
-        body_indent = indent + _unit(lines.lines)
+        body_indent = nested
     is_stub = all(STUB_STATEMENT.match(ln) for ln in body_lines) and len(statements) <= 1
     return FunctionSpan(
         start=start,
