@@ -13,9 +13,7 @@ local chat = {
   request = nil, -- { client, id }
   answer = "",
   deltas = 0, -- streamed pieces received over the session (the tests read it)
-  stopped = {}, -- ids of requests stopped by :LspLlmStop, until the server ends them
-  handled = {}, -- ids whose handler ran (a result, not the server's cancel answer)
-  stops = { acknowledged = 0, finished_first = 0 },
+  stops = util.cancel_tracker(), -- whether the server stopped what :LspLlmStop cancelled
 }
 local counter = 0
 
@@ -142,7 +140,7 @@ function M.ask(question, source, first, last)
   local id
   local ok
   ok, id = util.call(client, "request", "lspLlm/chat", params, function(err, result)
-    chat.handled[id] = true
+    chat.stops.handled(id)
     if chat.token ~= token then
       return -- stopped: already finished
     end
@@ -172,37 +170,21 @@ function M.stop()
     return false
   end
   pcall(util.call, request.client, "cancel_request", request.id)
-  chat.stopped[request.id] = true
+  chat.stops.cancelled(request.id)
   finish("[stopped]")
   return true
 end
 
--- A stopped request's end: Neovim drops the server's RequestCancelled answer without
--- calling the handler, so a stopped request that completes unhandled was stopped by the
--- server; one whose result came first had finished (counted for `:checkhealth`-style
--- questions and the tests).
 vim.api.nvim_create_autocmd("LspRequest", {
   group = vim.api.nvim_create_augroup("lsp-llm-chat", { clear = true }),
   callback = function(ev)
-    local data = ev.data or {}
-    local id = data.request_id
-    if not (data.request and data.request.type == "complete" and chat.stopped[id]) then
-      return
-    end
-    chat.stopped[id] = nil
-    vim.defer_fn(function()
-      if chat.handled[id] then
-        chat.stops.finished_first = chat.stops.finished_first + 1
-      else
-        chat.stops.acknowledged = chat.stops.acknowledged + 1
-      end
-    end, 100)
+    chat.stops.on_request(ev)
   end,
 })
 
 --- Stops that the server acknowledged, and stops that came after the answer was done.
 function M.stops()
-  return chat.stops
+  return chat.stops.counts
 end
 
 --- Forget the conversation and empty the chat buffer.

@@ -30,17 +30,14 @@ end
 
 local function stats(buf)
   local s = state(buf)
-  s.stats = s.stats
-    or {
-      sent = 0,
-      cancelled = 0,
-      cancel_acknowledged = 0,
-      finished_first = 0,
-      answered = 0,
-      shown = 0,
-      errors = vim.empty_dict(),
-    }
+  s.stats = s.stats or { sent = 0, cancelled = 0, answered = 0, shown = 0, errors = vim.empty_dict() }
   return s.stats
+end
+
+local function cancels(buf)
+  local s = state(buf)
+  s.cancels = s.cancels or util.cancel_tracker()
+  return s.cancels
 end
 
 local function cancel(buf)
@@ -48,8 +45,7 @@ local function cancel(buf)
   if s.request_id and s.client then
     pcall(util.call, s.client, "cancel_request", s.request_id)
     stats(buf).cancelled = stats(buf).cancelled + 1
-    s.cancelled_ids = s.cancelled_ids or {}
-    s.cancelled_ids[s.request_id] = true
+    cancels(buf).cancelled(s.request_id)
   end
   s.request_id = nil
 end
@@ -171,8 +167,7 @@ local function request(buf)
   local id
   local ok
   ok, id = util.call(client, "request", "textDocument/inlineCompletion", params, function(err, result)
-    s.handled = s.handled or {}
-    s.handled[id] = true
+    cancels(buf).handled(id)
     if s.request_id == id then
       s.request_id = nil
     end
@@ -314,28 +309,12 @@ function M.attach(client, buf)
       on_change(buf)
     end,
   })
-  -- A cancelled request's end: Neovim drops the server's RequestCancelled answer without
-  -- calling the handler, so a cancelled request that completes unhandled was stopped by
-  -- the server (counted for the tests; a result that came first is handled as usual).
+  -- Whether the server stopped what a keystroke cancelled (util.cancel_tracker).
   vim.api.nvim_create_autocmd("LspRequest", {
     group = group,
     buffer = buf,
     callback = function(ev)
-      local data = ev.data or {}
-      local id = data.request_id
-      if not (data.request and data.request.type == "complete" and s.cancelled_ids and s.cancelled_ids[id]) then
-        return
-      end
-      s.cancelled_ids[id] = nil
-      -- The completion is announced before a result's handler runs: decide after it.
-      vim.defer_fn(function()
-        local counts = stats(buf)
-        if s.handled and s.handled[id] then
-          counts.finished_first = counts.finished_first + 1
-        else
-          counts.cancel_acknowledged = counts.cancel_acknowledged + 1
-        end
-      end, 100)
+      cancels(buf).on_request(ev)
     end,
   })
   vim.api.nvim_create_autocmd("CursorMovedI", { group = group, buffer = buf, callback = function() on_move(buf) end })
@@ -376,9 +355,16 @@ function M.attach(client, buf)
 end
 
 --- Counts for `buf` (the tests read them): requests sent, cancelled by a keystroke or by
---- leaving insert mode, answered, suggestions shown, and error responses by code.
+--- leaving insert mode, cancels the server acknowledged, cancelled requests that had
+--- finished first, answered, suggestions shown, and error responses by code.
 function M.stats(buf)
-  return stats(buf or vim.api.nvim_get_current_buf())
+  buf = buf or vim.api.nvim_get_current_buf()
+  local counts = cancels(buf).counts
+  return vim.tbl_extend(
+    "force",
+    stats(buf),
+    { cancel_acknowledged = counts.acknowledged, finished_first = counts.finished_first }
+  )
 end
 
 return M

@@ -44,6 +44,37 @@ function M.lsp_col(line, col, encoding)
   return col
 end
 
+--- Which of the requests we cancelled the server stopped. Neovim drops the server's
+--- RequestCancelled answer without calling the request's handler, while a result that came
+--- before the cancel reaches it; its "complete" LspRequest event comes before the handler
+--- runs, so the verdict waits a moment. `counts`: acknowledged, finished_first. Only
+--- cancelled requests are remembered, until their end.
+function M.cancel_tracker()
+  local tracker = { counts = { acknowledged = 0, finished_first = 0 } }
+  local cancelled, handled = {}, {}
+  function tracker.cancelled(id)
+    cancelled[id] = true
+  end
+  function tracker.handled(id)
+    if cancelled[id] then
+      handled[id] = true
+    end
+  end
+  function tracker.on_request(ev)
+    local data = ev.data or {}
+    local id = data.request_id
+    if not (data.request and data.request.type == "complete" and cancelled[id]) then
+      return
+    end
+    vim.defer_fn(function()
+      local key = handled[id] and "finished_first" or "acknowledged"
+      tracker.counts[key] = tracker.counts[key] + 1
+      cancelled[id], handled[id] = nil, nil
+    end, 100)
+  end
+  return tracker
+end
+
 --- Split text into lines (a trailing newline gives a last empty line).
 function M.lines(text)
   return vim.split(text, "\n", { plain = true })
