@@ -52,7 +52,7 @@ def test_weights_already_on_the_q4_1_grid_are_kept_exactly(kernel):
 def test_refuses_what_it_cannot_multiply(kernel):
     blocks = native_kernels.Q4Blocks(torch.randn(8, 64), kernel)
     with pytest.raises(ValueError, match="refused"):
-        kernel.linear(torch.randn(native_kernels.MAX_ROWS + 1, 64), blocks.blocks)
+        kernel.linear(torch.randn(native_kernels.MAX_KERNEL_ROWS + 1, 64), blocks.blocks)
     with pytest.raises(ValueError, match="blocks of 32"):
         native_kernels.Q4Blocks(torch.randn(8, 48), kernel)
 
@@ -273,12 +273,12 @@ def test_only_int4_silu_models_in_eager_passes_take_it(kernel, grid_models, monk
     assert LeanCache(model, "int4").native_layers is None
 
 
-def test_smollm2_decodes_the_same_through_it(kernel, smollm2):
+def test_smollm2_decodes_the_same_through_it(kernel, smollm2_float):
     """The real model, 30 layers: the one-call layers against PyTorch's over the same int4
     products, greedy for 12 tokens after a code prompt."""
     from lsp_llm.engine.leancache import LeanCache
 
-    tokenizer, model = smollm2.tokenizer, smollm2.model
+    tokenizer, model = smollm2_float.tokenizer, smollm2_float.model
     ours, theirs = LeanCache(model, "int4"), _torch_layers_twin(model)
     assert ours.native_layers is not None
     prompt = tokenizer("def fibonacci(n):\n    if n < 2:\n        return n\n    return")[

@@ -16,13 +16,14 @@
 // attention over a float16 KV cache cut into chunks of keys that the threads share
 // (attend_rows).
 #include <immintrin.h>
+#include <omp.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define QK 32
-#define MAXN 16
+#define MAXN 64
 #define MAXDIM 256
 #define MAXG 16
 
@@ -88,63 +89,450 @@ static void quantize(const float *x, int n, int in, const Acts &a) {
     }
 }
 
-static void product(const uint8_t *blocks, int out, int nb, const Acts &a, int n, float *y,
+// GGUF block formats (ggml's type numbers). A weight row is a sequence of blocks; every
+// quantized format is read as groups of 32 inputs, each decoded into 32 int16 codes (two
+// AVX2 registers: inputs 0-15 and 16-31), a scale for each half (they differ only in Q6_K,
+// whose scales cover 16 inputs) and a minimum (Q4_1, Q5_1, Q4_K, Q5_K):
+//   w_j = d * q_j + m
+// so a group's dot product with activations held as int16 (x = xq * xd) is
+//   d * xd * sum_j q_j xq_j + m * sum_j x_j
+// in integer arithmetic, 16 products and their pairwise sums in one instruction (vpmaddwd).
+// The codes are what the file holds (nothing is rounded again), so the products equal the
+// dequantized weights' up to the activations' rounding.
+enum {
+    F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8,
+    Q4_K = 12, Q5_K = 13, Q6_K = 14, BF16 = 30
+};
+
+static int block_elems(int f) {
+    switch (f) {
+    case F32: case F16: case BF16: return 1;
+    case Q4_0: case Q4_1: case Q5_0: case Q5_1: case Q8_0: return 32;
+    case Q4_K: case Q5_K: case Q6_K: return 256;
+    default: return 0;
+    }
+}
+
+static int block_bytes(int f) {
+    switch (f) {
+    case F32: return 4;
+    case F16: case BF16: return 2;
+    case Q4_0: return 18;
+    case Q4_1: return 20;
+    case Q5_0: return 22;
+    case Q5_1: return 24;
+    case Q8_0: return 34;
+    case Q4_K: return 144;
+    case Q5_K: return 176;
+    case Q6_K: return 210;
+    default: return 0;
+    }
+}
+
+static bool is_float(int f) { return f == F32 || f == F16 || f == BF16; }
+
+// Whether rows of `in` inputs in format f can be read: a known format, whole blocks, and
+// (for the quantized ones) whole groups of 32 activations.
+static bool readable(int f, int in) {
+    const int e = block_elems(f);
+    return e > 0 && in > 0 && in % e == 0 && in % QK == 0;
+}
+
+extern "C" long long gguf_row_bytes(int f, int in) {
+    return readable(f, in) ? (long long)(in / block_elems(f)) * block_bytes(f) : -1;
+}
+
+static inline float half(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+struct Group {
+    __m256i q0, q1;
+    float d0, d1, m;
+};
+
+static inline __m256i nibbles_lo(__m128i raw) { return _mm256_cvtepu8_epi16(_mm_and_si128(raw, _mm_set1_epi8(0x0F))); }
+static inline __m256i nibbles_hi(__m128i raw) {
+    return _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F)));
+}
+
+// 16 bits as 16 int16 lanes: 16 where the lane's bit is set, else 0
+static inline __m256i bits16(uint32_t bits) {
+    const __m256i lane = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096,
+                                           8192, 16384, (short)0x8000);
+    const __m256i v = _mm256_and_si256(_mm256_set1_epi16((short)(bits & 0xFFFF)), lane);
+    return _mm256_and_si256(_mm256_cmpeq_epi16(v, lane), _mm256_set1_epi16(16));
+}
+
+// the K formats' 6-bit scale and minimum of sub-block j (0..7) from their 12 packed bytes
+static inline void scale_min_k4(int j, const uint8_t *s, int *sc, int *mn) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *mn = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+        *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+// group g (inputs 32g..32g+31) of a row in format F
+template <int F> static inline void group(const uint8_t *row, int g, Group &o) {
+    if (F == Q4_0 || F == Q4_1) {
+        const uint8_t *b = row + (size_t)g * (F == Q4_0 ? 18 : 20);
+        const uint8_t *qs = b + (F == Q4_0 ? 2 : 4);
+        const __m128i raw = _mm_loadu_si128((const __m128i *)qs);
+        o.q0 = nibbles_lo(raw);
+        o.q1 = nibbles_hi(raw);
+        o.d0 = o.d1 = half(b);
+        if (F == Q4_0) {
+            o.q0 = _mm256_sub_epi16(o.q0, _mm256_set1_epi16(8));
+            o.q1 = _mm256_sub_epi16(o.q1, _mm256_set1_epi16(8));
+            o.m = 0.f;
+        } else {
+            o.m = half(b + 2);
+        }
+    } else if (F == Q5_0 || F == Q5_1) {
+        const uint8_t *b = row + (size_t)g * (F == Q5_0 ? 22 : 24);
+        const uint8_t *qh = b + (F == Q5_0 ? 2 : 4);
+        uint32_t hb;
+        memcpy(&hb, qh, 4);
+        const __m128i raw = _mm_loadu_si128((const __m128i *)(qh + 4));
+        o.q0 = _mm256_or_si256(nibbles_lo(raw), bits16(hb));
+        o.q1 = _mm256_or_si256(nibbles_hi(raw), bits16(hb >> 16));
+        o.d0 = o.d1 = half(b);
+        if (F == Q5_0) {
+            o.q0 = _mm256_sub_epi16(o.q0, _mm256_set1_epi16(16));
+            o.q1 = _mm256_sub_epi16(o.q1, _mm256_set1_epi16(16));
+            o.m = 0.f;
+        } else {
+            o.m = half(b + 2);
+        }
+    } else if (F == Q8_0) {
+        const uint8_t *b = row + (size_t)g * 34;
+        o.q0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + 2)));
+        o.q1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + 18)));
+        o.d0 = o.d1 = half(b);
+        o.m = 0.f;
+    } else if (F == Q4_K || F == Q5_K) {
+        const int s = g & 7;
+        const uint8_t *b = row + (size_t)(g >> 3) * (F == Q4_K ? 144 : 176);
+        const uint8_t *qs = b + (F == Q4_K ? 16 : 48) + 32 * (s >> 1);
+        const __m128i r0 = _mm_loadu_si128((const __m128i *)qs);
+        const __m128i r1 = _mm_loadu_si128((const __m128i *)(qs + 16));
+        if (s & 1) {
+            o.q0 = nibbles_hi(r0);
+            o.q1 = nibbles_hi(r1);
+        } else {
+            o.q0 = nibbles_lo(r0);
+            o.q1 = nibbles_lo(r1);
+        }
+        if (F == Q5_K) {
+            const uint8_t *qh = b + 16;
+            const __m256i one = _mm256_set1_epi16(1);
+            const __m128i sh = _mm_cvtsi32_si128(s);
+            const __m256i h0 = _mm256_srl_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)qh)), sh);
+            const __m256i h1 = _mm256_srl_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(qh + 16))), sh);
+            o.q0 = _mm256_or_si256(o.q0, _mm256_slli_epi16(_mm256_and_si256(h0, one), 4));
+            o.q1 = _mm256_or_si256(o.q1, _mm256_slli_epi16(_mm256_and_si256(h1, one), 4));
+        }
+        int sc, mn;
+        scale_min_k4(s, b + 4, &sc, &mn);
+        o.d0 = o.d1 = half(b) * sc;
+        o.m = -half(b + 2) * mn;
+    } else if (F == Q6_K) {
+        const int s = g & 7, h = s >> 2, t = s & 3;
+        const uint8_t *b = row + (size_t)(g >> 3) * 210;
+        const uint8_t *ql = b + 64 * h + 32 * (t & 1), *qh = b + 128 + 32 * h;
+        const __m128i r0 = _mm_loadu_si128((const __m128i *)ql);
+        const __m128i r1 = _mm_loadu_si128((const __m128i *)(ql + 16));
+        __m256i l0, l1;
+        if (t >= 2) {
+            l0 = nibbles_hi(r0);
+            l1 = nibbles_hi(r1);
+        } else {
+            l0 = nibbles_lo(r0);
+            l1 = nibbles_lo(r1);
+        }
+        const __m128i sh = _mm_cvtsi32_si128(2 * t);
+        const __m256i three = _mm256_set1_epi16(3), off = _mm256_set1_epi16(32);
+        const __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)qh)), sh), three);
+        const __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(qh + 16))), sh), three);
+        o.q0 = _mm256_sub_epi16(_mm256_or_si256(l0, _mm256_slli_epi16(h0, 4)), off);
+        o.q1 = _mm256_sub_epi16(_mm256_or_si256(l1, _mm256_slli_epi16(h1, 4)), off);
+        const int8_t *sc = (const int8_t *)(b + 192) + 8 * h + 2 * t;
+        const float d = half(b + 208);
+        o.d0 = d * sc[0];
+        o.d1 = d * sc[1];
+        o.m = 0.f;
+    }
+}
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__)
+// With AVX-512 (the build adds its flags where the CPU has it): a group's 32 codes are one
+// register, one vpmaddwd a row, and its 16 sums take both scales of Q6_K at once (lanes
+// 0-7 are inputs 0-15).
+template <int F, int R>
+static inline void rows_dot(const int16_t *qb, const float *db, const float *mb, int ng,
+                            const Acts &a, int i, float *v) {
+    const bool two = F == Q6_K, mins = F == Q4_1 || F == Q5_1 || F == Q4_K || F == Q5_K;
+    constexpr int C = R == 1 ? 2 : 1;  // one row alone: two accumulators, groups alternating
+    __m512 acc[R * C];
+    for (int k = 0; k < R * C; k++) acc[k] = _mm512_setzero_ps();
+    for (int g = 0; g < ng; g++) {
+        const __m512i q = _mm512_loadu_si512((const void *)(qb + (size_t)g * QK));
+        const __m512 d = two ? _mm512_insertf32x8(_mm512_set1_ps(db[2 * g]), _mm256_set1_ps(db[2 * g + 1]), 1)
+                             : _mm512_set1_ps(db[2 * g]);
+        for (int k = 0; k < R; k++) {
+            const size_t at = (size_t)(i + k) * ng + g;
+            const __m512i s = _mm512_madd_epi16(q, _mm512_loadu_si512((const void *)(a.x + at * QK)));
+            const int slot = C == 2 ? (g & 1) : k;
+            acc[slot] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(d, _mm512_set1_ps(a.d[at])), acc[slot]);
+        }
+    }
+    for (int k = 0; k < R; k++) {
+        v[k] = C == 2 ? _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1])) : _mm512_reduce_add_ps(acc[k]);
+        if (mins) {
+            const float *xs = a.sum + (size_t)(i + k) * ng;
+            __m256 ms = _mm256_setzero_ps();
+            int g = 0;
+            for (; g + 8 <= ng; g += 8) ms = _mm256_fmadd_ps(_mm256_loadu_ps(mb + g), _mm256_loadu_ps(xs + g), ms);
+            v[k] += hsum(ms);
+            for (; g < ng; g++) v[k] += mb[g] * xs[g];
+        }
+    }
+}
+#else
+// R activation rows (from row i) times one weight row decoded into qb (codes), db (two
+// scales a group), mb (minimums): R sums into v. Each group's codes are loaded once for
+// the R rows; two accumulators a row let consecutive groups run without waiting.
+template <int F, int R>
+static inline void rows_dot(const int16_t *qb, const float *db, const float *mb, int ng,
+                            const Acts &a, int i, float *v) {
+    const bool two = F == Q6_K, mins = F == Q4_1 || F == Q5_1 || F == Q4_K || F == Q5_K;
+    __m256 acc0[R], acc1[R];
+    for (int k = 0; k < R; k++) acc0[k] = acc1[k] = _mm256_setzero_ps();
+    for (int g = 0; g < ng; g++) {
+        const __m256i q0 = _mm256_load_si256((const __m256i *)(qb + (size_t)g * QK));
+        const __m256i q1 = _mm256_load_si256((const __m256i *)(qb + (size_t)g * QK + 16));
+        const __m256 d0 = _mm256_broadcast_ss(db + 2 * g);
+        const __m256 d1 = two ? _mm256_broadcast_ss(db + 2 * g + 1) : d0;
+        for (int k = 0; k < R; k++) {
+            const size_t at = (size_t)(i + k) * ng + g;
+            const __m256i *xv = (const __m256i *)(a.x + at * QK);
+            const __m256i s0 = _mm256_madd_epi16(q0, _mm256_load_si256(xv));
+            const __m256i s1 = _mm256_madd_epi16(q1, _mm256_load_si256(xv + 1));
+            const __m256 xg = _mm256_broadcast_ss(a.d + at);
+            if (two) {
+                acc0[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_mul_ps(d0, xg), acc0[k]);
+                acc1[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_mul_ps(d1, xg), acc1[k]);
+            } else if (R == 1 && (g & 1)) {
+                acc1[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), _mm256_mul_ps(d0, xg), acc1[k]);
+            } else {
+                acc0[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), _mm256_mul_ps(d0, xg), acc0[k]);
+            }
+        }
+    }
+    for (int k = 0; k < R; k++) {
+        v[k] = hsum(_mm256_add_ps(acc0[k], acc1[k]));
+        if (mins) {
+            const float *xs = a.sum + (size_t)(i + k) * ng;
+            __m256 ms = _mm256_setzero_ps();
+            int g = 0;
+            for (; g + 8 <= ng; g += 8) ms = _mm256_fmadd_ps(_mm256_loadu_ps(mb + g), _mm256_loadu_ps(xs + g), ms);
+            v[k] += hsum(ms);
+            for (; g < ng; g++) v[k] += mb[g] * xs[g];
+        }
+    }
+}
+
+#endif
+
+// y [n, out] (+)= W [out, in] @ x [n, in]^T, x given quantized in `a` (rows of in / 32
+// groups), y's rows `stride` apart. Each weight row is decoded once into a thread's slice
+// of `scratch` (int16 codes, scales, minimums: a few KB, in L1), then multiplied by the
+// activation rows four at a time.
+static size_t decoded_bytes(int in) {
+    const size_t ng = in / QK;
+    return (ng * QK * sizeof(int16_t) + ng * 3 * sizeof(float) + 63) / 64 * 64;
+}
+
+template <int F>
+static void product_q(const uint8_t *W, int out, int in, const Acts &a, int n, float *y,
+                      size_t stride, bool add, uint8_t *scratch, int threads) {
+    const int ng = in / QK;
+    const size_t rb = (size_t)(in / block_elems(F)) * block_bytes(F);
+    if (n == 1) {  // a decoding step: each group decoded and used in registers
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int r = 0; r < out; r++) {
+            const uint8_t *row = W + (size_t)r * rb;
+            __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+            float m0 = 0.f, m1 = 0.f;
+            for (int g = 0; g < ng; g++) {
+                Group G;
+                group<F>(row, g, G);
+                const __m256i *xv = (const __m256i *)(a.x + (size_t)g * QK);
+                const __m256i s0 = _mm256_madd_epi16(G.q0, _mm256_load_si256(xv));
+                const __m256i s1 = _mm256_madd_epi16(G.q1, _mm256_load_si256(xv + 1));
+                const __m256 xg = _mm256_broadcast_ss(a.d + g);
+                if (F == Q6_K) {
+                    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_mul_ps(_mm256_set1_ps(G.d0), xg), acc0);
+                    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_mul_ps(_mm256_set1_ps(G.d1), xg), acc1);
+                } else if (g & 1) {
+                    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), _mm256_mul_ps(_mm256_set1_ps(G.d0), xg), acc1);
+                    m1 += G.m * a.sum[g];
+                } else {
+                    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), _mm256_mul_ps(_mm256_set1_ps(G.d0), xg), acc0);
+                    m0 += G.m * a.sum[g];
+                }
+            }
+            const float v = hsum(_mm256_add_ps(acc0, acc1)) + m0 + m1;
+            y[r] = add ? y[r] + v : v;
+        }
+        return;
+    }
+#pragma omp parallel num_threads(threads)
+    {
+        int16_t *qb = (int16_t *)(scratch + decoded_bytes(in) * omp_get_thread_num());
+        float *db = (float *)(qb + (size_t)ng * QK), *mb = db + 2 * (size_t)ng;
+#pragma omp for schedule(static)
+        for (int r = 0; r < out; r++) {
+            const uint8_t *row = W + (size_t)r * rb;
+            for (int g = 0; g < ng; g++) {
+                Group G;
+                group<F>(row, g, G);
+                _mm256_store_si256((__m256i *)(qb + (size_t)g * QK), G.q0);
+                _mm256_store_si256((__m256i *)(qb + (size_t)g * QK + 16), G.q1);
+                db[2 * g] = G.d0;
+                db[2 * g + 1] = G.d1;
+                mb[g] = G.m;
+            }
+            float v[4];
+            int i = 0;
+            for (; i + 4 <= n; i += 4) {
+                rows_dot<F, 4>(qb, db, mb, ng, a, i, v);
+                for (int k = 0; k < 4; k++) {
+                    float *dst = y + (size_t)(i + k) * stride + r;
+                    *dst = add ? *dst + v[k] : v[k];
+                }
+            }
+            for (; i < n; i++) {
+                rows_dot<F, 1>(qb, db, mb, ng, a, i, v);
+                float *dst = y + (size_t)i * stride + r;
+                *dst = add ? *dst + v[0] : v[0];
+            }
+        }
+    }
+}
+
+// eight weights of a float row as float32
+template <int F> static inline __m256 floats8(const uint8_t *row, int j) {
+    if (F == F32) return _mm256_loadu_ps((const float *)row + j);
+    const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + j));
+    if (F == F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));  // BF16
+}
+
+// the same product for float weights, over the float activations x [n, in]
+template <int F>
+static void product_f(const uint8_t *W, int out, int in, const float *x, int n, float *y,
                       size_t stride, bool add, int threads) {
-    const __m128i low = _mm_set1_epi8(0x0F);
+    const size_t rb = (size_t)in * block_bytes(F);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int r = 0; r < out; r++) {
         __m256 acc[MAXN];
-        float macc[MAXN];
-        for (int i = 0; i < n; i++) {
-            acc[i] = _mm256_setzero_ps();
-            macc[i] = 0.f;
-        }
-        const uint8_t *row = blocks + (size_t)r * nb * 20;
-        for (int b = 0; b < nb; b++) {
-            const uint8_t *block = row + (size_t)b * 20;
-            const __m128i raw = _mm_loadu_si128((const __m128i *)(block + 4));
-            const __m256i q0 = _mm256_cvtepu8_epi16(_mm_and_si128(raw, low));
-            const __m256i q1 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), low));
-            uint16_t bits[2];
-            memcpy(bits, block, sizeof bits);
-            const __m256 db = _mm256_set1_ps(_cvtsh_ss(bits[0]));
-            const float mb = _cvtsh_ss(bits[1]);
-            for (int i = 0; i < n; i++) {
-                const size_t k = (size_t)i * nb + b;
-                const __m256i *xv = (const __m256i *)(a.x + k * QK);
-                const __m256i s = _mm256_add_epi32(_mm256_madd_epi16(q0, _mm256_load_si256(xv)),
-                                                   _mm256_madd_epi16(q1, _mm256_load_si256(xv + 1)));
-                acc[i] = _mm256_fmadd_ps(db, _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(a.d[k])), acc[i]);
-                macc[i] += mb * a.sum[k];
-            }
+        for (int i = 0; i < n; i++) acc[i] = _mm256_setzero_ps();
+        const uint8_t *row = W + (size_t)r * rb;
+        for (int j = 0; j < in; j += 8) {
+            const __m256 w = floats8<F>(row, j);
+            for (int i = 0; i < n; i++)
+                acc[i] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + (size_t)i * in + j), acc[i]);
         }
         for (int i = 0; i < n; i++) {
             float *dst = y + (size_t)i * stride + r;
-            const float v = hsum(acc[i]) + macc[i];
+            const float v = hsum(acc[i]);
             *dst = add ? *dst + v : v;
         }
     }
 }
 
-// y [n, out] (+)= h [n, in] @ W.T for block weights, h quantized into `a` first
-static void linear(const uint8_t *blocks, int out, int in, const float *h, int n, const Acts &a,
-                   float *y, bool add, int threads) {
-    quantize(h, n, in, a);
-    product(blocks, out, in / QK, a, n, y, out, add, threads);
+// y [n, out] (+)= h [n, in] @ W.T for W in format f (readable(f, in), n <= MAXN); quantized
+// formats take h through `a` (quantized here). Columns of y are `stride` apart per row.
+static void linear(int f, const uint8_t *W, int out, int in, const float *h, int n, const Acts &a,
+                   float *y, size_t stride, bool add, uint8_t *scratch, int threads) {
+    if (!is_float(f)) quantize(h, n, in, a);
+    switch (f) {
+    case F32: product_f<F32>(W, out, in, h, n, y, stride, add, threads); break;
+    case F16: product_f<F16>(W, out, in, h, n, y, stride, add, threads); break;
+    case BF16: product_f<BF16>(W, out, in, h, n, y, stride, add, threads); break;
+    case Q4_0: product_q<Q4_0>(W, out, in, a, n, y, stride, add, scratch, threads); break;
+    case Q4_1: product_q<Q4_1>(W, out, in, a, n, y, stride, add, scratch, threads); break;
+    case Q5_0: product_q<Q5_0>(W, out, in, a, n, y, stride, add, scratch, threads); break;
+    case Q5_1: product_q<Q5_1>(W, out, in, a, n, y, stride, add, scratch, threads); break;
+    case Q8_0: product_q<Q8_0>(W, out, in, a, n, y, stride, add, scratch, threads); break;
+    case Q4_K: product_q<Q4_K>(W, out, in, a, n, y, stride, add, scratch, threads); break;
+    case Q5_K: product_q<Q5_K>(W, out, in, a, n, y, stride, add, scratch, threads); break;
+    case Q6_K: product_q<Q6_K>(W, out, in, a, n, y, stride, add, scratch, threads); break;
+    }
 }
 
-// y [n, out] = x [n, in] @ W.T, W given as blocks [out, in/32, 20]: d and m (float16
-// bits), then 16 bytes of codes (byte j: element j in the low nibble, element j + 16 in
-// the high one). Returns 0, or a negative code when n or in is out of range or memory
-// runs out (nothing written).
-extern "C" int q4_linear(const uint8_t *blocks, int out, int in, const float *x, int n, float *y,
-              int threads) {
-    if (n < 1 || n > MAXN || in % QK != 0 || in <= 0) return -1;
+// y [n, out] = x [n, in] @ W.T, W rows of format f (GGUF blocks as the file holds them).
+// Returns 0, or a negative code when the sizes or format cannot be taken or memory runs
+// out (nothing written).
+extern "C" int block_linear(int f, const uint8_t *W, int out, int in, const float *x, int n,
+                            float *y, int threads) {
+    if (n < 1 || n > MAXN || !readable(f, in) || threads < 1) return -1;
     const size_t count = (size_t)n * (in / QK);
-    uint8_t *mem = (uint8_t *)aligned_alloc(32, acts_bytes(count));
+    uint8_t *mem = (uint8_t *)aligned_alloc(64, acts_bytes(count) + decoded_bytes(in) * threads);
     if (!mem) return -2;
-    linear(blocks, out, in, x, n, acts_in(mem, count), y, false, threads);
+    linear(f, W, out, in, x, n, acts_in(mem, count), y, out, false, mem + acts_bytes(count), threads);
     free(mem);
+    return 0;
+}
+
+// y [n, out] = x [n, in] @ W.T for the project's own int4 blocks (the Q4_1 layout)
+extern "C" int q4_linear(const uint8_t *blocks, int out, int in, const float *x, int n, float *y,
+                         int threads) {
+    return block_linear(Q4_1, blocks, out, in, x, n, y, threads);
+}
+
+// rows[i] of W (format f, `in` inputs) as float32 into out [n, in]: what an embedding
+// lookup reads. Returns 0, or -1 for sizes it cannot take.
+extern "C" int block_rows(int f, const uint8_t *W, int in, const long long *rows, int n, float *out) {
+    if (!readable(f, in)) return -1;
+    const size_t rb = (size_t)gguf_row_bytes(f, in);
+    for (int i = 0; i < n; i++) {
+        const uint8_t *row = W + (size_t)rows[i] * rb;
+        float *o = out + (size_t)i * in;
+        if (is_float(f)) {
+            for (int j = 0; j < in; j += 8) {
+                __m256 v;
+                if (f == F32) v = floats8<F32>(row, j);
+                else if (f == F16) v = floats8<F16>(row, j);
+                else v = floats8<BF16>(row, j);
+                _mm256_storeu_ps(o + j, v);
+            }
+            continue;
+        }
+        for (int g = 0; g < in / QK; g++) {
+            Group G;
+            switch (f) {
+            case Q4_0: group<Q4_0>(row, g, G); break;
+            case Q4_1: group<Q4_1>(row, g, G); break;
+            case Q5_0: group<Q5_0>(row, g, G); break;
+            case Q5_1: group<Q5_1>(row, g, G); break;
+            case Q8_0: group<Q8_0>(row, g, G); break;
+            case Q4_K: group<Q4_K>(row, g, G); break;
+            case Q5_K: group<Q5_K>(row, g, G); break;
+            case Q6_K: group<Q6_K>(row, g, G); break;
+            }
+            int16_t q[32];
+            _mm256_storeu_si256((__m256i *)q, G.q0);
+            _mm256_storeu_si256((__m256i *)(q + 16), G.q1);
+            for (int j = 0; j < 32; j++) o[g * QK + j] = (j < 16 ? G.d0 : G.d1) * q[j] + G.m;
+        }
+    }
     return 0;
 }
 
@@ -377,30 +765,47 @@ static void rotate(float *v, const float *c, const float *s, int dim) {
     }
 }
 
-enum { IN_NORM, POST_NORM, QKV, QKV_BIAS, O, GATE_UP, DOWN, PER_LAYER };
+enum { IN_NORM, POST_NORM, Q, K, V, Q_BIAS, K_BIAS, V_BIAS, O, GATE, UP, DOWN, PER_LAYER };
+enum { FQ, FK, FV, FO, FGATE, FUP, FDOWN, FORMATS };
 
 // Every layer of a Llama/Qwen2 decoder over n new tokens (n <= MAXN) at positions past..
 // past + n - 1: x [n, hidden] (the embedded tokens) becomes the last layer's output, and
 // each layer's keys and values are written into its float16 cache [kv, cap, dim] at
-// those positions. The weights of layer l are ptrs[l * PER_LAYER + ...]: the two norms' float
-// weights, the fused q/k/v projection's blocks and float bias (or NULL), the output
-// projection's, the fused gate/up projection's and the down projection's blocks (no
-// biases). sizes: layers, hidden, heads, kv heads, head dim, intermediate size. cos/sin:
-// the rotary tables [cap, dim]. The activation is SiLU. Returns 0, or a negative code
-// (-1: sizes it cannot take, nothing written; -2: out of memory).
-extern "C" int decode_layers(const void *const *ptrs, const int *sizes, float eps, float scale, float *x,
-                  int n, int past, const float *cos, const float *sin, uint16_t *const *keys,
-                  uint16_t *const *values, int cap, int threads) {
+// those positions. The weights of layer l are ptrs[l * PER_LAYER + ...]: the two norms'
+// float weights; the q, k and v projections and their float biases (or NULL); the output
+// projection; gate, up and down (no biases). Their formats are fmts[l * FORMATS + ...]
+// (GGUF type numbers). Fused weights are taken too: K and V NULL when Q holds the q, k and
+// v rows together (and Q_BIAS their biases), UP NULL when GATE holds gate's and up's rows.
+// sizes: layers, hidden, heads, kv heads, head dim, intermediate size. cos/sin: the rotary
+// tables [cap, dim]. The activation is SiLU. Returns 0, or a negative code (-1: sizes or
+// formats it cannot take, nothing written; -2: out of memory).
+extern "C" int decode_layers(const void *const *ptrs, const int *fmts, const int *sizes, float eps,
+                             float scale, float *x, int n, int past, const float *cos,
+                             const float *sin, uint16_t *const *keys, uint16_t *const *values,
+                             int cap, int threads) {
     const int layers = sizes[0], hidden = sizes[1], heads = sizes[2], kv = sizes[3],
               dim = sizes[4], inter = sizes[5];
     if (n < 1 || n > MAXN || past < 0 || past + n > cap || kv < 1 || heads % kv ||
-        !attend_fits(heads / kv, dim) || hidden % QK || inter % QK || (heads * dim) % QK)
+        !attend_fits(heads / kv, dim))
         return -1;
     const int groups = heads / kv, qd = heads * dim, kd = kv * dim, width = qd + 2 * kd;
+    for (int l = 0; l < layers; l++) {
+        const int *f = fmts + (size_t)l * FORMATS;
+        if (!readable(f[FQ], hidden) || !readable(f[FO], qd) || !readable(f[FGATE], hidden) ||
+            !readable(f[FDOWN], inter))
+            return -1;
+        const void *const *p = ptrs + (size_t)l * PER_LAYER;
+        if ((p[K] && !(readable(f[FK], hidden) && readable(f[FV], hidden) && p[V])) ||
+            (p[UP] && !readable(f[FUP], hidden)))
+            return -1;
+    }
     const int widest = hidden > inter ? (hidden > qd ? hidden : qd) : (inter > qd ? inter : qd);
     const size_t act_blocks = (size_t)n * widest / QK;
     const size_t floats = (size_t)n * (hidden + width + qd + 2 * inter + inter);
-    uint8_t *mem = (uint8_t *)aligned_alloc(32, acts_bytes(act_blocks));
+    if (threads < 1) return -1;
+    const size_t acts = acts_bytes(act_blocks);
+    uint8_t *mem = (uint8_t *)aligned_alloc(64, acts + decoded_bytes(widest) * threads);
+    uint8_t *scratch = mem + acts;
     float *buf = (float *)malloc(sizeof(float) * floats);
     if (!mem || !buf) {
         free(mem);
@@ -412,40 +817,61 @@ extern "C" int decode_layers(const void *const *ptrs, const int *sizes, float ep
           *gu = att + (size_t)n * qd, *act = gu + (size_t)n * 2 * inter;
     for (int l = 0; l < layers; l++) {
         const void *const *p = ptrs + (size_t)l * PER_LAYER;
-        uint16_t *K = keys[l], *V = values[l];
+        const int *f = fmts + (size_t)l * FORMATS;
+        uint16_t *Kc = keys[l], *Vc = values[l];
         rms_norm(x, (const float *)p[IN_NORM], n, hidden, eps, h);
-        linear((const uint8_t *)p[QKV], width, hidden, h, n, a, qkv, false, threads);
+        if (p[K]) {
+            linear(f[FQ], (const uint8_t *)p[Q], qd, hidden, h, n, a, qkv, width, false, scratch, threads);
+            linear(f[FK], (const uint8_t *)p[K], kd, hidden, h, n, a, qkv + qd, width, false, scratch, threads);
+            linear(f[FV], (const uint8_t *)p[V], kd, hidden, h, n, a, qkv + qd + kd, width, false, scratch, threads);
+        } else {
+            linear(f[FQ], (const uint8_t *)p[Q], width, hidden, h, n, a, qkv, width, false, scratch, threads);
+        }
         for (int i = 0; i < n; i++) {
             float *row = qkv + (size_t)i * width;
-            const float *bias = (const float *)p[QKV_BIAS];
-            if (bias)
-                for (int j = 0; j < width; j++) row[j] += bias[j];
+            const float *bq = (const float *)p[Q_BIAS], *bk = (const float *)p[K_BIAS],
+                        *bv = (const float *)p[V_BIAS];
+            if (bq && !p[K])
+                for (int j = 0; j < width; j++) row[j] += bq[j];
+            else {
+                if (bq)
+                    for (int j = 0; j < qd; j++) row[j] += bq[j];
+                if (bk)
+                    for (int j = 0; j < kd; j++) row[qd + j] += bk[j];
+                if (bv)
+                    for (int j = 0; j < kd; j++) row[qd + kd + j] += bv[j];
+            }
             const size_t pos = (size_t)past + i;
             for (int hd = 0; hd < heads + kv; hd++)
                 rotate(row + (size_t)hd * dim, cos + pos * dim, sin + pos * dim, dim);
             for (int hd = 0; hd < kv; hd++)
                 for (int j = 0; j < dim; j += 8) {
                     const int nearest = _MM_FROUND_TO_NEAREST_INT;
-                    _mm_storeu_si128((__m128i *)(K + ((size_t)hd * cap + pos) * dim + j),
+                    _mm_storeu_si128((__m128i *)(Kc + ((size_t)hd * cap + pos) * dim + j),
                                      _mm256_cvtps_ph(_mm256_loadu_ps(row + qd + (size_t)hd * dim + j), nearest));
-                    _mm_storeu_si128((__m128i *)(V + ((size_t)hd * cap + pos) * dim + j),
+                    _mm_storeu_si128((__m128i *)(Vc + ((size_t)hd * cap + pos) * dim + j),
                                      _mm256_cvtps_ph(_mm256_loadu_ps(row + qd + kd + (size_t)hd * dim + j), nearest));
                 }
         }
-        if (attend_rows(qkv, width, K, V, kv, groups, cap, past, n, dim, scale, att, qd, threads)) {
+        if (attend_rows(qkv, width, Kc, Vc, kv, groups, cap, past, n, dim, scale, att, qd, threads)) {
             free(mem);
             free(buf);
             return -2;
         }
-        linear((const uint8_t *)p[O], hidden, qd, att, n, a, x, true, threads);
+        linear(f[FO], (const uint8_t *)p[O], hidden, qd, att, n, a, x, hidden, true, scratch, threads);
         rms_norm(x, (const float *)p[POST_NORM], n, hidden, eps, h);
-        linear((const uint8_t *)p[GATE_UP], 2 * inter, hidden, h, n, a, gu, false, threads);
+        if (p[UP]) {
+            linear(f[FGATE], (const uint8_t *)p[GATE], inter, hidden, h, n, a, gu, 2 * inter, false, scratch, threads);
+            linear(f[FUP], (const uint8_t *)p[UP], inter, hidden, h, n, a, gu + inter, 2 * inter, false, scratch, threads);
+        } else {
+            linear(f[FGATE], (const uint8_t *)p[GATE], 2 * inter, hidden, h, n, a, gu, 2 * inter, false, scratch, threads);
+        }
         for (int i = 0; i < n; i++) {
             const float *g = gu + (size_t)i * 2 * inter, *u = g + inter;
             float *o = act + (size_t)i * inter;
             for (int j = 0; j < inter; j++) o[j] = g[j] / (1.f + expf(-g[j])) * u[j];
         }
-        linear((const uint8_t *)p[DOWN], hidden, inter, act, n, a, x, true, threads);
+        linear(f[FDOWN], (const uint8_t *)p[DOWN], hidden, inter, act, n, a, x, hidden, true, scratch, threads);
     }
     free(mem);
     free(buf);

@@ -57,8 +57,24 @@ logger = logging.getLogger(__name__)
 
 BLOCK = 32
 MAX_ROWS = 16
+"""Passes feeding up to this many tokens run through the native layers when the model also
+has float weights (a longer prompt is read faster by float32's GEMM)."""
+MAX_KERNEL_ROWS = 64
+"""Rows of activations one kernel call takes (a prompt is read in chunks of this many)."""
 FLAGS = ("-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp", "-shared", "-fPIC")
 CPU_FLAGS = ("avx2", "fma", "f16c")
+AVX512_FLAGS = ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl")
+AVX512_CPU = ("avx512f", "avx512bw", "avx512dq", "avx512vl")
+"""Where the CPU has these, the kernels are built with AVX-512 too (named instruction sets,
+never -march=native: a CPU may list AMX without the process being granted it)."""
+
+
+def build_flags() -> tuple[str, ...]:
+    """The compiler flags for this CPU."""
+    if os.environ.get("LSP_LLM_AVX512", "1") != "0" and _cpu_has(AVX512_CPU):
+        return FLAGS + AVX512_FLAGS
+    return FLAGS
+
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -90,7 +106,8 @@ def _build(source: str, compiler: str) -> Path:
     version = subprocess.run(
         [compiler, "--version"], capture_output=True, text=True, check=False
     ).stdout.splitlines()[:1]
-    key = hashlib.sha256("\n".join([source, *FLAGS, *version]).encode()).hexdigest()[:16]
+    flags = build_flags()
+    key = hashlib.sha256("\n".join([source, *flags, *version]).encode()).hexdigest()[:16]
     out = _cache_dir() / f"cpukernels-{key}.so"
     if out.exists():
         return out
@@ -100,7 +117,7 @@ def _build(source: str, compiler: str) -> Path:
     src.write_text(source)
     try:
         done = subprocess.run(
-            [compiler, *FLAGS, str(src), "-o", str(tmp)],
+            [compiler, *flags, str(src), "-o", str(tmp)],
             capture_output=True,
             text=True,
             check=False,
@@ -120,7 +137,7 @@ class Kernel:
 
     def __init__(self, path: Path) -> None:
         lib = ctypes.CDLL(str(path))
-        if lib.q4_block() != BLOCK or lib.q4_max_rows() != MAX_ROWS:
+        if lib.q4_block() != BLOCK or lib.q4_max_rows() != MAX_KERNEL_ROWS:
             raise RuntimeError("the library's block or row limit differs from native.py's")
         p, i = ctypes.c_void_p, ctypes.c_int
         lib.q4_linear.argtypes = [p, i, i, p, i, p, i]
@@ -128,8 +145,17 @@ class Kernel:
         f = ctypes.c_float
         lib.attend.argtypes = [p, p, p, i, i, i, i, i, f, p, i]
         lib.attend.restype = i
-        lib.decode_layers.argtypes = [p, p, f, f, p, i, i, p, p, p, p, i, i]
+        lib.decode_layers.argtypes = [p, p, p, f, f, p, i, i, p, p, p, p, i, i]
         lib.decode_layers.restype = i
+        lib.block_linear.argtypes = [i, p, i, i, p, i, p, i]
+        lib.block_linear.restype = i
+        lib.block_rows.argtypes = [i, p, i, p, i, p]
+        lib.block_rows.restype = i
+        lib.gguf_row_bytes.argtypes = [i, i]
+        lib.gguf_row_bytes.restype = ctypes.c_longlong
+        self._block_linear = lib.block_linear
+        self._block_rows = lib.block_rows
+        self._row_bytes = lib.gguf_row_bytes
         self._linear = lib.q4_linear
         self._attend = lib.attend
         self.decode_layers = lib.decode_layers
@@ -138,7 +164,7 @@ class Kernel:
         self.path = path
 
     def linear(self, x: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
-        """[n, in] float activations (n <= MAX_ROWS) times `Q4Blocks.blocks` -> [n, out]
+        """[n, in] float activations (n <= MAX_KERNEL_ROWS) times `Q4Blocks.blocks` -> [n, out]
         float32."""
         x = x.to(torch.float32).contiguous()
         n, inp = x.shape
@@ -150,6 +176,55 @@ class Kernel:
         if code != 0:
             raise ValueError(f"q4_linear refused [{n}, {inp}] activations (code {code})")
         return y
+
+    def row_bytes(self, fmt: int, inputs: int) -> int:
+        """Bytes of one row of `inputs` weights in GGUF format `fmt`; -1 where the kernels
+        cannot read such rows."""
+        return int(self._row_bytes(fmt, inputs))
+
+    def block_linear(
+        self, fmt: int, x: torch.Tensor, rows: torch.Tensor, inputs: int
+    ) -> torch.Tensor:
+        """x [n, inputs] times the weight whose rows (format `fmt`, as a GGUF file holds
+        them) are `rows` [out, row bytes] -> [n, out] float32, any n (fed to the kernel
+        `MAX_KERNEL_ROWS` at a time)."""
+        x = x.to(torch.float32).contiguous()
+        n = int(x.shape[0])
+        out = int(rows.shape[0])
+        y = torch.empty(n, out, dtype=torch.float32)
+        threads = torch.get_num_threads()
+        for start in range(0, n, MAX_KERNEL_ROWS):
+            take = min(MAX_KERNEL_ROWS, n - start)
+            code = self._block_linear(
+                fmt,
+                rows.data_ptr(),
+                out,
+                inputs,
+                x[start].data_ptr(),
+                take,
+                y[start].data_ptr(),
+                threads,
+            )
+            if code != 0:
+                raise ValueError(
+                    f"block_linear refused format {fmt} [{take}, {inputs}] (code {code})"
+                )
+        return y
+
+    def block_rows(
+        self, fmt: int, rows: torch.Tensor, inputs: int, ids: torch.Tensor
+    ) -> torch.Tensor:
+        """Rows `ids` of the weight `rows` (format `fmt`) as float32 [len(ids), inputs]."""
+        ids = ids.to(torch.int64).contiguous()
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= rows.shape[0]):
+            raise IndexError(f"row ids must be in 0..{rows.shape[0] - 1}")
+        out = torch.empty(int(ids.numel()), inputs, dtype=torch.float32)
+        code = self._block_rows(
+            fmt, rows.data_ptr(), inputs, ids.data_ptr(), int(ids.numel()), out.data_ptr()
+        )
+        if code != 0:
+            raise ValueError(f"block_rows refused format {fmt} with {inputs} inputs (code {code})")
+        return out
 
     def attends(self, heads: int, kv_heads: int, head_dim: int) -> bool:
         """Whether `attend` takes a model of these sizes."""

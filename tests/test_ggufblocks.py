@@ -1,0 +1,113 @@
+"""The kernels' products over GGUF block formats as the file holds them (`ggufblocks.py`,
+`cpukernels.cpp`), checked per format against ggml's own dequantization (the `gguf`
+package's numpy reference) and a float64 product."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lsp_llm.engine import native as native_kernels
+from lsp_llm.engine.ggufblocks import FORMATS, BlockEmbedding, BlockLinear
+
+gguf_quants = pytest.importorskip("gguf.quants")
+from gguf import GGMLQuantizationType  # noqa: E402
+
+BLOCK = {
+    2: (32, 18),
+    3: (32, 20),
+    6: (32, 22),
+    7: (32, 24),
+    8: (32, 34),
+    12: (256, 144),
+    13: (256, 176),
+    14: (256, 210),
+}
+"""Quantized formats: weights and bytes per block."""
+SCALES = {2: [0], 3: [0, 2], 6: [0], 7: [0, 2], 8: [0], 12: [0, 2], 13: [0, 2], 14: [208]}
+"""Where each block's float16 scales (and minimums) sit."""
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    found = native_kernels.kernel()
+    if found is None:
+        pytest.skip("no x86-64 CPU with AVX2/FMA/F16C or no C++ compiler here")
+    return found
+
+
+def random_rows(fmt: int, out: int, inputs: int, seed: int) -> np.ndarray:
+    """Valid rows of format `fmt`: random codes, small random float16 scales."""
+    rng = np.random.default_rng(seed)
+    if fmt == 0:
+        return (rng.standard_normal((out, inputs)).astype(np.float32) * 0.05).view(np.uint8)
+    if fmt == 1:
+        return (rng.standard_normal((out, inputs)).astype(np.float16) * 0.05).view(np.uint8)
+    if fmt == 30:
+        values = rng.standard_normal((out, inputs)).astype(np.float32) * 0.05
+        return (values.view(np.uint32) >> 16).astype(np.uint16).view(np.uint8)
+    elems, size = BLOCK[fmt]
+    blocks = rng.integers(0, 256, (out, inputs // elems, size), dtype=np.uint8)
+    for at in SCALES[fmt]:
+        scale = (rng.random((out, inputs // elems)) * 0.01 + 1e-3).astype(np.float16)
+        if fmt in (3, 7) and at == 2:
+            scale = -scale * 8  # a minimum below zero, as real blocks have
+        blocks[:, :, at : at + 2] = scale.view(np.uint8).reshape(out, inputs // elems, 2)
+    return blocks.reshape(out, -1)
+
+
+def reference(rows: np.ndarray, fmt: int) -> np.ndarray:
+    return gguf_quants.dequantize(rows, GGMLQuantizationType(fmt)).astype(np.float64)
+
+
+SHAPES = [(40, 256), (7, 512), (130, 1536)]
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+@pytest.mark.parametrize(("out", "inputs"), SHAPES)
+@pytest.mark.parametrize("n", [1, 5, 64, 70])
+def test_products_equal_the_dequantized_weights_to_the_activations_precision(
+    kernel, fmt, out, inputs, n
+):
+    rows = random_rows(fmt, out, inputs, seed=fmt * 1000 + out + n)
+    layer = BlockLinear(torch.from_numpy(rows.copy()), fmt, inputs, None, kernel)
+    torch.manual_seed(n)
+    x = torch.randn(n, inputs)
+    y = layer(x)
+    exact = x.double().numpy() @ reference(rows, fmt).T
+    assert y.shape == (n, out) and y.dtype == torch.float32
+    err = np.linalg.norm(y.double().numpy() - exact) / np.linalg.norm(exact)
+    # float weights see float32 activations; quantized ones int16 activations per 32
+    assert err < (1e-6 if fmt in (0, 1, 30) else 1e-4), err
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_rows_read_back_are_ggml_s_dequantization(kernel, fmt):
+    rows = random_rows(fmt, 12, 512, seed=fmt)
+    table = BlockEmbedding(torch.from_numpy(rows.copy()), fmt, 512, kernel)
+    ids = torch.tensor([[3, 0, 11, 3]])
+    got = table(ids)
+    assert got.shape == (1, 4, 512)
+    want = reference(rows, fmt)[ids[0].numpy()]
+    np.testing.assert_allclose(got[0].double().numpy(), want, rtol=1e-6, atol=1e-7)
+
+
+def test_a_bias_is_added_and_leading_dimensions_kept(kernel):
+    rows = random_rows(6, 16, 256, seed=1)
+    bias = torch.randn(16)
+    layer = BlockLinear(torch.from_numpy(rows), 6, 256, bias, kernel)
+    x = torch.randn(1, 3, 256)
+    plain = BlockLinear(torch.from_numpy(rows), 6, 256, None, kernel)
+    torch.testing.assert_close(layer(x), plain(x) + bias)
+    assert layer(x).shape == (1, 3, 16)
+
+
+def test_what_cannot_be_read_is_refused_with_a_reason(kernel):
+    with pytest.raises(ValueError, match="Q4_K rows of 96 inputs"):
+        BlockLinear(torch.zeros(4, 54, dtype=torch.uint8), 12, 96, None, kernel)
+    with pytest.raises(ValueError, match="type 10"):
+        BlockLinear(torch.zeros(4, 84, dtype=torch.uint8), 10, 256, None, kernel)
+    table = BlockEmbedding(torch.from_numpy(random_rows(8, 4, 64, 0)), 8, 64, kernel)
+    with pytest.raises(IndexError):
+        table(torch.tensor([4]))
