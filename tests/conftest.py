@@ -81,11 +81,22 @@ def smollm2_folder() -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2(smollm2_folder: Path):
-    """SmolLM2 loaded through the `smollm2` alias (float32 on the CPU)."""
+    """SmolLM2 loaded through the `smollm2` alias, as served on a CPU: from its GGUF's
+    blocks where the native kernels run (`ggufmodel.py`)."""
     from lsp_llm.config import Settings
     from lsp_llm.engine.loading import load
 
     return load(Settings(model="smollm2"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_float(smollm2_folder: Path):
+    """SmolLM2 as float32 weights (`quantization: none`: its GGUF converted by transformers),
+    for the paths that pack or compile float weights."""
+    from lsp_llm.config import Settings
+    from lsp_llm.engine.loading import load
+
+    return load(Settings(model="smollm2", quantization="none"))
 
 
 @pytest.fixture(scope="session")

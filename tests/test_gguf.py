@@ -87,7 +87,8 @@ def test_smollm2_converts_once(smollm2_folder):
     assert converted_folder(gguf, lambda f, m: None) == smollm2_folder
 
 
-def test_smollm2_loads_as_a_llama_model_with_its_chat_template(smollm2):
+def test_smollm2_loads_as_a_llama_model_with_its_chat_template(smollm2_float):
+    smollm2 = smollm2_float
     assert smollm2.name == "smollm2" and smollm2.draft_name == "smollm2-draft" and not smollm2.demo
     assert type(smollm2.model).__name__ == "LlamaForCausalLM"
     assert sum(p.numel() for p in smollm2.model.parameters()) == 134_515_008

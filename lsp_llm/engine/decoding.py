@@ -257,7 +257,7 @@ class Decoder:
         vocabulary (`draftvocab.py`), if it has one."""
         self.model = model
         self.tokenizer = tokenizer
-        vocab = int(model.get_output_embeddings().weight.shape[0])
+        vocab = int(model.get_output_embeddings().out_features)
         draft = (
             DraftModel(draft_model, vocab, weights=weights, vocab=draft_vocab)
             if draft_model is not None

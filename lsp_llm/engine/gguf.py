@@ -76,21 +76,35 @@ def file_digest(path: Path, index: Path) -> str:
 
 def architecture(path: Path) -> str:
     """`general.architecture` from the GGUF header (memory-mapped, nothing dequantized)."""
+    from lsp_llm.engine.ggufmap import GgufFormatError, GgufMap
+
     try:
-        from gguf import GGUFReader
-    except ImportError as exc:
-        raise GgufError("GGUF models need the gguf package: pip install gguf") from exc
-    try:
-        field = GGUFReader(str(path)).fields["general.architecture"]
-        return bytes(field.parts[field.data[0]]).decode("utf-8", "replace")
-    except Exception as exc:
-        raise GgufError(f"{path} is not a readable GGUF file: {type(exc).__name__}") from exc
+        found = GgufMap(path).string("general.architecture")
+    except (OSError, GgufFormatError) as exc:
+        raise GgufError(f"{path} is not a readable GGUF file: {exc}") from exc
+    if found is None:
+        raise GgufError(f"{path} is not a readable GGUF file: it names no architecture")
+    return found
 
 
 def supported_architectures() -> list[str]:
     from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
 
     return sorted(GGUF_SUPPORTED_ARCHITECTURES)
+
+
+def readable_architecture(path: Path) -> str:
+    """The file's architecture, when transformers reads it (its tokenizer and config, and
+    its weights for a conversion); else a `GgufError` naming those it reads."""
+    arch = architecture(path)
+    supported = supported_architectures()
+    if not any(arch == a or arch.replace("-", "_") == a for a in supported):
+        raise GgufError(
+            f"{path.name}: GGUF architecture {arch!r} cannot be loaded by transformers "
+            f"(it reads {', '.join(supported)}); use a model of one of those, or its "
+            "Hugging Face folder"
+        )
+    return arch
 
 
 def converted_folder(path: Path, progress: Progress, cache_dir: Path | None = None) -> Path:
@@ -101,14 +115,7 @@ def converted_folder(path: Path, progress: Progress, cache_dir: Path | None = No
     folder = root / "gguf" / digest[:24]
     if (folder / DONE_MARK).exists():
         return folder
-    arch = architecture(path)
-    supported = supported_architectures()
-    if not any(arch == a or arch.replace("-", "_") == a for a in supported):
-        raise GgufError(
-            f"{path.name}: GGUF architecture {arch!r} cannot be loaded by transformers "
-            f"(it reads {', '.join(supported)}); use a model of one of those, or its "
-            "Hugging Face folder"
-        )
+    arch = readable_architecture(path)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=folder.parent))
     try:
@@ -117,6 +124,50 @@ def converted_folder(path: Path, progress: Progress, cache_dir: Path | None = No
             json.dumps({"gguf": str(path), "sha256": digest, "architecture": arch}, indent=1)
         )
         if folder.exists():  # an unfinished earlier try
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def described_folder(path: Path, progress: Progress, cache_dir: Path | None = None) -> Path:
+    """A folder with the config and tokenizer of GGUF file `path` and no weights (what
+    serving the file from its blocks needs besides the file), made on first use: a few MB
+    against the float32 copy `converted_folder` writes. A finished conversion serves too."""
+    root = cache_root() if cache_dir is None else cache_dir
+    progress(0.02, f"checking {path.name}")
+    digest = file_digest(path, root / "gguf" / "index.json")
+    converted = root / "gguf" / digest[:24]
+    if (converted / DONE_MARK).exists():
+        return converted
+    folder = root / "gguf" / f"{digest[:24]}-described"
+    if (folder / DONE_MARK).exists():
+        return folder
+    arch = readable_architecture(path)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=folder.parent))
+    try:
+        from transformers import AutoConfig, AutoTokenizer
+
+        where, name = str(path.parent), path.name
+        progress(0.05, f"reading {name}'s tokenizer and config (first use only)")
+        try:
+            AutoTokenizer.from_pretrained(where, gguf_file=name).save_pretrained(staging)
+            config = AutoConfig.from_pretrained(where, gguf_file=name).to_dict()
+        except Exception as exc:
+            raise GgufError(
+                f"transformers could not read {name}: {type(exc).__name__}: {exc}"
+            ) from exc
+        config.pop("quantization_config", None)
+        (staging / "config.json").write_text(json.dumps(config, indent=1))
+        (staging / DONE_MARK).write_text(
+            json.dumps(
+                {"gguf": str(path), "sha256": digest, "architecture": arch, "weights": False},
+                indent=1,
+            )
+        )
+        if folder.exists():
             shutil.rmtree(folder)
         staging.rename(folder)
     finally:

@@ -92,7 +92,9 @@ class LeanCache:
         )
         self.scaling = self.head_dim**-0.5
         self.gqa = self.heads != self.kv_heads
-        weight = self.embed.weight
+        weight = (
+            self.norm.weight
+        )  # every model has a float one (a GGUF model's embedding is blocks)
         self.device = weight.device
         self.dtype = weight.dtype if weight.dtype.is_floating_point else torch.float32
         if self.device.type != "cpu" or not kernels_available(weights):
@@ -265,9 +267,14 @@ class LeanCache:
         n = len(ids)
         end = past + n
         x = self.embed(torch.tensor([ids], dtype=torch.long, device=self.device))
-        if self.native_layers is not None and n <= native_kernels.MAX_ROWS:
-            x = self.native_layers.run(x[0], past, self.cos, self.sin, self.keys, self.values)
-            return self.final_norm(x[-keep:])
+        layers = self.native_layers
+        if layers is not None and (n <= native_kernels.MAX_ROWS or layers.reads_prompts):
+            step = native_kernels.MAX_KERNEL_ROWS
+            chunks = [
+                layers.run(x[0, s : s + step], past + s, self.cos, self.sin, self.keys, self.values)
+                for s in range(0, n, step)
+            ]
+            return self.final_norm(torch.cat(chunks)[-keep:])
         if n == 1 and past > 0 and self.step is not None:
             # a decoding step: every layer as one compiled graph (None: it cannot run)
             out = self.step.run(self, x, self.cos[:end], self.sin[:end], self.keys, self.values)

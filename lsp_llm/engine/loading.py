@@ -311,8 +311,8 @@ def draft_vocabulary(
 ) -> DraftVocab | None:
     """The draft's `draft_vocab.json`, checked against both models and the target's
     `tokenizer`; None without one."""
-    target_rows = int(target.get_output_embeddings().weight.shape[0])
-    draft_rows = int(draft.get_output_embeddings().weight.shape[0])
+    target_rows = int(target.get_output_embeddings().out_features)
+    draft_rows = int(draft.get_output_embeddings().out_features)
     try:
         vocab = DraftVocab.load(Path(folder), target_rows)
     except ValueError as exc:
@@ -350,11 +350,75 @@ def _is_moe(config: Any) -> bool:
     return any(isinstance(e, int) and e > 1 for e in experts)
 
 
-def _resolve(spec: str | None, what: str, report: Progress) -> Source:
+def _resolve(spec: str | None, what: str, report: Progress, weights: bool = True) -> Source:
     try:
-        return resolve_source(spec, report)
+        return resolve_source(spec, report, weights=weights)
     except (SourceError, GgufError) as exc:
         raise ModelLoadError(f"{what}: {exc}") from exc
+
+
+def serves_blocks(settings: Settings, device: str) -> bool:
+    """Whether a GGUF model is served from its own blocks (`ggufmodel.py`) rather than
+    converted to float32: on a CPU, unless `quantization` is `none` (float weights)."""
+    return device == "cpu" and settings.quantization != "none"
+
+
+def _load_source(
+    source: Source,
+    settings: Settings,
+    device: str,
+    dtype: torch.dtype,
+    bitsandbytes: str,
+    what: str,
+    report: Progress,
+    tokenizer: Any | None = None,
+) -> tuple[Any, Any, str | None]:
+    """`_load_one` for any source: a GGUF file whose folder only describes it is served from
+    its blocks where that runs, else converted to float32 first. The third value names the
+    file's formats when it is served from its blocks."""
+    from lsp_llm.engine.gguf import converted_folder
+
+    folder = source.folder
+    if source.gguf is not None:
+        from lsp_llm.engine import ggufmodel
+        from lsp_llm.engine.ggufmap import GgufFormatError, GgufMap
+
+        mapped: GgufMap | None = None
+        try:
+            mapped = GgufMap(source.gguf)
+            why = ggufmodel.unsupported(mapped)
+        except (OSError, GgufFormatError) as exc:
+            why = str(exc)
+        if mapped is not None and why is None and serves_blocks(settings, device):
+            try:
+                model = ggufmodel.load_gguf_model(mapped, folder)
+                if tokenizer is None:
+                    tokenizer = _tokenizer(folder, settings, what)
+            except ggufmodel.GgufModelError as exc:
+                raise ModelLoadError(f"could not load {what} {source.name!r}: {exc}") from exc
+            return model, tokenizer, ggufmodel.file_formats(mapped)
+        if why is not None:
+            logger.info("%s: not served from its blocks (%s)", source.gguf.name, why)
+        try:
+            folder = str(converted_folder(source.gguf, report))
+        except GgufError as exc:
+            raise ModelLoadError(f"{what}: {exc}") from exc
+    model, tokenizer = _load_one(folder, settings, device, dtype, bitsandbytes, what, tokenizer)
+    return model, tokenizer, None
+
+
+def _tokenizer(folder: str, settings: Settings, what: str) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            folder, trust_remote_code=settings.trust_remote_code
+        )
+    except Exception as exc:
+        raise ModelLoadError(_explain(exc, what, folder)) from exc
+    if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def default_notice(source: Source) -> str:
@@ -408,9 +472,11 @@ def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
     report = progress or (lambda fraction, message: None)
     report(0.01, f"resolving {settings.model or 'the default model'}")
     apply_threads(settings.threads)
-    source = _resolve(settings.model, "model", report)  # reports up to 0.4 when converting
-    draft_spec = settings.draft_model or default_draft(source.name)
     device = resolve_device(settings.device)
+    blocks = serves_blocks(settings, device)
+    # reports up to 0.4 when converting
+    source = _resolve(settings.model, "model", report, weights=not blocks)
+    draft_spec = settings.draft_model or default_draft(source.name)
     dtype = resolve_dtype(settings.dtype, device)
     bitsandbytes = resolve_quantization(settings.quantization, device, source.folder, settings)
     report(
@@ -418,9 +484,13 @@ def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
         f"loading {source.name} ({device}, {str(dtype).removeprefix('torch.')}, "
         f"quantization {bitsandbytes})",
     )
-    model, tokenizer = _load_one(source.folder, settings, device, dtype, bitsandbytes, "model")
+    model, tokenizer, formats = _load_source(
+        source, settings, device, dtype, bitsandbytes, "model", report
+    )
     quantization, warning = bitsandbytes, None
-    if not device.startswith("cuda"):
+    if formats is not None:
+        quantization = f"gguf {formats}"
+    elif not device.startswith("cuda"):
         quantization, warning = cpu_quantization(settings.quantization, model)
     loaded = LoadedModel(
         model=model,
@@ -438,15 +508,17 @@ def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
     if draft_spec:
         report(0.8, f"loading draft model {draft_spec}")
         try:
-            draft_source = _resolve(draft_spec, "draft model", lambda f, m: report(0.8, m))
+            draft_report: Progress = lambda f, m: report(0.8, m)  # noqa: E731
+            draft_source = _resolve(draft_spec, "draft model", draft_report, weights=not blocks)
             own_tokenizer = not reads_target_tokenizer(draft_source.folder)
-            draft, draft_tok = _load_one(
-                draft_source.folder,
+            draft, draft_tok, _ = _load_source(
+                draft_source,
                 settings,
                 device,
                 dtype,
                 bitsandbytes,
                 "draft model",
+                draft_report,
                 tokenizer=None if own_tokenizer else tokenizer,
             )
             if own_tokenizer:

@@ -27,15 +27,16 @@ returns None for anything else, and the lean forward keeps its PyTorch layers.
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
 
+from lsp_llm.engine import ggufblocks
 from lsp_llm.engine import native as native_kernels
 
 if TYPE_CHECKING:
-    from lsp_llm.engine.leancache import LeanCache
+    from lsp_llm.engine.leancache import LayerParts, LeanCache
 
 
 class NativeLayers:
@@ -45,15 +46,21 @@ class NativeLayers:
         self,
         kernel: native_kernels.Kernel,
         weights: list[torch.Tensor | None],
+        formats: list[int],
         sizes: Sequence[int],
         eps: float,
         scale: float,
+        reads_prompts: bool = False,
     ) -> None:
         self.kernel = kernel
         self._weights = weights  # kept alive: the table points into them
         self._table = (ctypes.c_void_p * len(weights))(
             *[None if w is None else w.data_ptr() for w in weights]
         )
+        self._formats = (ctypes.c_int * len(formats))(*formats)
+        self.reads_prompts = reads_prompts
+        """Prompts are read through these layers too, `native.MAX_KERNEL_ROWS` tokens a
+        call (a model whose weights are only blocks, with no float copy to multiply)."""
         self._sizes = (ctypes.c_int * len(sizes))(*sizes)
         self.layers = int(sizes[0])
         self.eps = eps
@@ -72,7 +79,7 @@ class NativeLayers:
         keys: list[torch.Tensor],
         values: list[torch.Tensor],
     ) -> torch.Tensor:
-        """The layers over x [n, hidden] (n <= `native.MAX_ROWS`, embedded new tokens at
+        """The layers over x [n, hidden] (n <= `native.MAX_KERNEL_ROWS`, embedded new tokens at
         positions past..past+n-1), in place; their keys and values written into the
         float16 caches [1, kv, capacity, dim]; cos/sin the rotary tables [capacity, dim]."""
         n = int(x.shape[0])
@@ -89,6 +96,7 @@ class NativeLayers:
             )
         code = self.kernel.decode_layers(
             self._table,
+            self._formats,
             self._sizes,
             self.eps,
             self.scale,
@@ -109,19 +117,27 @@ class NativeLayers:
 
 def for_cache(cache: LeanCache) -> NativeLayers | None:
     """`NativeLayers` over what `cache` built, or None where its layers are not all of the
-    form `decode_layers` takes."""
-    from lsp_llm.engine.cpuweights import Projection
-    from lsp_llm.engine.leancache import RmsNorm
-
-    kernel = cache.attention_kernel
+    form `decode_layers` takes: the project's int4 blocks (fused q/k/v and gate/up), or a
+    GGUF model's block-format layers (`ggufblocks.py`)."""
     config = cache.model.config
     if (
-        kernel is None
-        or cache.weights != "int4"
+        cache.attention_kernel is None
         or cache.dtype != torch.float32
         or getattr(config, "hidden_act", None) != "silu"
     ):
         return None
+    if cache.weights == "int4":
+        return _from_parts(cache, _int4_layer)
+    return _from_parts(cache, _block_layer, reads_prompts=True)
+
+
+Layer = tuple[list[torch.Tensor | None], list[int]]
+"""One layer's pointers past its norms (q, k, v, their biases, o, gate, up, down) and its
+matrices' formats (q, k, v, o, gate, up, down)."""
+
+
+def _int4_layer(parts: LayerParts) -> Layer | None:
+    from lsp_llm.engine.cpuweights import Projection
 
     def blocks(p: object, bias_ok: bool = False) -> tuple[torch.Tensor, torch.Tensor | None] | None:
         if not isinstance(p, Projection) or not isinstance(p.packed, native_kernels.Q4Blocks):
@@ -130,32 +146,53 @@ def for_cache(cache: LeanCache) -> NativeLayers | None:
             return None
         return p.packed.blocks, None if p.bias is None else p.bias.detach().contiguous()
 
+    qkv, o, gate_up, down = (
+        blocks(parts.qkv, True),
+        blocks(parts.o_proj),
+        blocks(parts.gate_up),
+        blocks(parts.down_proj),
+    )
+    if qkv is None or o is None or gate_up is None or down is None:
+        return None
+    q4 = ggufblocks.Q4_1
+    pointers = [qkv[0], None, None, qkv[1], None, None, o[0], gate_up[0], None, down[0]]
+    return pointers, [q4] * 7
+
+
+def _block_layer(parts: LayerParts) -> Layer | None:
+    attn, mlp = parts.attn, parts.mlp
+    mats = [attn.q_proj, attn.k_proj, attn.v_proj, parts.o_proj, mlp.gate_proj, mlp.up_proj]
+    mats.append(parts.down_proj)
+    if not all(isinstance(m, ggufblocks.BlockLinear) for m in mats):
+        return None
+    q, k, v, o, gate, up, down = mats
+    if o.bias is not None or gate.bias is not None or up.bias is not None or down.bias is not None:
+        return None
+    biases = [None if m.bias is None else m.bias.detach().float().contiguous() for m in (q, k, v)]
+    pointers = [q.rows, k.rows, v.rows, *biases, o.rows, gate.rows, up.rows, down.rows]
+    return pointers, [m.fmt for m in mats]
+
+
+def _from_parts(
+    cache: LeanCache, layer_of: Callable[[LayerParts], Layer | None], reads_prompts: bool = False
+) -> NativeLayers | None:
+    from lsp_llm.engine.leancache import RmsNorm
+
+    kernel = cache.attention_kernel
+    assert kernel is not None
     weights: list[torch.Tensor | None] = []
+    formats: list[int] = []
     eps: set[float] = set()
-    inter = 0
     for parts in cache.parts:
         first, second = parts.input_norm, parts.post_norm
-        qkv, o, gate_up, down = (
-            blocks(parts.qkv, True),
-            blocks(parts.o_proj),
-            blocks(parts.gate_up),
-            blocks(parts.down_proj),
-        )
-        if qkv is None or o is None or gate_up is None or down is None:
+        found = layer_of(parts)
+        if found is None or not isinstance(first, RmsNorm) or not isinstance(second, RmsNorm):
             return None
-        if not isinstance(first, RmsNorm) or not isinstance(second, RmsNorm):
-            return None
+        pointers, kinds = found
         eps.update((first.eps, second.eps))
-        inter = int(gate_up[0].shape[0]) // 2
-        weights += [
-            first.weight.detach().contiguous(),
-            second.weight.detach().contiguous(),
-            qkv[0],
-            qkv[1],
-            o[0],
-            gate_up[0],
-            down[0],
-        ]
+        weights += [first.weight.detach().contiguous(), second.weight.detach().contiguous()]
+        weights += pointers
+        formats += kinds
     if len(eps) != 1:
         return None
     sizes = (
@@ -164,6 +201,6 @@ def for_cache(cache: LeanCache) -> NativeLayers | None:
         cache.heads,
         cache.kv_heads,
         cache.head_dim,
-        inter,
+        int(cache.model.config.intermediate_size),
     )
-    return NativeLayers(kernel, weights, sizes, eps.pop(), cache.scaling)
+    return NativeLayers(kernel, weights, formats, sizes, eps.pop(), cache.scaling, reads_prompts)

