@@ -177,6 +177,40 @@ static inline void scale_min_k4(int j, const uint8_t *s, int *sc, int *mn) {
     }
 }
 
+// A K-format super-block's scales, decoded once for its 8 groups: d[2s], d[2s + 1] the two
+// halves' scales of group s (equal but in Q6_K), m[s] its minimum.
+struct KScales {
+    float d[16], m[8];
+};
+
+template <int F> static inline void kscales(const uint8_t *b, KScales &k) {
+    if (F == Q6_K) {
+        const int8_t *sc = (const int8_t *)(b + 192);
+        const float d = half(b + 208);
+        for (int j = 0; j < 16; j++) k.d[j] = d * sc[j];
+        for (int j = 0; j < 8; j++) k.m[j] = 0.f;
+    } else {
+        const float d = half(b), dmin = half(b + 2);
+        for (int j = 0; j < 8; j++) {
+            int sc, mn;
+            scale_min_k4(j, b + 4, &sc, &mn);
+            k.d[2 * j] = k.d[2 * j + 1] = d * sc;
+            k.m[j] = -dmin * mn;
+        }
+    }
+}
+
+template <int F> static inline void group(const uint8_t *row, int g, Group &o);
+
+// group g of a K-format row whose super-block's scales are `k` (decoded by kscales)
+template <int F> static inline void kgroup(const uint8_t *row, int g, const KScales &k, Group &o) {
+    group<F>(row, g, o);  // the codes (its scales are recomputed there; the compiler drops them)
+    const int s = g & 7;
+    o.d0 = k.d[2 * s];
+    o.d1 = k.d[2 * s + 1];
+    o.m = k.m[s];
+}
+
 // group g (inputs 32g..32g+31) of a row in format F
 template <int F> static inline void group(const uint8_t *row, int g, Group &o) {
     if (F == Q4_0 || F == Q4_1) {
@@ -349,6 +383,17 @@ static inline void rows_dot(const int16_t *qb, const float *db, const float *mb,
 
 #endif
 
+// group g of a row read in order (g = 0, 1, ...): a K format's scales are decoded at the
+// first group of each super-block into `ks`
+template <int F> static inline void next_group(const uint8_t *row, int g, KScales &ks, Group &G) {
+    if (F == Q4_K || F == Q5_K || F == Q6_K) {
+        if ((g & 7) == 0) kscales<F>(row + (size_t)(g >> 3) * block_bytes(F), ks);
+        kgroup<F>(row, g, ks, G);
+    } else {
+        group<F>(row, g, G);
+    }
+}
+
 // y [n, out] (+)= W [out, in] @ x [n, in]^T, x given quantized in `a` (rows of in / 32
 // groups), y's rows `stride` apart. Each weight row is decoded once into a thread's slice
 // of `scratch` (int16 codes, scales, minimums: a few KB, in L1), then multiplied by the
@@ -369,9 +414,10 @@ static void product_q(const uint8_t *W, int out, int in, const Acts &a, int n, f
             const uint8_t *row = W + (size_t)r * rb;
             __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
             float m0 = 0.f, m1 = 0.f;
+            KScales ks;
             for (int g = 0; g < ng; g++) {
                 Group G;
-                group<F>(row, g, G);
+                next_group<F>(row, g, ks, G);
                 const __m256i *xv = (const __m256i *)(a.x + (size_t)g * QK);
                 const __m256i s0 = _mm256_madd_epi16(G.q0, _mm256_load_si256(xv));
                 const __m256i s1 = _mm256_madd_epi16(G.q1, _mm256_load_si256(xv + 1));
@@ -399,9 +445,10 @@ static void product_q(const uint8_t *W, int out, int in, const Acts &a, int n, f
 #pragma omp for schedule(static)
         for (int r = 0; r < out; r++) {
             const uint8_t *row = W + (size_t)r * rb;
+            KScales ks;
             for (int g = 0; g < ng; g++) {
                 Group G;
-                group<F>(row, g, G);
+                next_group<F>(row, g, ks, G);
                 _mm256_store_si256((__m256i *)(qb + (size_t)g * QK), G.q0);
                 _mm256_store_si256((__m256i *)(qb + (size_t)g * QK + 16), G.q1);
                 db[2 * g] = G.d0;
