@@ -80,6 +80,17 @@ def smollm2_folder() -> Path:
 
 
 @pytest.fixture(scope="session")
+def kernel():
+    """The project's native kernels (`native.py`), or a skip where they cannot run."""
+    from lsp_llm.engine import native
+
+    found = native.kernel()
+    if found is None:
+        pytest.skip("no x86-64 CPU with AVX2/FMA/F16C or no C++ compiler here")
+    return found
+
+
+@pytest.fixture(scope="session")
 def smollm2(smollm2_folder: Path):
     """SmolLM2 loaded through the `smollm2` alias, as served on a CPU: from its GGUF's
     blocks where the native kernels run (`ggufmodel.py`)."""

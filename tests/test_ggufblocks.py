@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from lsp_llm.engine import native as native_kernels
 from lsp_llm.engine.ggufblocks import FORMATS, BlockEmbedding, BlockLinear
 
 gguf_quants = pytest.importorskip("gguf.quants")
@@ -27,14 +26,6 @@ BLOCK = {
 """Quantized formats: weights and bytes per block."""
 SCALES = {2: [0], 3: [0, 2], 6: [0], 7: [0, 2], 8: [0], 12: [0, 2], 13: [0, 2], 14: [208]}
 """Where each block's float16 scales (and minimums) sit."""
-
-
-@pytest.fixture(scope="module")
-def kernel():
-    found = native_kernels.kernel()
-    if found is None:
-        pytest.skip("no x86-64 CPU with AVX2/FMA/F16C or no C++ compiler here")
-    return found
 
 
 def random_rows(fmt: int, out: int, inputs: int, seed: int) -> np.ndarray:

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from lsp_llm.config import Settings
-from lsp_llm.engine import native as native_kernels
 from lsp_llm.engine.gguf import DONE_MARK, described_folder
 from lsp_llm.engine.ggufblocks import Q4_1, BlockLinear
 from lsp_llm.engine.ggufmap import GgufMap
@@ -19,12 +18,6 @@ from lsp_llm.engine.leancache import LeanCache
 from lsp_llm.engine.loading import load
 
 PROMPT = "def fibonacci(n):\n    if n < 2:\n        return n\n    return"
-
-
-@pytest.fixture(scope="module")
-def kernel():
-    if native_kernels.kernel() is None:
-        pytest.skip("no x86-64 CPU with AVX2/FMA/F16C or no C++ compiler here")
 
 
 @pytest.fixture(scope="module")

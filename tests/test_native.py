@@ -11,14 +11,6 @@ from lsp_llm.engine import cpuweights
 from lsp_llm.engine import native as native_kernels
 
 
-@pytest.fixture(scope="module")
-def kernel():
-    found = native_kernels.kernel()
-    if found is None:
-        pytest.skip("no x86-64 CPU with AVX2/FMA/F16C or no C++ compiler here")
-    return found
-
-
 @pytest.mark.parametrize(("out", "inp"), [(96, 64), (960, 576), (576, 1536), (7, 32)])
 @pytest.mark.parametrize("rows", [1, 3, 16])
 def test_products_are_the_int4_weights_times_the_activations(kernel, out, inp, rows):

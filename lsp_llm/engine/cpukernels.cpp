@@ -303,6 +303,16 @@ template <int F> static inline void group(const uint8_t *row, int g, Group &o) {
     }
 }
 
+// a row's minimums times its activation rows' group sums: the minimums' share of a product
+static inline float mins_dot(const float *mb, const float *xs, int ng) {
+    __m256 ms = _mm256_setzero_ps();
+    int g = 0;
+    for (; g + 8 <= ng; g += 8) ms = _mm256_fmadd_ps(_mm256_loadu_ps(mb + g), _mm256_loadu_ps(xs + g), ms);
+    float v = hsum(ms);
+    for (; g < ng; g++) v += mb[g] * xs[g];
+    return v;
+}
+
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__)
 // With AVX-512 (the build adds its flags where the CPU has it): a group's 32 codes are one
 // register, one vpmaddwd a row, and its 16 sums take both scales of Q6_K at once (lanes
@@ -327,14 +337,7 @@ static inline void rows_dot(const int16_t *qb, const float *db, const float *mb,
     }
     for (int k = 0; k < R; k++) {
         v[k] = C == 2 ? _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1])) : _mm512_reduce_add_ps(acc[k]);
-        if (mins) {
-            const float *xs = a.sum + (size_t)(i + k) * ng;
-            __m256 ms = _mm256_setzero_ps();
-            int g = 0;
-            for (; g + 8 <= ng; g += 8) ms = _mm256_fmadd_ps(_mm256_loadu_ps(mb + g), _mm256_loadu_ps(xs + g), ms);
-            v[k] += hsum(ms);
-            for (; g < ng; g++) v[k] += mb[g] * xs[g];
-        }
+        if (mins) v[k] += mins_dot(mb, a.sum + (size_t)(i + k) * ng, ng);
     }
 }
 #else
@@ -370,14 +373,7 @@ static inline void rows_dot(const int16_t *qb, const float *db, const float *mb,
     }
     for (int k = 0; k < R; k++) {
         v[k] = hsum(_mm256_add_ps(acc0[k], acc1[k]));
-        if (mins) {
-            const float *xs = a.sum + (size_t)(i + k) * ng;
-            __m256 ms = _mm256_setzero_ps();
-            int g = 0;
-            for (; g + 8 <= ng; g += 8) ms = _mm256_fmadd_ps(_mm256_loadu_ps(mb + g), _mm256_loadu_ps(xs + g), ms);
-            v[k] += hsum(ms);
-            for (; g < ng; g++) v[k] += mb[g] * xs[g];
-        }
+        if (mins) v[k] += mins_dot(mb, a.sum + (size_t)(i + k) * ng, ng);
     }
 }
 

@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,13 +117,18 @@ def converted_folder(path: Path, progress: Progress, cache_dir: Path | None = No
     if (folder / DONE_MARK).exists():
         return folder
     arch = readable_architecture(path)
+    mark: dict[str, str | bool] = {"gguf": str(path), "sha256": digest, "architecture": arch}
+    return _publish(folder, lambda staging: _convert(path, staging, progress), mark)
+
+
+def _publish(folder: Path, make: Callable[[Path], None], mark: dict[str, str | bool]) -> Path:
+    """`folder`, made by `make` in a staging folder beside it, marked done with `mark` and
+    renamed into place (so a folder without its mark is never used)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=folder.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name[:12]}-", dir=folder.parent))
     try:
-        _convert(path, staging, progress)
-        (staging / DONE_MARK).write_text(
-            json.dumps({"gguf": str(path), "sha256": digest, "architecture": arch}, indent=1)
-        )
+        make(staging)
+        (staging / DONE_MARK).write_text(json.dumps(mark, indent=1))
         if folder.exists():  # an unfinished earlier try
             shutil.rmtree(folder)
         staging.rename(folder)
@@ -145,34 +151,23 @@ def described_folder(path: Path, progress: Progress, cache_dir: Path | None = No
     if (folder / DONE_MARK).exists():
         return folder
     arch = readable_architecture(path)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=folder.parent))
-    try:
-        from transformers import AutoConfig, AutoTokenizer
+    mark: dict[str, str | bool] = {"gguf": str(path), "sha256": digest, "architecture": arch}
+    mark["weights"] = False
+    return _publish(folder, lambda staging: _describe(path, staging, progress), mark)
 
-        where, name = str(path.parent), path.name
-        progress(0.05, f"reading {name}'s tokenizer and config (first use only)")
-        try:
-            AutoTokenizer.from_pretrained(where, gguf_file=name).save_pretrained(staging)
-            config = AutoConfig.from_pretrained(where, gguf_file=name).to_dict()
-        except Exception as exc:
-            raise GgufError(
-                f"transformers could not read {name}: {type(exc).__name__}: {exc}"
-            ) from exc
-        config.pop("quantization_config", None)
-        (staging / "config.json").write_text(json.dumps(config, indent=1))
-        (staging / DONE_MARK).write_text(
-            json.dumps(
-                {"gguf": str(path), "sha256": digest, "architecture": arch, "weights": False},
-                indent=1,
-            )
-        )
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+
+def _describe(path: Path, out: Path, progress: Progress) -> None:
+    from transformers import AutoConfig, AutoTokenizer
+
+    where, name = str(path.parent), path.name
+    progress(0.05, f"reading {name}'s tokenizer and config (first use only)")
+    try:
+        AutoTokenizer.from_pretrained(where, gguf_file=name).save_pretrained(out)
+        config = AutoConfig.from_pretrained(where, gguf_file=name).to_dict()
+    except Exception as exc:
+        raise GgufError(f"transformers could not read {name}: {type(exc).__name__}: {exc}") from exc
+    config.pop("quantization_config", None)
+    (out / "config.json").write_text(json.dumps(config, indent=1))
 
 
 def _convert(path: Path, out: Path, progress: Progress) -> None:
