@@ -69,8 +69,10 @@ def test_products_equal_the_dequantized_weights_to_the_activations_precision(
     exact = x.double().numpy() @ reference(rows, fmt).T
     assert y.shape == (n, out) and y.dtype == torch.float32
     err = np.linalg.norm(y.double().numpy() - exact) / np.linalg.norm(exact)
-    # float weights see float32 activations; quantized ones int16 activations per 32
-    assert err < (1e-6 if fmt in (0, 1, 30) else 1e-4), err
+    # float weights see float32 activations; quantized ones int16 activations per 32, and
+    # the K formats 15-bit activations sharing a scale per 256 (llama.cpp: 8 bits per 256)
+    bound = 1e-6 if fmt in (0, 1, 30) else 5e-4 if fmt in (12, 13, 14) else 1e-4
+    assert err < bound, err
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))

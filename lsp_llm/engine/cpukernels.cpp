@@ -66,26 +66,31 @@ static inline float hmax(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-static void quantize(const float *x, int n, int in, const Acts &a) {
+// The activations' groups of 32 share a scale over `span` inputs (32, or a K format's
+// 256, whose products then sum a super-block in integers), codes up to `limit`.
+static void quantize(const float *x, int n, int in, const Acts &a, int span = QK, float limit = 32767.f) {
     const size_t count = (size_t)n * (in / QK);
+    const int per = span / QK;
     const __m256 sign = _mm256_set1_ps(-0.f);
-    for (size_t k = 0; k < count; k++) {
-        const float *v = x + k * QK;  // rows are contiguous: block k of the flat array
-        const __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8),
-                     v2 = _mm256_loadu_ps(v + 16), v3 = _mm256_loadu_ps(v + 24);
-        const __m256 m = _mm256_max_ps(
-            _mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
-            _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+    for (size_t k0 = 0; k0 < count; k0 += per) {
+        __m256 m = _mm256_setzero_ps();
+        for (int j = 0; j < per * QK; j += 8)
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + k0 * QK + j)));
         const float amax = hmax(m);
-        const __m256 inv = _mm256_set1_ps(amax > 0.f ? 32767.f / amax : 0.f);
-        const __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, inv));
-        const __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, inv));
-        const __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, inv));
-        const __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, inv));
-        _mm256_store_si256((__m256i *)(a.x + k * QK), _mm256_permute4x64_epi64(_mm256_packs_epi32(i0, i1), 0xD8));
-        _mm256_store_si256((__m256i *)(a.x + k * QK + 16), _mm256_permute4x64_epi64(_mm256_packs_epi32(i2, i3), 0xD8));
-        a.d[k] = amax / 32767.f;
-        a.sum[k] = hsum(_mm256_add_ps(_mm256_add_ps(v0, v1), _mm256_add_ps(v2, v3)));
+        const __m256 inv = _mm256_set1_ps(amax > 0.f ? limit / amax : 0.f);
+        for (size_t k = k0; k < k0 + per; k++) {
+            const float *v = x + k * QK;  // rows are contiguous: block k of the flat array
+            const __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8),
+                         v2 = _mm256_loadu_ps(v + 16), v3 = _mm256_loadu_ps(v + 24);
+            const __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, inv));
+            const __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, inv));
+            const __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, inv));
+            const __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, inv));
+            _mm256_store_si256((__m256i *)(a.x + k * QK), _mm256_permute4x64_epi64(_mm256_packs_epi32(i0, i1), 0xD8));
+            _mm256_store_si256((__m256i *)(a.x + k * QK + 16), _mm256_permute4x64_epi64(_mm256_packs_epi32(i2, i3), 0xD8));
+            a.d[k] = amax / limit;
+            a.sum[k] = hsum(_mm256_add_ps(_mm256_add_ps(v0, v1), _mm256_add_ps(v2, v3)));
+        }
     }
 }
 
@@ -177,26 +182,41 @@ static inline void scale_min_k4(int j, const uint8_t *s, int *sc, int *mn) {
     }
 }
 
-// A K-format super-block's scales, decoded once for its 8 groups: d[2s], d[2s + 1] the two
+// A K-format super-block's scales, decoded once for its 8 groups: d0[s], d1[s] the two
 // halves' scales of group s (equal but in Q6_K), m[s] its minimum.
 struct KScales {
-    float d[16], m[8];
+    float d0[8], d1[8], m[8];
 };
 
+// eight bytes as eight floats times f
+static inline __m256 bytes8(uint64_t v, bool is_signed, float f) {
+    const __m128i b = _mm_cvtsi64_si128((long long)v);
+    const __m256i w = is_signed ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(w), _mm256_set1_ps(f));
+}
+
 template <int F> static inline void kscales(const uint8_t *b, KScales &k) {
-    if (F == Q6_K) {
-        const int8_t *sc = (const int8_t *)(b + 192);
-        const float d = half(b + 208);
-        for (int j = 0; j < 16; j++) k.d[j] = d * sc[j];
-        for (int j = 0; j < 8; j++) k.m[j] = 0.f;
-    } else {
-        const float d = half(b), dmin = half(b + 2);
+    if (F == Q6_K) {  // 16 signed scales, one per 16 inputs: even ones first halves, odd second
+        uint64_t even = 0, odd = 0;
         for (int j = 0; j < 8; j++) {
-            int sc, mn;
-            scale_min_k4(j, b + 4, &sc, &mn);
-            k.d[2 * j] = k.d[2 * j + 1] = d * sc;
-            k.m[j] = -dmin * mn;
+            even |= (uint64_t)b[192 + 2 * j] << (8 * j);
+            odd |= (uint64_t)b[193 + 2 * j] << (8 * j);
         }
+        const float d = half(b + 208);
+        _mm256_storeu_ps(k.d0, bytes8(even, true, d));
+        _mm256_storeu_ps(k.d1, bytes8(odd, true, d));
+        _mm256_storeu_ps(k.m, _mm256_setzero_ps());
+    } else {  // 8 six-bit scales and minimums packed in 12 bytes (scale_min_k4's layout)
+        uint32_t w[3];
+        memcpy(w, b + 4, 12);
+        const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, top2 = 0x03030303;
+        const uint32_t sc_lo = w[0] & low6, m_lo = w[1] & low6;
+        const uint32_t sc_hi = (w[2] & low4) | (((w[0] >> 6) & top2) << 4);
+        const uint32_t m_hi = ((w[2] >> 4) & low4) | (((w[1] >> 6) & top2) << 4);
+        const __m256 d = bytes8(sc_lo | (uint64_t)sc_hi << 32, false, half(b));
+        _mm256_storeu_ps(k.d0, d);
+        _mm256_storeu_ps(k.d1, d);
+        _mm256_storeu_ps(k.m, bytes8(m_lo | (uint64_t)m_hi << 32, false, -half(b + 2)));
     }
 }
 
@@ -206,8 +226,8 @@ template <int F> static inline void group(const uint8_t *row, int g, Group &o);
 template <int F> static inline void kgroup(const uint8_t *row, int g, const KScales &k, Group &o) {
     group<F>(row, g, o);  // the codes (its scales are recomputed there; the compiler drops them)
     const int s = g & 7;
-    o.d0 = k.d[2 * s];
-    o.d1 = k.d[2 * s + 1];
+    o.d0 = k.d0[s];
+    o.d1 = k.d1[s];
     o.m = k.m[s];
 }
 
@@ -379,6 +399,219 @@ static inline void rows_dot(const int16_t *qb, const float *db, const float *mb,
 
 #endif
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__)
+#define ROW_DOTS 1
+// A decoding step's dot products (one activation row) for the formats of the catalogue's
+// files, with AVX-512: a group's 32 codes widened to int16 in one register, K formats read
+// a super-block at a time (the 32 bytes of two groups loaded once, their scales decoded
+// once and multiplied by the activations' in one vector), so the loops carry little
+// address and branch work besides the products.
+
+// Q8_0 (signed codes), Q4_0 / Q5_0 (codes minus 8 / 16, Q5's fifth bit from a 32-bit mask)
+template <int F> static inline __m512i codes_32(const uint8_t *b) {
+    if (F == Q8_0) return _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(b + 2)));
+    const __m128i low = _mm_set1_epi8(0x0F);
+    const __m128i raw = _mm_loadu_si128((const __m128i *)(b + (F == Q5_0 ? 6 : 2)));
+    __m256i bytes = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), low), _mm_and_si128(raw, low));
+    if (F == Q5_0) {
+        uint32_t qh;
+        memcpy(&qh, b + 2, 4);
+        bytes = _mm256_mask_add_epi8(bytes, (__mmask32)qh, bytes, _mm256_set1_epi8(16));
+    }
+    return _mm512_cvtepi8_epi16(_mm256_sub_epi8(bytes, _mm256_set1_epi8(F == Q5_0 ? 16 : 8)));
+}
+
+template <int F> static inline float row_dot_32(const uint8_t *row, int ng, const Acts &a) {
+    const int bb = F == Q8_0 ? 34 : F == Q5_0 ? 22 : 18;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int g = 0;
+    for (; g + 2 <= ng; g += 2) {  // two blocks a step, one accumulator each
+        const uint8_t *b = row + (size_t)g * bb;
+        const __m512i s0 = _mm512_madd_epi16(codes_32<F>(b), _mm512_loadu_si512((const void *)(a.x + (size_t)g * QK)));
+        const __m512i s1 = _mm512_madd_epi16(codes_32<F>(b + bb), _mm512_loadu_si512((const void *)(a.x + (size_t)(g + 1) * QK)));
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_set1_ps(half(b) * a.d[g]), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_set1_ps(half(b + bb) * a.d[g + 1]), acc1);
+    }
+    if (g < ng) {
+        const uint8_t *b = row + (size_t)g * bb;
+        const __m512i s0 = _mm512_madd_epi16(codes_32<F>(b), _mm512_loadu_si512((const void *)(a.x + (size_t)g * QK)));
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_set1_ps(half(b) * a.d[g]), acc0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+template <int F> static inline void kscales(const uint8_t *b, KScales &k);
+
+// Q4_K / Q5_K: 8 groups of 32 a super-block; groups 2c and 2c + 1 are the low and high
+// nibbles of the same 32 bytes (and bits 2c, 2c + 1 of qh for Q5_K)
+template <int F> static inline float row_dot_k4(const uint8_t *row, int ng, const Acts &a) {
+    const __m256i low = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    __m256 macc = _mm256_setzero_ps();
+    alignas(32) float dx[8];
+    for (int sb = 0; sb < ng / 8; sb++) {
+        const uint8_t *b = row + (size_t)sb * (F == Q5_K ? 176 : 144);
+        KScales ks;
+        kscales<F>(b, ks);
+        _mm256_store_ps(dx, _mm256_mul_ps(_mm256_loadu_ps(ks.d0), _mm256_loadu_ps(a.d + 8 * sb)));
+        macc = _mm256_fmadd_ps(_mm256_loadu_ps(ks.m), _mm256_loadu_ps(a.sum + 8 * sb), macc);
+        const uint8_t *qs = b + (F == Q5_K ? 48 : 16);
+        __m256i hb = _mm256_setzero_si256();
+        if (F == Q5_K) hb = _mm256_loadu_si256((const __m256i *)(b + 16));
+        const int16_t *x = a.x + (size_t)sb * 8 * QK;
+        for (int c = 0; c < 4; c++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i lo = _mm256_and_si256(raw, low), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low);
+            if (F == Q5_K) {
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), one), 4));
+                hb = _mm256_srli_epi16(hb, 2);
+            }
+            const __m512i s0 = _mm512_madd_epi16(_mm512_cvtepu8_epi16(lo), _mm512_loadu_si512((const void *)(x + 64 * c)));
+            const __m512i s1 = _mm512_madd_epi16(_mm512_cvtepu8_epi16(hi), _mm512_loadu_si512((const void *)(x + 64 * c + 32)));
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_set1_ps(dx[2 * c]), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_set1_ps(dx[2 * c + 1]), acc1);
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + hsum(macc);
+}
+
+// Q6_K: two halves of 128 a super-block, each four groups: low / high nibbles of ql's two
+// 32-byte runs, two bits each from qh's 32 bytes; a scale per 16 codes (lanes 0-7, 8-15)
+static inline float row_dot_q6k(const uint8_t *row, int ng, const Acts &a) {
+    const __m256i low = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3);
+    const __m512i off = _mm512_set1_epi16(32);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    alignas(32) float d0[8], d1[8];
+    for (int sb = 0; sb < ng / 8; sb++) {
+        const uint8_t *b = row + (size_t)sb * 210;
+        KScales ks;
+        kscales<Q6_K>(b, ks);
+        const __m256 xd = _mm256_loadu_ps(a.d + 8 * sb);
+        _mm256_store_ps(d0, _mm256_mul_ps(_mm256_loadu_ps(ks.d0), xd));
+        _mm256_store_ps(d1, _mm256_mul_ps(_mm256_loadu_ps(ks.d1), xd));
+        const int16_t *x = a.x + (size_t)sb * 8 * QK;
+        for (int h = 0; h < 2; h++) {
+            const __m256i q0 = _mm256_loadu_si256((const __m256i *)(b + 64 * h));
+            const __m256i q1 = _mm256_loadu_si256((const __m256i *)(b + 64 * h + 32));
+            __m256i hb = _mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h));
+            const __m256i nib[4] = {_mm256_and_si256(q0, low), _mm256_and_si256(q1, low),
+                                    _mm256_and_si256(_mm256_srli_epi16(q0, 4), low),
+                                    _mm256_and_si256(_mm256_srli_epi16(q1, 4), low)};
+            for (int t = 0; t < 4; t++) {
+                const int s = 4 * h + t;
+                const __m256i codes = _mm256_or_si256(nib[t], _mm256_slli_epi16(_mm256_and_si256(hb, three), 4));
+                hb = _mm256_srli_epi16(hb, 2);
+                const __m512i q = _mm512_sub_epi16(_mm512_cvtepu8_epi16(codes), off);
+                const __m512i v = _mm512_madd_epi16(q, _mm512_loadu_si512((const void *)(x + (size_t)s * QK)));
+                const __m512 f = _mm512_insertf32x8(_mm512_set1_ps(d0[s]), _mm256_set1_ps(d1[s]), 1);
+                if (t & 1)
+                    acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), f, acc1);
+                else
+                    acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), f, acc0);
+            }
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+// A K-format row decoded for several activation rows (a prompt): each group's codes times
+// its integer sub-scale, as int16 (Q4_K 15 x 63, Q5_K 31 x 63, Q6_K 32 x 128 at most), the
+// super-block's float scale in db[sb], minimums in mb[g]; with activations sharing one
+// scale per super-block the products sum in integers over its groups (`rows_dot_k`).
+template <int F> static inline void decode_k_row(const uint8_t *row, int ng, int16_t *qb, float *db, float *mb) {
+    const __m256i low = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1), three = _mm256_set1_epi8(3);
+    for (int sb = 0; sb < ng / 8; sb++) {
+        int16_t *q = qb + (size_t)sb * 8 * QK;
+        if (F == Q6_K) {
+            const uint8_t *b = row + (size_t)sb * 210;
+            const int8_t *sc = (const int8_t *)(b + 192);
+            db[sb] = half(b + 208);
+            for (int h = 0; h < 2; h++) {
+                const __m256i q0 = _mm256_loadu_si256((const __m256i *)(b + 64 * h));
+                const __m256i q1 = _mm256_loadu_si256((const __m256i *)(b + 64 * h + 32));
+                __m256i hb = _mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h));
+                const __m256i nib[4] = {_mm256_and_si256(q0, low), _mm256_and_si256(q1, low),
+                                        _mm256_and_si256(_mm256_srli_epi16(q0, 4), low),
+                                        _mm256_and_si256(_mm256_srli_epi16(q1, 4), low)};
+                for (int t = 0; t < 4; t++) {
+                    const int s = 4 * h + t;
+                    const __m256i codes = _mm256_or_si256(nib[t], _mm256_slli_epi16(_mm256_and_si256(hb, three), 4));
+                    hb = _mm256_srli_epi16(hb, 2);
+                    const __m512i v = _mm512_sub_epi16(_mm512_cvtepu8_epi16(codes), _mm512_set1_epi16(32));
+                    const __m512i scale = _mm512_inserti64x4(_mm512_set1_epi16(sc[2 * s]), _mm256_set1_epi16(sc[2 * s + 1]), 1);
+                    _mm512_storeu_si512((void *)(q + (size_t)s * QK), _mm512_mullo_epi16(v, scale));
+                    mb[8 * sb + s] = 0.f;
+                }
+            }
+        } else {
+            const uint8_t *b = row + (size_t)sb * (F == Q5_K ? 176 : 144);
+            uint32_t w[3];
+            memcpy(w, b + 4, 12);
+            const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, top2 = 0x03030303;
+            const uint64_t scs = (w[0] & low6) | (uint64_t)((w[2] & low4) | (((w[0] >> 6) & top2) << 4)) << 32;
+            const uint64_t mns = (w[1] & low6) | (uint64_t)(((w[2] >> 4) & low4) | (((w[1] >> 6) & top2) << 4)) << 32;
+            const float d = half(b), dmin = half(b + 2);
+            db[sb] = d;
+            const uint8_t *qs = b + (F == Q5_K ? 48 : 16);
+            __m256i hb = _mm256_setzero_si256();
+            if (F == Q5_K) hb = _mm256_loadu_si256((const __m256i *)(b + 16));
+            for (int c = 0; c < 4; c++) {
+                const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+                __m256i lo = _mm256_and_si256(raw, low), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low);
+                if (F == Q5_K) {
+                    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
+                    hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), one), 4));
+                    hb = _mm256_srli_epi16(hb, 2);
+                }
+                const int s0 = 2 * c, s1 = 2 * c + 1;
+                const short sc0 = (short)((scs >> (8 * s0)) & 0xFF), sc1 = (short)((scs >> (8 * s1)) & 0xFF);
+                _mm512_storeu_si512((void *)(q + (size_t)s0 * QK), _mm512_mullo_epi16(_mm512_cvtepu8_epi16(lo), _mm512_set1_epi16(sc0)));
+                _mm512_storeu_si512((void *)(q + (size_t)s1 * QK), _mm512_mullo_epi16(_mm512_cvtepu8_epi16(hi), _mm512_set1_epi16(sc1)));
+                mb[8 * sb + s0] = -dmin * (float)((mns >> (8 * s0)) & 0xFF);
+                mb[8 * sb + s1] = -dmin * (float)((mns >> (8 * s1)) & 0xFF);
+            }
+        }
+    }
+}
+
+// R activation rows (from row i) times a row decoded by decode_k_row: integer sums over a
+// super-block's groups (Q6_K: over each half, to stay inside int32), one float step each
+template <int F, int R>
+static inline void rows_dot_k(const int16_t *qb, const float *db, const float *mb, int ng,
+                              const Acts &a, int i, float *v) {
+    __m512 accf[R];
+    for (int k = 0; k < R; k++) accf[k] = _mm512_setzero_ps();
+    for (int sb = 0; sb < ng / 8; sb++) {
+        for (int half_ = 0; half_ < 2; half_++) {
+            __m512i acci[R];
+            for (int k = 0; k < R; k++) acci[k] = _mm512_setzero_si512();
+            for (int s = 4 * half_; s < 4 * half_ + 4; s++) {
+                const size_t g = (size_t)sb * 8 + s;
+                const __m512i q = _mm512_loadu_si512((const void *)(qb + g * QK));
+                for (int k = 0; k < R; k++) {
+                    const __m512i x = _mm512_loadu_si512((const void *)(a.x + ((size_t)(i + k) * ng + g) * QK));
+#ifdef __AVX512VNNI__
+                    acci[k] = _mm512_dpwssd_epi32(acci[k], q, x);
+#else
+                    acci[k] = _mm512_add_epi32(acci[k], _mm512_madd_epi16(q, x));
+#endif
+                }
+            }
+            for (int k = 0; k < R; k++) {
+                const float f = db[sb] * a.d[(size_t)(i + k) * ng + (size_t)sb * 8];
+                accf[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acci[k]), _mm512_set1_ps(f), accf[k]);
+            }
+        }
+    }
+    const bool mins = F == Q4_K || F == Q5_K;
+    for (int k = 0; k < R; k++) {
+        v[k] = _mm512_reduce_add_ps(accf[k]);
+        if (mins) v[k] += mins_dot(mb, a.sum + (size_t)(i + k) * ng, ng);
+    }
+}
+#endif
+
 // group g of a row read in order (g = 0, 1, ...): a K format's scales are decoded at the
 // first group of each super-block into `ks`
 template <int F> static inline void next_group(const uint8_t *row, int g, KScales &ks, Group &G) {
@@ -404,6 +637,21 @@ static void product_q(const uint8_t *W, int out, int in, const Acts &a, int n, f
                       size_t stride, bool add, uint8_t *scratch, int threads) {
     const int ng = in / QK;
     const size_t rb = (size_t)(in / block_elems(F)) * block_bytes(F);
+    const bool mins = F == Q4_1 || F == Q5_1 || F == Q4_K || F == Q5_K;
+#ifdef ROW_DOTS
+    if (n == 1 && (F == Q8_0 || F == Q5_0 || F == Q4_0 || F == Q4_K || F == Q5_K || F == Q6_K)) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int r = 0; r < out; r++) {
+            const uint8_t *row = W + (size_t)r * rb;
+            float v;
+            if constexpr (F == Q4_K || F == Q5_K) v = row_dot_k4<F>(row, ng, a);
+            else if constexpr (F == Q6_K) v = row_dot_q6k(row, ng, a);
+            else v = row_dot_32<F>(row, ng, a);
+            y[r] = add ? y[r] + v : v;
+        }
+        return;
+    }
+#endif
     if (n == 1) {  // a decoding step: each group decoded and used in registers
 #pragma omp parallel for num_threads(threads) schedule(static)
         for (int r = 0; r < out; r++) {
@@ -415,18 +663,28 @@ static void product_q(const uint8_t *W, int out, int in, const Acts &a, int n, f
                 Group G;
                 next_group<F>(row, g, ks, G);
                 const __m256i *xv = (const __m256i *)(a.x + (size_t)g * QK);
-                const __m256i s0 = _mm256_madd_epi16(G.q0, _mm256_load_si256(xv));
-                const __m256i s1 = _mm256_madd_epi16(G.q1, _mm256_load_si256(xv + 1));
-                const __m256 xg = _mm256_broadcast_ss(a.d + g);
+                const float xd = a.d[g];
                 if (F == Q6_K) {
-                    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_mul_ps(_mm256_set1_ps(G.d0), xg), acc0);
-                    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_mul_ps(_mm256_set1_ps(G.d1), xg), acc1);
-                } else if (g & 1) {
-                    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), _mm256_mul_ps(_mm256_set1_ps(G.d0), xg), acc1);
-                    m1 += G.m * a.sum[g];
+                    const __m256i s0 = _mm256_madd_epi16(G.q0, _mm256_load_si256(xv));
+                    const __m256i s1 = _mm256_madd_epi16(G.q1, _mm256_load_si256(xv + 1));
+                    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_set1_ps(G.d0 * xd), acc0);
+                    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_set1_ps(G.d1 * xd), acc1);
+                    continue;
+                }
+#ifdef __AVX512VNNI__
+                const __m256i s = _mm256_dpwssd_epi32(_mm256_madd_epi16(G.q0, _mm256_load_si256(xv)), G.q1,
+                                                      _mm256_load_si256(xv + 1));
+#else
+                const __m256i s = _mm256_add_epi32(_mm256_madd_epi16(G.q0, _mm256_load_si256(xv)),
+                                                   _mm256_madd_epi16(G.q1, _mm256_load_si256(xv + 1)));
+#endif
+                const __m256 f = _mm256_cvtepi32_ps(s), dx = _mm256_set1_ps(G.d0 * xd);
+                if (g & 1) {
+                    acc1 = _mm256_fmadd_ps(f, dx, acc1);
+                    if (mins) m1 += G.m * a.sum[g];
                 } else {
-                    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), _mm256_mul_ps(_mm256_set1_ps(G.d0), xg), acc0);
-                    m0 += G.m * a.sum[g];
+                    acc0 = _mm256_fmadd_ps(f, dx, acc0);
+                    if (mins) m0 += G.m * a.sum[g];
                 }
             }
             const float v = hsum(_mm256_add_ps(acc0, acc1)) + m0 + m1;
@@ -441,6 +699,26 @@ static void product_q(const uint8_t *W, int out, int in, const Acts &a, int n, f
 #pragma omp for schedule(static)
         for (int r = 0; r < out; r++) {
             const uint8_t *row = W + (size_t)r * rb;
+#ifdef ROW_DOTS
+            if constexpr (F == Q4_K || F == Q5_K || F == Q6_K) {
+                decode_k_row<F>(row, ng, qb, db, mb);
+                float v[4];
+                int i = 0;
+                for (; i + 4 <= n; i += 4) {
+                    rows_dot_k<F, 4>(qb, db, mb, ng, a, i, v);
+                    for (int k = 0; k < 4; k++) {
+                        float *dst = y + (size_t)(i + k) * stride + r;
+                        *dst = add ? *dst + v[k] : v[k];
+                    }
+                }
+                for (; i < n; i++) {
+                    rows_dot_k<F, 1>(qb, db, mb, ng, a, i, v);
+                    float *dst = y + (size_t)i * stride + r;
+                    *dst = add ? *dst + v[0] : v[0];
+                }
+                continue;
+            }
+#endif
             KScales ks;
             for (int g = 0; g < ng; g++) {
                 Group G;
@@ -504,7 +782,10 @@ static void product_f(const uint8_t *W, int out, int in, const float *x, int n, 
 // formats take h through `a` (quantized here). Columns of y are `stride` apart per row.
 static void linear(int f, const uint8_t *W, int out, int in, const float *h, int n, const Acts &a,
                    float *y, size_t stride, bool add, uint8_t *scratch, int threads) {
-    if (!is_float(f)) quantize(h, n, in, a);
+    if (f == Q4_K || f == Q5_K || f == Q6_K)
+        quantize(h, n, in, a, 256, 16383.f);  // one scale a super-block: integer sums over it
+    else if (!is_float(f))
+        quantize(h, n, in, a);
     switch (f) {
     case F32: product_f<F32>(W, out, in, h, n, y, stride, add, threads); break;
     case F16: product_f<F16>(W, out, in, h, n, y, stride, add, threads); break;

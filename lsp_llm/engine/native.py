@@ -71,9 +71,11 @@ never -march=native: a CPU may list AMX without the process being granted it).""
 
 def build_flags() -> tuple[str, ...]:
     """The compiler flags for this CPU."""
-    if os.environ.get("LSP_LLM_AVX512", "1") != "0" and _cpu_has(AVX512_CPU):
-        return FLAGS + AVX512_FLAGS
-    return FLAGS
+    if os.environ.get("LSP_LLM_AVX512", "1") == "0" or not _cpu_has(AVX512_CPU):
+        return FLAGS
+    if _cpu_has(("avx512_vnni",)):
+        return FLAGS + AVX512_FLAGS + ("-mavx512vnni",)
+    return FLAGS + AVX512_FLAGS
 
 
 _lock = threading.Lock()
