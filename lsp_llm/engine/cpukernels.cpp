@@ -1,20 +1,21 @@
 // The project's CPU kernels, built by native.py with the system's C++ compiler.
 //
-// q4_linear: int4 weights (blocks of 32 inputs: w = q * d + m, q in 0..15, d and m float16: a GGUF
-// Q4_1 block, stored as it is, 20 bytes, so a row is read as one stream) multiplied by a
-// few rows of activations held as int16 per block of 32 (x = xq * xd). The block's dot
-// product is integer arithmetic:
+// block_linear: weights in a GGUF block format as the file holds them (Q4_0, Q4_1, Q5_0,
+// Q5_1, Q8_0, Q4_K, Q5_K, Q6_K; F16, BF16, F32) multiplied by rows of activations held as
+// int16 per group of 32 inputs (x = xq * xd). Every format is read as groups of 32 integer
+// codes with a scale (and a minimum), so a group's dot product is integer arithmetic:
 //   sum_j w_j x_j = d * xd * sum_j q_j xq_j + m * sum_j x_j
-// and AVX2 multiplies 16 pairs of 16-bit values and adds each pair in one instruction
-// (vpmaddwd).
+// (vpmaddwd: 16 pairs of 16-bit values multiplied and added pairwise in one instruction).
+// q4_linear is block_linear for the project's own int4 blocks, GGUF's Q4_1 layout.
+// block_rows: rows of such a weight as float32 (an embedding lookup).
 //
 // attend: one new token's attention over a float32 key/value cache, every query head of
 // a key/value head reading that head's keys once (grouped-query attention).
 //
-// decode_layers: every layer of a Llama/Qwen2 decoder over a few new tokens (nativelayers.py),
-// so a pass makes one call instead of some 700 PyTorch ones: q4_linear's products, and
-// attention over a float16 KV cache cut into chunks of keys that the threads share
-// (attend_rows).
+// decode_layers: every layer of a Llama/Qwen2 decoder over up to 64 new tokens
+// (nativelayers.py), so a pass makes one call instead of some 700 PyTorch ones: the block
+// products, and attention over a float16 KV cache cut into chunks of keys that the threads
+// share (attend_rows).
 #include <immintrin.h>
 #include <omp.h>
 #include <math.h>

@@ -2,6 +2,12 @@
 C++ compiler, loaded with ctypes and called directly by eager passes; the int4 product is
 also registered as the operator `lsp_llm::q4_linear` so a graph being compiled can hold it.
 
+**GGUF block formats.** `block_linear` multiplies by a weight whose rows are in any of the
+formats `ggufblocks.FORMATS` names, as a GGUF file holds them (`ggufmodel.py` serves whole
+files that way), and `block_rows` reads rows of one (an embedding). Where the CPU lists
+AVX-512 (F, BW, DQ, VL; VNNI when listed) the build adds those instruction sets: loops per
+format for a decoding step, and integer sums over a K format's super-block for prompts.
+
 **int4 products.** torch's `_weight_int4pack_mm_for_cpu` turns every int4 weight into a
 float and multiplies in floating point, which on an AVX2 CPU without bfloat16 or AVX-512
 instructions costs more than reading the weights. `q4_linear` holds the few rows of
