@@ -196,6 +196,16 @@ static inline __m256 bytes8(uint64_t v, bool is_signed, float f) {
     return _mm256_mul_ps(_mm256_cvtepi32_ps(w), _mm256_set1_ps(f));
 }
 
+// Q4_K / Q5_K: the 8 six-bit scales and minimums packed in 12 bytes (scale_min_k4's
+// layout) as 8 bytes each, sub-block j in byte j
+static inline void k4_scale_bytes(const uint8_t *b, uint64_t *scs, uint64_t *mns) {
+    uint32_t w[3];
+    memcpy(w, b + 4, 12);
+    const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, top2 = 0x03030303;
+    *scs = (w[0] & low6) | (uint64_t)((w[2] & low4) | (((w[0] >> 6) & top2) << 4)) << 32;
+    *mns = (w[1] & low6) | (uint64_t)(((w[2] >> 4) & low4) | (((w[1] >> 6) & top2) << 4)) << 32;
+}
+
 template <int F> static inline void kscales(const uint8_t *b, KScales &k) {
     if (F == Q6_K) {  // 16 signed scales, one per 16 inputs: even ones first halves, odd second
         uint64_t even = 0, odd = 0;
@@ -207,17 +217,13 @@ template <int F> static inline void kscales(const uint8_t *b, KScales &k) {
         _mm256_storeu_ps(k.d0, bytes8(even, true, d));
         _mm256_storeu_ps(k.d1, bytes8(odd, true, d));
         _mm256_storeu_ps(k.m, _mm256_setzero_ps());
-    } else {  // 8 six-bit scales and minimums packed in 12 bytes (scale_min_k4's layout)
-        uint32_t w[3];
-        memcpy(w, b + 4, 12);
-        const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, top2 = 0x03030303;
-        const uint32_t sc_lo = w[0] & low6, m_lo = w[1] & low6;
-        const uint32_t sc_hi = (w[2] & low4) | (((w[0] >> 6) & top2) << 4);
-        const uint32_t m_hi = ((w[2] >> 4) & low4) | (((w[1] >> 6) & top2) << 4);
-        const __m256 d = bytes8(sc_lo | (uint64_t)sc_hi << 32, false, half(b));
+    } else {
+        uint64_t scs, mns;
+        k4_scale_bytes(b, &scs, &mns);
+        const __m256 d = bytes8(scs, false, half(b));
         _mm256_storeu_ps(k.d0, d);
         _mm256_storeu_ps(k.d1, d);
-        _mm256_storeu_ps(k.m, bytes8(m_lo | (uint64_t)m_hi << 32, false, -half(b + 2)));
+        _mm256_storeu_ps(k.m, bytes8(mns, false, -half(b + 2)));
     }
 }
 
@@ -443,10 +449,48 @@ template <int F> static inline float row_dot_32(const uint8_t *row, int ng, cons
 
 template <int F> static inline void kscales(const uint8_t *b, KScales &k);
 
-// Q4_K / Q5_K: 8 groups of 32 a super-block; groups 2c and 2c + 1 are the low and high
-// nibbles of the same 32 bytes (and bits 2c, 2c + 1 of qh for Q5_K)
+// A super-block's 8 groups of codes as int16 registers: Q4_K / Q5_K (0..15 / 0..31; groups
+// 2c and 2c + 1 are the low and high nibbles of the same 32 bytes, and bits 2c, 2c + 1 of
+// qh for Q5_K), Q6_K (-32..31: two halves of four groups, low / high nibbles of ql's two
+// 32-byte runs with two bits each from qh's 32 bytes)
+template <int F> static inline void k_codes(const uint8_t *b, __m512i out[8]) {
+    const __m256i low = _mm256_set1_epi8(0x0F);
+    if (F == Q6_K) {
+        const __m256i three = _mm256_set1_epi8(3);
+        for (int h = 0; h < 2; h++) {
+            const __m256i q0 = _mm256_loadu_si256((const __m256i *)(b + 64 * h));
+            const __m256i q1 = _mm256_loadu_si256((const __m256i *)(b + 64 * h + 32));
+            __m256i hb = _mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h));
+            const __m256i nib[4] = {_mm256_and_si256(q0, low), _mm256_and_si256(q1, low),
+                                    _mm256_and_si256(_mm256_srli_epi16(q0, 4), low),
+                                    _mm256_and_si256(_mm256_srli_epi16(q1, 4), low)};
+            for (int t = 0; t < 4; t++) {
+                const __m256i codes = _mm256_or_si256(nib[t], _mm256_slli_epi16(_mm256_and_si256(hb, three), 4));
+                hb = _mm256_srli_epi16(hb, 2);
+                out[4 * h + t] = _mm512_sub_epi16(_mm512_cvtepu8_epi16(codes), _mm512_set1_epi16(32));
+            }
+        }
+        return;
+    }
+    const __m256i one = _mm256_set1_epi8(1);
+    const uint8_t *qs = b + (F == Q5_K ? 48 : 16);
+    __m256i hb = _mm256_setzero_si256();
+    if (F == Q5_K) hb = _mm256_loadu_si256((const __m256i *)(b + 16));
+    for (int c = 0; c < 4; c++) {
+        const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+        __m256i lo = _mm256_and_si256(raw, low), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low);
+        if (F == Q5_K) {
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), one), 4));
+            hb = _mm256_srli_epi16(hb, 2);
+        }
+        out[2 * c] = _mm512_cvtepu8_epi16(lo);
+        out[2 * c + 1] = _mm512_cvtepu8_epi16(hi);
+    }
+}
+
+// Q4_K / Q5_K, a super-block at a time
 template <int F> static inline float row_dot_k4(const uint8_t *row, int ng, const Acts &a) {
-    const __m256i low = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     __m256 macc = _mm256_setzero_ps();
     alignas(32) float dx[8];
@@ -456,32 +500,21 @@ template <int F> static inline float row_dot_k4(const uint8_t *row, int ng, cons
         kscales<F>(b, ks);
         _mm256_store_ps(dx, _mm256_mul_ps(_mm256_loadu_ps(ks.d0), _mm256_loadu_ps(a.d + 8 * sb)));
         macc = _mm256_fmadd_ps(_mm256_loadu_ps(ks.m), _mm256_loadu_ps(a.sum + 8 * sb), macc);
-        const uint8_t *qs = b + (F == Q5_K ? 48 : 16);
-        __m256i hb = _mm256_setzero_si256();
-        if (F == Q5_K) hb = _mm256_loadu_si256((const __m256i *)(b + 16));
+        __m512i q[8];
+        k_codes<F>(b, q);
         const int16_t *x = a.x + (size_t)sb * 8 * QK;
-        for (int c = 0; c < 4; c++) {
-            const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-            __m256i lo = _mm256_and_si256(raw, low), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low);
-            if (F == Q5_K) {
-                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
-                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), one), 4));
-                hb = _mm256_srli_epi16(hb, 2);
-            }
-            const __m512i s0 = _mm512_madd_epi16(_mm512_cvtepu8_epi16(lo), _mm512_loadu_si512((const void *)(x + 64 * c)));
-            const __m512i s1 = _mm512_madd_epi16(_mm512_cvtepu8_epi16(hi), _mm512_loadu_si512((const void *)(x + 64 * c + 32)));
-            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_set1_ps(dx[2 * c]), acc0);
-            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_set1_ps(dx[2 * c + 1]), acc1);
+        for (int s = 0; s < 8; s += 2) {
+            const __m512i s0 = _mm512_madd_epi16(q[s], _mm512_loadu_si512((const void *)(x + s * QK)));
+            const __m512i s1 = _mm512_madd_epi16(q[s + 1], _mm512_loadu_si512((const void *)(x + (s + 1) * QK)));
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_set1_ps(dx[s]), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_set1_ps(dx[s + 1]), acc1);
         }
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + hsum(macc);
 }
 
-// Q6_K: two halves of 128 a super-block, each four groups: low / high nibbles of ql's two
-// 32-byte runs, two bits each from qh's 32 bytes; a scale per 16 codes (lanes 0-7, 8-15)
+// Q6_K, a super-block at a time: a scale per 16 codes (lanes 0-7 and 8-15 of a group's sums)
 static inline float row_dot_q6k(const uint8_t *row, int ng, const Acts &a) {
-    const __m256i low = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3);
-    const __m512i off = _mm512_set1_epi16(32);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     alignas(32) float d0[8], d1[8];
     for (int sb = 0; sb < ng / 8; sb++) {
@@ -491,26 +524,14 @@ static inline float row_dot_q6k(const uint8_t *row, int ng, const Acts &a) {
         const __m256 xd = _mm256_loadu_ps(a.d + 8 * sb);
         _mm256_store_ps(d0, _mm256_mul_ps(_mm256_loadu_ps(ks.d0), xd));
         _mm256_store_ps(d1, _mm256_mul_ps(_mm256_loadu_ps(ks.d1), xd));
+        __m512i q[8];
+        k_codes<Q6_K>(b, q);
         const int16_t *x = a.x + (size_t)sb * 8 * QK;
-        for (int h = 0; h < 2; h++) {
-            const __m256i q0 = _mm256_loadu_si256((const __m256i *)(b + 64 * h));
-            const __m256i q1 = _mm256_loadu_si256((const __m256i *)(b + 64 * h + 32));
-            __m256i hb = _mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h));
-            const __m256i nib[4] = {_mm256_and_si256(q0, low), _mm256_and_si256(q1, low),
-                                    _mm256_and_si256(_mm256_srli_epi16(q0, 4), low),
-                                    _mm256_and_si256(_mm256_srli_epi16(q1, 4), low)};
-            for (int t = 0; t < 4; t++) {
-                const int s = 4 * h + t;
-                const __m256i codes = _mm256_or_si256(nib[t], _mm256_slli_epi16(_mm256_and_si256(hb, three), 4));
-                hb = _mm256_srli_epi16(hb, 2);
-                const __m512i q = _mm512_sub_epi16(_mm512_cvtepu8_epi16(codes), off);
-                const __m512i v = _mm512_madd_epi16(q, _mm512_loadu_si512((const void *)(x + (size_t)s * QK)));
-                const __m512 f = _mm512_insertf32x8(_mm512_set1_ps(d0[s]), _mm256_set1_ps(d1[s]), 1);
-                if (t & 1)
-                    acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), f, acc1);
-                else
-                    acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), f, acc0);
-            }
+        for (int s = 0; s < 8; s += 2) {
+            const __m512i v0 = _mm512_madd_epi16(q[s], _mm512_loadu_si512((const void *)(x + s * QK)));
+            const __m512i v1 = _mm512_madd_epi16(q[s + 1], _mm512_loadu_si512((const void *)(x + (s + 1) * QK)));
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v0), _mm512_insertf32x8(_mm512_set1_ps(d0[s]), _mm256_set1_ps(d1[s]), 1), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v1), _mm512_insertf32x8(_mm512_set1_ps(d0[s + 1]), _mm256_set1_ps(d1[s + 1]), 1), acc1);
         }
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
@@ -521,57 +542,29 @@ static inline float row_dot_q6k(const uint8_t *row, int ng, const Acts &a) {
 // super-block's float scale in db[sb], minimums in mb[g]; with activations sharing one
 // scale per super-block the products sum in integers over its groups (`rows_dot_k`).
 template <int F> static inline void decode_k_row(const uint8_t *row, int ng, int16_t *qb, float *db, float *mb) {
-    const __m256i low = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1), three = _mm256_set1_epi8(3);
     for (int sb = 0; sb < ng / 8; sb++) {
-        int16_t *q = qb + (size_t)sb * 8 * QK;
+        const uint8_t *b = row + (size_t)sb * (F == Q6_K ? 210 : F == Q5_K ? 176 : 144);
+        int16_t *out = qb + (size_t)sb * 8 * QK;
+        __m512i q[8];
+        k_codes<F>(b, q);
         if (F == Q6_K) {
-            const uint8_t *b = row + (size_t)sb * 210;
             const int8_t *sc = (const int8_t *)(b + 192);
             db[sb] = half(b + 208);
-            for (int h = 0; h < 2; h++) {
-                const __m256i q0 = _mm256_loadu_si256((const __m256i *)(b + 64 * h));
-                const __m256i q1 = _mm256_loadu_si256((const __m256i *)(b + 64 * h + 32));
-                __m256i hb = _mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h));
-                const __m256i nib[4] = {_mm256_and_si256(q0, low), _mm256_and_si256(q1, low),
-                                        _mm256_and_si256(_mm256_srli_epi16(q0, 4), low),
-                                        _mm256_and_si256(_mm256_srli_epi16(q1, 4), low)};
-                for (int t = 0; t < 4; t++) {
-                    const int s = 4 * h + t;
-                    const __m256i codes = _mm256_or_si256(nib[t], _mm256_slli_epi16(_mm256_and_si256(hb, three), 4));
-                    hb = _mm256_srli_epi16(hb, 2);
-                    const __m512i v = _mm512_sub_epi16(_mm512_cvtepu8_epi16(codes), _mm512_set1_epi16(32));
-                    const __m512i scale = _mm512_inserti64x4(_mm512_set1_epi16(sc[2 * s]), _mm256_set1_epi16(sc[2 * s + 1]), 1);
-                    _mm512_storeu_si512((void *)(q + (size_t)s * QK), _mm512_mullo_epi16(v, scale));
-                    mb[8 * sb + s] = 0.f;
-                }
+            for (int s = 0; s < 8; s++) {
+                const __m512i scale = _mm512_inserti64x4(_mm512_set1_epi16(sc[2 * s]), _mm256_set1_epi16(sc[2 * s + 1]), 1);
+                _mm512_storeu_si512((void *)(out + (size_t)s * QK), _mm512_mullo_epi16(q[s], scale));
+                mb[8 * sb + s] = 0.f;
             }
-        } else {
-            const uint8_t *b = row + (size_t)sb * (F == Q5_K ? 176 : 144);
-            uint32_t w[3];
-            memcpy(w, b + 4, 12);
-            const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, top2 = 0x03030303;
-            const uint64_t scs = (w[0] & low6) | (uint64_t)((w[2] & low4) | (((w[0] >> 6) & top2) << 4)) << 32;
-            const uint64_t mns = (w[1] & low6) | (uint64_t)(((w[2] >> 4) & low4) | (((w[1] >> 6) & top2) << 4)) << 32;
-            const float d = half(b), dmin = half(b + 2);
-            db[sb] = d;
-            const uint8_t *qs = b + (F == Q5_K ? 48 : 16);
-            __m256i hb = _mm256_setzero_si256();
-            if (F == Q5_K) hb = _mm256_loadu_si256((const __m256i *)(b + 16));
-            for (int c = 0; c < 4; c++) {
-                const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-                __m256i lo = _mm256_and_si256(raw, low), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low);
-                if (F == Q5_K) {
-                    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
-                    hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), one), 4));
-                    hb = _mm256_srli_epi16(hb, 2);
-                }
-                const int s0 = 2 * c, s1 = 2 * c + 1;
-                const short sc0 = (short)((scs >> (8 * s0)) & 0xFF), sc1 = (short)((scs >> (8 * s1)) & 0xFF);
-                _mm512_storeu_si512((void *)(q + (size_t)s0 * QK), _mm512_mullo_epi16(_mm512_cvtepu8_epi16(lo), _mm512_set1_epi16(sc0)));
-                _mm512_storeu_si512((void *)(q + (size_t)s1 * QK), _mm512_mullo_epi16(_mm512_cvtepu8_epi16(hi), _mm512_set1_epi16(sc1)));
-                mb[8 * sb + s0] = -dmin * (float)((mns >> (8 * s0)) & 0xFF);
-                mb[8 * sb + s1] = -dmin * (float)((mns >> (8 * s1)) & 0xFF);
-            }
+            continue;
+        }
+        uint64_t scs, mns;
+        k4_scale_bytes(b, &scs, &mns);
+        const float dmin = half(b + 2);
+        db[sb] = half(b);
+        for (int s = 0; s < 8; s++) {
+            const short sc = (short)((scs >> (8 * s)) & 0xFF);
+            _mm512_storeu_si512((void *)(out + (size_t)s * QK), _mm512_mullo_epi16(q[s], _mm512_set1_epi16(sc)));
+            mb[8 * sb + s] = -dmin * (float)((mns >> (8 * s)) & 0xFF);
         }
     }
 }
@@ -628,6 +621,26 @@ template <int F> static inline void next_group(const uint8_t *row, int g, KScale
 // groups), y's rows `stride` apart. Each weight row is decoded once into a thread's slice
 // of `scratch` (int16 codes, scales, minimums: a few KB, in L1), then multiplied by the
 // activation rows four at a time.
+// one output column: the activation rows four at a time (four(i, v): rows i..i+3 into v)
+// then one by one (one(i, v)), each sum stored (or added) at y[i * stride]
+template <typename Four, typename One>
+static inline void each_row(int n, float *y, size_t stride, bool add, Four four, One one) {
+    float v[4];
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        four(i, v);
+        for (int k = 0; k < 4; k++) {
+            float *dst = y + (size_t)(i + k) * stride;
+            *dst = add ? *dst + v[k] : v[k];
+        }
+    }
+    for (; i < n; i++) {
+        one(i, v);
+        float *dst = y + (size_t)i * stride;
+        *dst = add ? *dst + v[0] : v[0];
+    }
+}
+
 static size_t decoded_bytes(int in) {
     const size_t ng = in / QK;
     return (ng * QK * sizeof(int16_t) + ng * 3 * sizeof(float) + 63) / 64 * 64;
@@ -703,20 +716,9 @@ static void product_q(const uint8_t *W, int out, int in, const Acts &a, int n, f
 #ifdef ROW_DOTS
             if constexpr (F == Q4_K || F == Q5_K || F == Q6_K) {
                 decode_k_row<F>(row, ng, qb, db, mb);
-                float v[4];
-                int i = 0;
-                for (; i + 4 <= n; i += 4) {
-                    rows_dot_k<F, 4>(qb, db, mb, ng, a, i, v);
-                    for (int k = 0; k < 4; k++) {
-                        float *dst = y + (size_t)(i + k) * stride + r;
-                        *dst = add ? *dst + v[k] : v[k];
-                    }
-                }
-                for (; i < n; i++) {
-                    rows_dot_k<F, 1>(qb, db, mb, ng, a, i, v);
-                    float *dst = y + (size_t)i * stride + r;
-                    *dst = add ? *dst + v[0] : v[0];
-                }
+                each_row(
+                    n, y + r, stride, add, [&](int i, float *v) { rows_dot_k<F, 4>(qb, db, mb, ng, a, i, v); },
+                    [&](int i, float *v) { rows_dot_k<F, 1>(qb, db, mb, ng, a, i, v); });
                 continue;
             }
 #endif
@@ -730,20 +732,9 @@ static void product_q(const uint8_t *W, int out, int in, const Acts &a, int n, f
                 db[2 * g + 1] = G.d1;
                 mb[g] = G.m;
             }
-            float v[4];
-            int i = 0;
-            for (; i + 4 <= n; i += 4) {
-                rows_dot<F, 4>(qb, db, mb, ng, a, i, v);
-                for (int k = 0; k < 4; k++) {
-                    float *dst = y + (size_t)(i + k) * stride + r;
-                    *dst = add ? *dst + v[k] : v[k];
-                }
-            }
-            for (; i < n; i++) {
-                rows_dot<F, 1>(qb, db, mb, ng, a, i, v);
-                float *dst = y + (size_t)i * stride + r;
-                *dst = add ? *dst + v[0] : v[0];
-            }
+            each_row(
+                n, y + r, stride, add, [&](int i, float *v) { rows_dot<F, 4>(qb, db, mb, ng, a, i, v); },
+                [&](int i, float *v) { rows_dot<F, 1>(qb, db, mb, ng, a, i, v); });
         }
     }
 }
