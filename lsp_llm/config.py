@@ -194,9 +194,10 @@ class Settings:
     quantization: Literal["auto", "4bit", "8bit", "none"] = setting(
         "auto",
         reload=True,
-        doc="Weight quantization: bitsandbytes on CUDA; packed int4/int8 weights for "
-        "decoding on a CPU (auto: int4 for models of 64 MiB and more, 16 MiB with the native "
-        "kernels).",
+        doc="Weight quantization: bitsandbytes on CUDA; on a CPU a GGUF file's own blocks "
+        "(any value but none, which converts it to float32), and for other models packed "
+        "int4/int8 weights for decoding (auto: int4 for models of 64 MiB and more, 16 MiB "
+        "with the native kernels).",
     )
     device: str = setting("auto", reload=True, doc="auto, cpu, cuda, cuda:N or mps.")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = setting(

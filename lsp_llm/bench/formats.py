@@ -28,6 +28,10 @@ def weight_formats(requested: str, loaded: Any) -> list[str]:
     from lsp_llm.engine.compiled import cxx_compiler
     from lsp_llm.engine.loading import cpu_quantization
 
+    if str(loaded.quantization).startswith("gguf"):
+        # served from the file's own blocks: there is no float weight to pack or compile
+        print(f"weights: {loaded.quantization} as the file holds them", file=sys.stderr, flush=True)
+        return ["none"]
     formats = []
     for fmt in [f.strip() for f in requested.split(",") if f.strip()]:
         q, compiled = split(fmt)
