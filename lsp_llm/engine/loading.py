@@ -479,11 +479,12 @@ def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
     draft_spec = settings.draft_model or default_draft(source.name)
     dtype = resolve_dtype(settings.dtype, device)
     bitsandbytes = resolve_quantization(settings.quantization, device, source.folder, settings)
-    report(
-        0.5,
-        f"loading {source.name} ({device}, {str(dtype).removeprefix('torch.')}, "
-        f"quantization {bitsandbytes})",
-    )
+    if blocks and source.gguf is not None:
+        weights = "the GGUF file's blocks"
+    else:
+        shown = bitsandbytes if device.startswith("cuda") else settings.quantization
+        weights = f"{str(dtype).removeprefix('torch.')}, quantization {shown}"
+    report(0.5, f"loading {source.name} ({device}, {weights})")
     model, tokenizer, formats = _load_source(
         source, settings, device, dtype, bitsandbytes, "model", report
     )
