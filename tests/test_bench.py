@@ -15,7 +15,7 @@ from lsp_llm.bench.report import BASELINE, chart, markdown, targets
 from lsp_llm.bench.run import edit_probes, side_by_side
 from lsp_llm.bench.runners import engine_runner, hf_runner
 from lsp_llm.config import CompletionSettings, Settings
-from lsp_llm.engine.compiled import cxx_compiler
+from lsp_llm.engine.cpu.compiled import cxx_compiler
 from lsp_llm.generation.tokens import TokenizerInfo
 
 SOURCE = '''

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lsp_llm.config import Settings
 from lsp_llm.context.prompts import EditorContext, chat_prompt, completion_prompt
-from lsp_llm.engine.loading import load
+from lsp_llm.engine.load.loading import load
 from lsp_llm.engine.worker import Engine
 from lsp_llm.generation.tokens import TokenizerInfo
 from lsp_llm.generation.types import GenerationRequest

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from lsp_llm.engine import catalogue
-from lsp_llm.engine.catalogue import (
+from lsp_llm.engine.load import catalogue
+from lsp_llm.engine.load.catalogue import (
     BUNDLED,
     MODELS,
     QWEN_05B,

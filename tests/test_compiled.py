@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from lsp_llm.config import Settings, parse_settings
-from lsp_llm.engine.compiled import CompiledStep, cxx_compiler
-from lsp_llm.engine.leancache import LeanCache
-from lsp_llm.engine.loading import load
+from lsp_llm.engine.cpu.compiled import CompiledStep, cxx_compiler
+from lsp_llm.engine.leanforward import LeanCache
+from lsp_llm.engine.load.loading import load
 from lsp_llm.engine.worker import Engine
 from lsp_llm.generation.types import GenerationRequest, Speculation
 
@@ -106,7 +106,7 @@ def test_engine_with_compile_decodes_what_the_eager_engine_decodes(tiny):
 def test_compile_is_not_used_where_the_native_layers_run(tiny):
     """An int4 model on a CPU with the project's kernels decodes faster with them than
     with a compiled step: `compile` then says so and changes nothing."""
-    from lsp_llm.engine import native
+    from lsp_llm.engine.cpu import native
     from lsp_llm.engine.decoding import Decoder
 
     if native.kernel() is None:

@@ -1,4 +1,4 @@
-"""Drafts with a vocabulary of their own (`engine/draftvocab.py`), SmolLM2's distilled
+"""Drafts with a vocabulary of their own (`engine/load/draftvocab.py`), SmolLM2's distilled
 draft (`train/distill.py`), and how both reach the decoder."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import torch
 from lsp_llm.config import Settings
 from lsp_llm.engine.decoding import Decoder
 from lsp_llm.engine.drafting import DraftModel
-from lsp_llm.engine.draftvocab import VOCAB_FILE, DraftVocab, tokenizer_fingerprint
-from lsp_llm.engine.loading import load
+from lsp_llm.engine.load.draftvocab import VOCAB_FILE, DraftVocab, tokenizer_fingerprint
+from lsp_llm.engine.load.loading import load
 from lsp_llm.generation.types import GenerationRequest, Speculation
 
 TEXT = "def area(width, height):\n    return width * height\n\n\ndef perimeter(width, height):\n"
@@ -243,8 +243,8 @@ def test_distilling_writes_a_draft_smollm2_loads(smollm2_folder, tmp_path):
 def test_smollm2_comes_with_its_distilled_draft(smollm2):
     """The shipped draft: SmolLM2's default, its vocabulary checked, and greedy text with it
     is SmolLM2's own."""
-    from lsp_llm.engine.bundled import smollm2_draft_dir
-    from lsp_llm.engine.sources import default_draft
+    from lsp_llm.engine.load.bundled import smollm2_draft_dir
+    from lsp_llm.engine.load.sources import default_draft
 
     assert default_draft("smollm2") == str(smollm2_draft_dir())
     assert smollm2.draft_name == "smollm2-draft" and smollm2.draft_vocab is not None

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from lsp_llm.engine.decoding import Decoder, pick_tokens
-from lsp_llm.engine.leancache import LazyLogits
+from lsp_llm.engine.leanforward import LazyLogits
 from lsp_llm.engine.worker import Engine
 from lsp_llm.generation.types import (
     Done,
@@ -503,7 +503,7 @@ def test_the_engine_warms_up_at_load_and_leaves_empty_caches(loaded):
 
 
 def test_threads_default_to_physical_cores():
-    from lsp_llm.engine.loading import apply_threads, physical_cores
+    from lsp_llm.engine.load.loading import apply_threads, physical_cores
 
     before = torch.get_num_threads()
     try:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from lsp_llm.config import Settings
-from lsp_llm.engine.gguf import DONE_MARK, converted_folder
-from lsp_llm.engine.loading import ModelLoadError, load
-from lsp_llm.engine.sources import (
+from lsp_llm.engine.load.gguf import DONE_MARK, converted_folder
+from lsp_llm.engine.load.loading import ModelLoadError, load
+from lsp_llm.engine.load.sources import (
     SourceError,
     default_model,
     locate_gguf,
@@ -98,8 +98,8 @@ def test_smollm2_loads_as_a_llama_model_with_its_chat_template(smollm2_float):
 
 
 def test_what_the_user_is_told_about_the_default_model(smollm2_folder):
-    from lsp_llm.engine.loading import default_notice
-    from lsp_llm.engine.sources import Source, default_choice
+    from lsp_llm.engine.load.loading import default_notice
+    from lsp_llm.engine.load.sources import Source, default_choice
 
     told = default_notice(resolve_source(None, lambda f, m: None))
     choice = default_choice()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from lsp_llm.engine.ggufblocks import FORMATS, BlockEmbedding, BlockLinear
+from lsp_llm.engine.cpu.ggufblocks import FORMATS, BlockEmbedding, BlockLinear
 
 gguf_quants = pytest.importorskip("gguf.quants")
 from gguf import GGMLQuantizationType  # noqa: E402

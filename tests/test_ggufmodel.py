@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from lsp_llm.config import Settings
-from lsp_llm.engine.gguf import DONE_MARK, described_folder
-from lsp_llm.engine.ggufblocks import Q4_1, BlockLinear
-from lsp_llm.engine.ggufmap import GgufMap
-from lsp_llm.engine.ggufmodel import file_formats, unsupported
-from lsp_llm.engine.leancache import LeanCache
-from lsp_llm.engine.loading import load
+from lsp_llm.engine.cpu.ggufblocks import Q4_1, BlockLinear
+from lsp_llm.engine.leanforward import LeanCache
+from lsp_llm.engine.load.gguf import DONE_MARK, described_folder
+from lsp_llm.engine.load.ggufmap import GgufMap
+from lsp_llm.engine.load.ggufmodel import file_formats, unsupported
+from lsp_llm.engine.load.loading import load
 
 PROMPT = "def fibonacci(n):\n    if n < 2:\n        return n\n    return"
 
@@ -89,7 +89,7 @@ def test_quantization_none_keeps_the_float32_conversion(kernel, smollm2_float):
 
 
 def qwen_file() -> Path | None:
-    from lsp_llm.engine import catalogue
+    from lsp_llm.engine.load import catalogue
 
     known = catalogue.entry("qwen2.5-coder-0.5b")
     return None if known is None else catalogue.installed_path(known)
@@ -130,7 +130,7 @@ def test_what_cannot_be_served_from_blocks_is_named(kernel, tmp_path):
 
 def test_a_file_is_described_without_converting_its_weights(kernel, tmp_path):
     """Serving from blocks needs the config and tokenizer only: a few MB, not a float32 copy."""
-    from lsp_llm.engine.sources import smollm2_gguf
+    from lsp_llm.engine.load.sources import smollm2_gguf
 
     path = smollm2_gguf()
     if path is None:

@@ -20,7 +20,7 @@ from lsp_llm.generation.types import GenerationRequest, Speculation, StopRules, 
 def tokenizer(request, tiny):
     from transformers import AutoTokenizer
 
-    from lsp_llm.engine.bundled import bundled_model_dir
+    from lsp_llm.engine.load.bundled import bundled_model_dir
 
     if request.param == "smollm2":
         return AutoTokenizer.from_pretrained(request.getfixturevalue("smollm2_folder"))

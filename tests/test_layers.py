@@ -97,3 +97,16 @@ def test_the_rule_catches_an_import_back_up(tmp_path):
     (engine / "ok.py").write_text("from lsp_llm.generation.types import Done\n")
     (engine / "bad.py").write_text("def f():\n    from lsp_llm.server.app import X\n")
     assert going_up(tmp_path / "lsp_llm") == ["engine imports server (bad.py:2)"]
+
+
+def test_the_cpu_kernels_know_nothing_of_loading():
+    """engine/cpu/ (kernels and the layers over them) is used by engine/load/, never the
+    other way: a kernel module reading a file format or a catalogue entry fails here."""
+    wrong = []
+    for path in (PACKAGE / "engine" / "cpu").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "lsp_llm.engine.load"
+            ):
+                wrong.append(f"{path.name}:{node.lineno} imports {node.module}")
+    assert not wrong, "\n".join(wrong)

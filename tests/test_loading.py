@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lsp_llm.config import CompletionSettings, Settings
-from lsp_llm.engine.loading import (
+from lsp_llm.engine.load.loading import (
     ModelLoadError,
     _load_one,
     choose_quantization,

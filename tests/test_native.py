@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lsp_llm.engine import cpuweights
-from lsp_llm.engine import native as native_kernels
+from lsp_llm.engine.cpu import native as native_kernels
+from lsp_llm.engine.cpu import packedweights as packedweights
 
 
 @pytest.mark.parametrize(("out", "inp"), [(96, 64), (960, 576), (576, 1536), (7, 32)])
@@ -60,8 +60,8 @@ def test_a_compiled_graph_calls_it_as_an_operator(kernel):
 
 def test_int4_packs_with_it_and_falls_back_to_torch(kernel):
     weight = torch.randn(32, 64)
-    assert isinstance(cpuweights.pack(weight, "int4"), native_kernels.Q4Blocks)
-    assert isinstance(cpuweights.pack(weight, "int4", native=False), cpuweights.Int4Groups)
+    assert isinstance(packedweights.pack(weight, "int4"), native_kernels.Q4Blocks)
+    assert isinstance(packedweights.pack(weight, "int4", native=False), packedweights.Int4Groups)
 
 
 def test_a_build_that_fails_leaves_torch_s_kernel(monkeypatch, tmp_path, caplog):
@@ -71,7 +71,7 @@ def test_a_build_that_fails_leaves_torch_s_kernel(monkeypatch, tmp_path, caplog)
     monkeypatch.setattr(native_kernels, "_cpu_has", lambda flags: True)
     assert native_kernels.kernel() is None
     assert "native kernels unavailable" in caplog.text
-    assert isinstance(cpuweights.pack(torch.randn(32, 64), "int4"), cpuweights.Int4Groups)
+    assert isinstance(packedweights.pack(torch.randn(32, 64), "int4"), packedweights.Int4Groups)
     monkeypatch.setattr(native_kernels, "_state", {})
     monkeypatch.setattr(native_kernels, "cxx_compiler", lambda: None)
     assert native_kernels.kernel() is None
@@ -82,7 +82,7 @@ def test_the_lean_forward_decodes_with_it(kernel, tiny):
     kernel is the float pass to about 15 bits: the same greedy tokens."""
     from transformers import AutoModelForCausalLM
 
-    from lsp_llm.engine.leancache import LeanCache
+    from lsp_llm.engine.leanforward import LeanCache
 
     model = AutoModelForCausalLM.from_pretrained(tiny.target).eval()
     with torch.no_grad():
@@ -134,7 +134,7 @@ def test_attention_refuses_what_it_cannot_read(kernel):
 
 
 def test_eager_decoding_steps_attend_with_it(kernel, loaded, monkeypatch):
-    from lsp_llm.engine.leancache import LeanCache
+    from lsp_llm.engine.leanforward import LeanCache
 
     ours, theirs = LeanCache(loaded.model), LeanCache(loaded.model, native=False)
     assert ours.attention_kernel is kernel and theirs.attention_kernel is None
@@ -176,7 +176,7 @@ def grid_models(kernel, tiny):
 def _torch_layers_twin(model):
     """A cache over `model` whose layers run as PyTorch operations (with the same int4
     products): what the lean forward did before `nativelayers.py`."""
-    from lsp_llm.engine.leancache import LeanCache
+    from lsp_llm.engine.leanforward import LeanCache
 
     twin = LeanCache(model, "int4")
     twin.native_layers = None
@@ -188,13 +188,14 @@ def _torch_layers_twin(model):
 def test_passes_over_a_few_tokens_run_every_layer_in_one_call(
     kernel, grid_models, arch, monkeypatch
 ):
-    from lsp_llm.engine import leancache, nativelayers
+    from lsp_llm.engine import leanforward as leanforward
+    from lsp_llm.engine.cpu import nativelayers
 
-    monkeypatch.setattr(leancache, "INITIAL_CAPACITY", 16)  # the caches grow on the way
+    monkeypatch.setattr(leanforward, "INITIAL_CAPACITY", 16)  # the caches grow on the way
     model = grid_models[arch]
     # against the float pass: on grid weights it is exact, and the int4 products differ
     # from it only by the activations' rounding (to about 15 bits)
-    ours, theirs = leancache.LeanCache(model, "int4"), leancache.LeanCache(model)
+    ours, theirs = leanforward.LeanCache(model, "int4"), leanforward.LeanCache(model)
     assert isinstance(ours.native_layers, nativelayers.NativeLayers)
     calls = []
     run = nativelayers.NativeLayers.run
@@ -238,7 +239,7 @@ def test_passes_over_a_few_tokens_run_every_layer_in_one_call(
 
 
 def test_the_call_refuses_what_does_not_fit_and_the_cache_starts_over(kernel, grid_models):
-    from lsp_llm.engine.leancache import LeanCache
+    from lsp_llm.engine.leanforward import LeanCache
 
     cache = LeanCache(grid_models["llama"], "int4")
     assert cache.native_layers is not None
@@ -252,7 +253,7 @@ def test_the_call_refuses_what_does_not_fit_and_the_cache_starts_over(kernel, gr
 
 
 def test_only_int4_silu_models_in_eager_passes_take_it(kernel, grid_models, monkeypatch):
-    from lsp_llm.engine.leancache import LeanCache
+    from lsp_llm.engine.leanforward import LeanCache
 
     model = grid_models["qwen2"]
     assert LeanCache(model).native_layers is None  # float weights
@@ -268,7 +269,7 @@ def test_only_int4_silu_models_in_eager_passes_take_it(kernel, grid_models, monk
 def test_smollm2_decodes_the_same_through_it(kernel, smollm2_float):
     """The real model, 30 layers: the one-call layers against PyTorch's over the same int4
     products, greedy for 12 tokens after a code prompt."""
-    from lsp_llm.engine.leancache import LeanCache
+    from lsp_llm.engine.leanforward import LeanCache
 
     tokenizer, model = smollm2_float.tokenizer, smollm2_float.model
     ours, theirs = LeanCache(model, "int4"), _torch_layers_twin(model)

@@ -15,7 +15,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import LanguageClient, client_capabilities
 
-from lsp_llm.engine import catalogue
+from lsp_llm.engine.load import catalogue
 from tests.lsp_helpers import CONFIG, inline_params, open_doc
 
 in_module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -174,7 +174,7 @@ def test_every_qwen_control_token_ends_a_generation(client):
     them (and the end of text) is an end id of the prompts built for it."""
     from transformers import AutoTokenizer
 
-    from lsp_llm.engine.sources import resolve_source
+    from lsp_llm.engine.load.sources import resolve_source
     from lsp_llm.generation.tokens import TokenizerInfo
 
     folder = resolve_source(catalogue.QWEN_05B, lambda f, m: None).folder

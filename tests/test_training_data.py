@@ -76,7 +76,7 @@ def test_fim_order_follows_the_spm_rate(sources, rate):
 def test_rows_have_one_length_and_never_split_fim_or_chat(sources):
     from transformers import AutoTokenizer
 
-    from lsp_llm.engine.bundled import bundled_model_dir
+    from lsp_llm.engine.load.bundled import bundled_model_dir
 
     tok = AutoTokenizer.from_pretrained(bundled_model_dir())
     ids_of = tok.convert_tokens_to_ids

@@ -25,8 +25,8 @@ def label(fmt: str) -> str:
 
 def weight_formats(requested: str, loaded: Any) -> list[str]:
     """The formats of `requested` (comma-separated) this model and machine allow."""
-    from lsp_llm.engine.compiled import cxx_compiler
-    from lsp_llm.engine.loading import cpu_quantization
+    from lsp_llm.engine.cpu.compiled import cxx_compiler
+    from lsp_llm.engine.load.loading import cpu_quantization
 
     if str(loaded.quantization).startswith("gguf"):
         # served from the file's own blocks: there is no float weight to pack or compile

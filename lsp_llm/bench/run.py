@@ -30,7 +30,7 @@ from lsp_llm.bench.latency import cancel_latency, edit_document, edit_reuse, pro
 from lsp_llm.bench.report import BASELINE, ModeTally, chart, markdown, targets, with_ratios
 from lsp_llm.bench.runners import Runner, Sample, engine_runner, hf_runner, llama_cpp_runner
 from lsp_llm.config import Settings, SpeculationSettings
-from lsp_llm.engine.sources import resolve_source
+from lsp_llm.engine.load.sources import resolve_source
 from lsp_llm.generation.backend import Backend
 from lsp_llm.generation.tokens import FimOrder, TokenizerInfo
 from lsp_llm.generation.types import SpeculationMode
@@ -109,7 +109,7 @@ def main(args: Any) -> int:
     import torch
     import transformers
 
-    from lsp_llm.engine.loading import load
+    from lsp_llm.engine.load.loading import load
     from lsp_llm.engine.local import LocalBackend
     from lsp_llm.engine.worker import Engine
     from lsp_llm.train.data import load_sources

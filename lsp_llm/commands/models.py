@@ -9,8 +9,8 @@ import json
 import sys
 
 from lsp_llm.commands.common import Subparsers
-from lsp_llm.engine import catalogue
-from lsp_llm.engine.sources import default_choice
+from lsp_llm.engine.load import catalogue
+from lsp_llm.engine.load.sources import default_choice
 
 
 def add_parser(sub: Subparsers) -> None:

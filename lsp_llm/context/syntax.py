@@ -110,8 +110,8 @@ def parse_around(
     `MAX_PARSE_LINE`.
 
     Editors ask for code actions on every cursor move, on the event loop that ghost text
-    waits behind: the statement around the cursor parses in well under a millisecond, a
-    3,000-line file in some 10 ms."""
+    waits behind: parsing the statement around the cursor first keeps that short
+    (docs/engine-decisions.md)."""
     p = parser(language)
     if p is None or max(map(len, lines.lines), default=0) > MAX_PARSE_LINE:
         return None

@@ -1,5 +1,16 @@
-"""The engine: model loading, one inference thread, streaming, cancellation, speculation.
+"""The local engine: a model loaded in this process and its one inference thread.
 
-It knows nothing of LSP. Importing this package does not import torch; the modules that
-need it (`loading`, `decoding`, `worker`) do so themselves.
+It knows nothing of LSP. Three parts:
+
+- `load/`: what a `model` setting names and how it becomes a model in memory (the
+  catalogue, sources, GGUF files mapped or converted, the draft's vocabulary);
+- the scheduling core, here: the inference thread and its lanes (`worker`), the decoding
+  loop with stop rules, healing and speculation (`decoding`, `drafting`, `healing`,
+  `detok`), the KV cache reused across requests (`kvcache`) and the lean forward pass
+  (`leanforward`);
+- `cpu/`: the project's CPU kernels (`cpukernels.cpp`, `native`) and the layers built on
+  them: GGUF blocks, packed int8/int4 weights, a decoding step's layers in one call,
+  `torch.compile`d steps.
+
+Importing this package does not import torch; the modules that need it do so themselves.
 """

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from lsp_llm.engine.cpuweights import CpuWeights
+from lsp_llm.engine.cpu.packedweights import CpuWeights
 from lsp_llm.engine.detok import IncrementalDetokenizer
 from lsp_llm.engine.drafting import (
     CATCH_UP,
@@ -30,9 +30,9 @@ from lsp_llm.engine.drafting import (
     drafting_cost,
     prompt_lookup,
 )
-from lsp_llm.engine.draftvocab import DraftVocab
 from lsp_llm.engine.healing import TokenTexts, constrain
 from lsp_llm.engine.kvcache import KVCache, Logits, cache_for
+from lsp_llm.engine.load.draftvocab import DraftVocab
 from lsp_llm.generation.stopping import StopChecker
 from lsp_llm.generation.types import (
     DecodeStats,
@@ -253,7 +253,7 @@ class Decoder:
         draft_vocab: DraftVocab | None = None,
     ) -> None:
         """`weights`: on a CPU, the format of the weights that passes feeding few tokens
-        read (`cpuweights.py`); both models use it. `draft_vocab`: the draft's own smaller
+        read (`packedweights.py`); both models use it. `draft_vocab`: the draft's own smaller
         vocabulary (`draftvocab.py`), if it has one."""
         self.model = model
         self.tokenizer = tokenizer
@@ -271,21 +271,21 @@ class Decoder:
         self.lookup_history = AcceptanceHistory()
         """Acceptance of each kind of draft over recent requests (`AcceptanceHistory`)."""
         self.token_texts = TokenTexts(tokenizer, vocab)
-        """For token healing; built here, at load, so no request pays for it (~0.5 s)."""
+        """For token healing; built here, at load, so no request pays for it."""
 
     def compile_decode_step(self) -> str | None:
         """Compile the target's one-token passes (`compiled.py`) now, on a scratch cache
         (the first time on a small CPU: a minute); a warning instead when that cannot be
         done here or fails."""
-        from lsp_llm.engine.compiled import cxx_compiler, keep_in_cache
-        from lsp_llm.engine.gguf import cache_root
-        from lsp_llm.engine.leancache import LeanCache
+        from lsp_llm.engine.cachedir import cache_root
+        from lsp_llm.engine.cpu.compiled import cxx_compiler, keep_in_cache
+        from lsp_llm.engine.leanforward import LeanCache
 
         target = self.lanes["interactive"].target
         if not isinstance(target, LeanCache):
             return "compile: this model runs transformers' own forward; decoding eagerly"
         if target.native_layers is not None:
-            # measured on SmolLM2 int4, 2 threads: 9.3 against about 16 ms a token
+            # docs/engine-decisions.md: the native layers beat a compiled step
             return (
                 "compile: not used: lsp-llm's native kernels run this model's layers faster "
                 "than a compiled step"

@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from lsp_llm.engine.cpuweights import CpuWeights
-from lsp_llm.engine.draftvocab import DraftVocab
+from lsp_llm.engine.cpu.packedweights import CpuWeights
 from lsp_llm.engine.kvcache import KVCache, cache_for, common_prefix_length
+from lsp_llm.engine.load.draftvocab import DraftVocab
 
 
 def prompt_lookup(
@@ -78,7 +78,7 @@ class DraftModel:
         self._mapped: tuple[list[int], list[int]] = ([], [])
         """The last tokens mapped to the draft's rows, and their rows (with a vocabulary:
         a request's tokens grow by a few between proposals, and mapping all of them again
-        cost about 0.4 ms at 2,000 tokens, a third of a draft pass)."""
+        cost a good part of a draft pass)."""
 
     def fork(self) -> DraftModel:
         """The same draft model with an empty cache of its own (another lane)."""
@@ -136,8 +136,8 @@ class DraftModel:
 CATCH_UP = 256
 """`auto` drafts with the model only while its cache is within this many tokens of the
 text (`decoding.py`): catching up further (a document it has not read, a prompt rebuilt)
-is a prefill of its own, about 200 ms for SmolLM2's draft over 1,200 tokens (int4, 2
-threads), which a short suggestion does not earn back. `draft` mode always catches up."""
+is a prefill of its own, which a short suggestion does not earn back
+(docs/engine-decisions.md). `draft` mode always catches up."""
 
 
 def drafting_cost(seconds: float, passes: int, first_feed: tuple[int, float]) -> tuple[float, int]:
@@ -146,8 +146,8 @@ def drafting_cost(seconds: float, passes: int, first_feed: tuple[int, float]) ->
     draft's cache in `draft` mode: a prefill that, counted as one step, would make drafting
     look many times dearer than it is). A smaller catch-up stays in: it is what drafting
     with the model costs where prompt lookup's accepted tokens left the draft behind.
-    (Measured: leaving out every catch-up of more than 2 tokens made `auto` 0.77x `off` on
-    the eval's 64-token continuations, against 1.09x before.)"""
+    (Leaving out every catch-up of more than 2 tokens made `auto` slower than `off` on the
+    eval's continuations: docs/engine-decisions.md.)"""
     fed, feed_seconds = first_feed
     if fed > CATCH_UP:
         return max(0.0, seconds - feed_seconds), passes - 1

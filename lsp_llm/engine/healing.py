@@ -24,8 +24,8 @@ class TokenTexts:
     never spell user text), and the masks of tokens allowed while healing.
 
     Each keystroke heals a different text, so a mask is rarely reused; it is found through
-    two indexes instead of a scan of the vocabulary (a scan of SmolLM2's 49,152 texts took
-    40 ms, a third of a one-line suggestion): the tokens spelling a start of the text are
+    two indexes instead of a scan of the vocabulary (a scan cost a good part of a one-line
+    suggestion: docs/engine-decisions.md): the tokens spelling a start of the text are
     looked up by their text, those going on past it are a range of the sorted texts."""
 
     def __init__(self, tokenizer: Any, width: int) -> None:

@@ -2,7 +2,7 @@
 
 `reuse(tokens)` crops the cache to the longest common prefix with the next prompt, so a
 request on a slightly edited document feeds only the tokens after the edit. `cache_for`
-picks the lean forward (leancache.py) for the models it covers, this one for the rest.
+picks the lean forward (leanforward.py) for the models it covers, this one for the rest.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import torch
 from transformers import DynamicCache
 
-from lsp_llm.engine.cpuweights import CpuWeights
+from lsp_llm.engine.cpu.packedweights import CpuWeights
 
 
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
@@ -112,6 +112,6 @@ class Logits(Protocol):
 def cache_for(model: Any, weights: CpuWeights = "float") -> KVCache:
     """The cache (and forward pass) to decode `model` with: the lean one where it applies
     (which, on a CPU, reads `weights`: float, or packed int8/int4 copies)."""
-    from lsp_llm.engine.leancache import LeanCache, lean_supported
+    from lsp_llm.engine.leanforward import LeanCache, lean_supported
 
     return LeanCache(model, weights) if lean_supported(model) else PrefixCache(model)

@@ -1,4 +1,4 @@
-"""The local engine as a `Backend`: a model loaded in this process (`engine.loading`),
+"""The local engine as a `Backend`: a model loaded in this process (`engine.load.loading`),
 behind its one inference thread (`engine.worker.Engine`)."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class LocalBackend:
     @classmethod
     def load(cls, settings: Settings, progress: Progress) -> LocalBackend:
         """Load the model `settings` name (blocking: call it from a worker thread)."""
-        from lsp_llm.engine.loading import load
+        from lsp_llm.engine.load.loading import load
         from lsp_llm.engine.worker import Engine
 
         loaded = load(settings, progress)

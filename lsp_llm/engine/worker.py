@@ -191,7 +191,7 @@ class Engine:
     """A loaded model behind one inference thread."""
 
     def __init__(self, loaded: Any) -> None:
-        from lsp_llm.engine.cpuweights import cpu_weights
+        from lsp_llm.engine.cpu.packedweights import cpu_weights
         from lsp_llm.engine.decoding import Decoder
 
         self.loaded = loaded

@@ -92,7 +92,7 @@ class RemoteBackend:
         """The backend for `settings.backend`; loads the tokenizer `settings.model` names
         (no weights) and asks the engine what it serves. An engine that is down does not
         fail the load: `health` says why, and it is asked again until it answers."""
-        from lsp_llm.engine.loading import load_tokenizer
+        from lsp_llm.engine.load.loading import load_tokenizer
 
         if settings.model is not None:
             progress(0.1, f"loading the tokenizer of {settings.model} (no weights)")

@@ -95,7 +95,7 @@ class ModelPolicy:
 
 def catalogue_aliases() -> tuple[str, ...]:
     """The names a daemon's client may always use: the catalogue's models and `auto`."""
-    from lsp_llm.engine.catalogue import MODELS
-    from lsp_llm.engine.sources import AUTO
+    from lsp_llm.engine.load.catalogue import MODELS
+    from lsp_llm.engine.load.sources import AUTO
 
     return (AUTO, *(m.alias for m in MODELS))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from lsp_llm.config import Settings
-from lsp_llm.engine.sources import AUTO, SourceError, check_spec, default_model
+from lsp_llm.engine.load.sources import AUTO, SourceError, check_spec, default_model
 from lsp_llm.generation.backend import Backend
 from lsp_llm.generation.tokens import TokenizerInfo
 from lsp_llm.server.pool import POOL, EnginePool, model_key
@@ -120,7 +120,7 @@ class ModelHost:
         try:
             engine = await self.pool.acquire(settings, self.on_progress)
         except Exception as exc:
-            from lsp_llm.engine.loading import ModelLoadError
+            from lsp_llm.engine.load.loading import ModelLoadError
 
             message = (
                 str(exc)

@@ -43,7 +43,7 @@ async def in_own_thread(loader: Loader, settings: Settings, progress: Progress) 
     and warms the engine up, so the loading thread gets an OpenMP team of its own, and
     libgomp, counting more threads than CPUs while that thread lives, makes its workers
     sleep between the parallel pieces of the inference thread's passes instead of
-    spinning (SmolLM2 int4, 2 threads: 10.8 against 9.4 ms a pass)."""
+    spinning, which made every pass slower (docs/engine-decisions.md)."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[Backend] = loop.create_future()
 

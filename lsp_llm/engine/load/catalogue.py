@@ -21,8 +21,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lsp_llm.engine.bundled import bundled_model_dir, smollm2_draft_dir
-from lsp_llm.engine.gguf import file_digest, user_cache
+from lsp_llm.engine.cachedir import user_cache
+from lsp_llm.engine.load.bundled import bundled_model_dir, smollm2_draft_dir
+from lsp_llm.engine.load.gguf import file_digest
 from lsp_llm.generation.backend import Progress
 
 

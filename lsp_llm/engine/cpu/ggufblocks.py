@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from lsp_llm.engine import native as native_kernels
+from lsp_llm.engine.cpu import native as native_kernels
 
 FORMATS: dict[int, str] = {
     0: "F32",

@@ -1,7 +1,7 @@
 """A GGUF file served as it is on a CPU: a transformers Qwen2/Llama model built without
 weights, whose linear layers, embedding and output head read the memory-mapped file's
 blocks (`ggufmap.py`, `ggufblocks.py`) and whose norms and biases are the file's float32
-vectors. The lean forward (`leancache.py`) runs it; every pass, prompts included, goes
+vectors. The lean forward (`leanforward.py`) runs it; every pass, prompts included, goes
 through the project's native layers (`nativelayers.py`).
 
 Nothing is written to disk but the small folder of config and tokenizer that
@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from lsp_llm.engine import native as native_kernels
-from lsp_llm.engine.ggufblocks import F32, FORMATS, BlockEmbedding, BlockLinear, format_name
-from lsp_llm.engine.ggufmap import GgufFormatError, GgufMap
+from lsp_llm.engine.cpu import native as native_kernels
+from lsp_llm.engine.cpu.ggufblocks import F32, FORMATS, BlockEmbedding, BlockLinear, format_name
+from lsp_llm.engine.load.ggufmap import GgufFormatError, GgufMap
 
 ARCHITECTURES = frozenset({"qwen2", "llama"})
 LAYER_MATRICES = {

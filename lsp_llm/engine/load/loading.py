@@ -1,4 +1,4 @@
-"""Model loading: an alias, Hugging Face id, local folder or GGUF file (`engine.sources`),
+"""Model loading: an alias, Hugging Face id, local folder or GGUF file (`engine.load.sources`),
 device/dtype/quantization choice, an optional draft model checked for tokenizer
 compatibility, progress through a callback.
 
@@ -20,10 +20,10 @@ from typing import Any
 import torch
 
 from lsp_llm.config import Settings
-from lsp_llm.engine import catalogue
-from lsp_llm.engine.draftvocab import VOCAB_FILE, DraftVocab, tokenizer_fingerprint
-from lsp_llm.engine.gguf import GgufError
-from lsp_llm.engine.sources import (
+from lsp_llm.engine.load import catalogue
+from lsp_llm.engine.load.draftvocab import VOCAB_FILE, DraftVocab, tokenizer_fingerprint
+from lsp_llm.engine.load.gguf import GgufError
+from lsp_llm.engine.load.sources import (
     AUTO,
     Source,
     SourceError,
@@ -125,13 +125,12 @@ def choose_quantization(params: int, free_bytes: int, reserve_bytes: int) -> str
 CPU_AUTO_MIN_BYTES = 64 * 2**20
 """On a CPU, `quantization: auto` packs float weights of at least this size to int4: decoding
 a model that size is bound by reading its weights, and int4 pays even through PyTorch's
-kernels (SmolLM2, 540 MB: 199 against 375 ms a suggestion through them, 120 against 556
-with the native layers in a later run; docs/performance.md and its history)."""
+kernels (docs/engine-decisions.md)."""
 
 NATIVE_AUTO_MIN_BYTES = 16 * 2**20
-"""Where the project's native kernels run, `auto` packs from this size on. Measured with
-them: the bundled model (20 MB of float32) suggests in 22 ms against 39 in float32 and
-scores 0.250 against 0.253 in the eval. Without them (no AVX2 or no compiler) PyTorch's
+"""Where the project's native kernels run, `auto` packs from this size on: with them the
+bundled model (20 MB of float32) suggests faster in int4 and scores the same in the eval
+(docs/engine-decisions.md). Without them (no AVX2 or no compiler) PyTorch's
 int4 products are slower than float32 at that size, so it stays float32. Smaller models
 (drafts, the tests' fixtures) stay float32: nothing was measured to gain there, and float32
 keeps transformers' exact tokens."""
@@ -144,7 +143,7 @@ def auto_packs(size_bytes: int) -> bool:
         return True
     if size_bytes < NATIVE_AUTO_MIN_BYTES:
         return False
-    from lsp_llm.engine import native
+    from lsp_llm.engine.cpu import native
 
     return native.kernel() is not None
 
@@ -152,9 +151,9 @@ def auto_packs(size_bytes: int) -> bool:
 def cpu_quantization(requested: str, model: Any) -> tuple[str, str | None]:
     """The weight format (`none`, `8bit`, `4bit`) a model loaded on a CPU decodes with, and
     a warning when an explicit choice cannot be honoured. Packing happens when the decoder
-    is built (`cpuweights.py`); the float weights stay for passes that read a prompt."""
-    from lsp_llm.engine.cpuweights import cpu_weights, kernels_available
-    from lsp_llm.engine.leancache import lean_supported
+    is built (`packedweights.py`); the float weights stay for passes that read a prompt."""
+    from lsp_llm.engine.cpu.packedweights import cpu_weights, kernels_available
+    from lsp_llm.engine.leanforward import lean_supported
 
     if requested == "none":
         return "none", None
@@ -376,12 +375,12 @@ def _load_source(
     """`_load_one` for any source: a GGUF file whose folder only describes it is served from
     its blocks where that runs, else converted to float32 first. The third value names the
     file's formats when it is served from its blocks."""
-    from lsp_llm.engine.gguf import converted_folder
+    from lsp_llm.engine.load.gguf import converted_folder
 
     folder = source.folder
     if source.gguf is not None:
-        from lsp_llm.engine import ggufmodel
-        from lsp_llm.engine.ggufmap import GgufFormatError, GgufMap
+        from lsp_llm.engine.load import ggufmodel
+        from lsp_llm.engine.load.ggufmap import GgufFormatError, GgufMap
 
         mapped: GgufMap | None = None
         try:

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from lsp_llm.config import Settings
-from lsp_llm.engine import cpuweights, native
-from lsp_llm.engine.cpuweights import (
+from lsp_llm.engine.cpu import native
+from lsp_llm.engine.cpu import packedweights as packedweights
+from lsp_llm.engine.cpu.packedweights import (
     FEW_ROWS,
     HeadProjection,
     Int4Groups,
@@ -16,8 +17,8 @@ from lsp_llm.engine.cpuweights import (
     Projection,
     kernels_available,
 )
-from lsp_llm.engine.leancache import LeanCache
-from lsp_llm.engine.loading import _load_one, cpu_quantization, load
+from lsp_llm.engine.leanforward import LeanCache
+from lsp_llm.engine.load.loading import _load_one, cpu_quantization, load
 from lsp_llm.engine.worker import Engine
 from lsp_llm.generation.types import GenerationRequest, Speculation
 
@@ -116,9 +117,9 @@ def test_cpu_quantization_setting(tiny, monkeypatch):
     assert cpu_quantization("none", model) == ("none", None)
     assert cpu_quantization("8bit", model) == ("8bit", None)
     assert cpu_quantization("auto", model) == ("none", None)  # under 16 MiB: stays float32
-    monkeypatch.setattr("lsp_llm.engine.loading.CPU_AUTO_MIN_BYTES", 0)
+    monkeypatch.setattr("lsp_llm.engine.load.loading.CPU_AUTO_MIN_BYTES", 0)
     assert cpu_quantization("auto", model) == ("4bit", None)
-    monkeypatch.setattr(cpuweights, "kernels_available", lambda weights: False)
+    monkeypatch.setattr(packedweights, "kernels_available", lambda weights: False)
     quantization, warning = cpu_quantization("4bit", model)
     assert quantization == "none" and warning is not None and "no CPU kernel" in warning
     assert cpu_quantization("auto", model) == ("none", None)
@@ -129,7 +130,7 @@ def test_auto_packs_the_bundled_model_but_not_its_draft():
     layers (docs/performance.md), so `auto` packs it; its 4 MB draft stays float32."""
     from transformers import AutoModelForCausalLM
 
-    from lsp_llm.engine.bundled import bundled_draft_dir, bundled_model_dir
+    from lsp_llm.engine.load.bundled import bundled_draft_dir, bundled_model_dir
 
     target = AutoModelForCausalLM.from_pretrained(bundled_model_dir()).eval()
     draft = AutoModelForCausalLM.from_pretrained(bundled_draft_dir()).eval()
@@ -142,7 +143,7 @@ def test_auto_keeps_the_bundled_model_float32_without_the_native_kernels(monkeyp
     """Through PyTorch's int4 kernel alone, packing costs a model that small speed."""
     from transformers import AutoModelForCausalLM
 
-    from lsp_llm.engine.bundled import bundled_model_dir
+    from lsp_llm.engine.load.bundled import bundled_model_dir
 
     monkeypatch.setattr(native, "kernel", lambda: None)
     target = AutoModelForCausalLM.from_pretrained(bundled_model_dir()).eval()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 
 def bundled_model_dir() -> Path:

@@ -12,30 +12,20 @@ format for a decoding step, and integer sums over a K format's super-block for p
 float and multiplies in floating point, which on an AVX2 CPU without bfloat16 or AVX-512
 instructions costs more than reading the weights. `q4_linear` holds the few rows of
 activations as int16 per block of 32 (about 16 bits) and takes each block's dot product
-in integer arithmetic, 16 products and their pairwise sums in one instruction. llama.cpp
-rounds the activations to int8 (against its Q4_1 weights): with int8, the eval's
-similarity on SmolLM2 fell 0.011 below float32's (0.384 against 0.395, the same 80
-holes). The kernel's second version held them as two int8 parts (a high one and what
-its rounding left), as precise as int16 and twice the instructions: a product over 4
-tokens took 16.0 ms for all of SmolLM2's layers, 10.7 with int16 (1 token: 7.4 and 6.4).
+in integer arithmetic, 16 products and their pairwise sums in one instruction. Not int8,
+as llama.cpp rounds them: that cost SmolLM2 eval similarity; not two int8 parts either, as
+precise as int16 and twice the instructions.
 
 **Attention of one new token** (`attend`): PyTorch's CPU flash attention, given one query
-row, costs 7.1 ms over 30 layers of 1,400 cached keys on this project's CPU; `attend`
-reads each key/value head once for all its query heads, 4.8 ms. It serves eager passes
-whose layers run as PyTorch operations; the native layers (`nativelayers.py`) have their
-own attention over a float16 cache.
+row, reads each key/value head once per query head; `attend` reads it once for all of
+them. It serves eager passes whose layers run as PyTorch operations; the native layers
+(`nativelayers.py`) have their own attention over a float16 cache.
 
-Measured on this project's 2-core CPU, SmolLM2-135M, 2 threads:
-- the four products of a layer with its weights in cache: 183 µs against torch's 290;
-  the 49,152-row output head 1.4 ms against 2.0 (`tests/test_native.py` checks the
-  results, not the times);
-- a whole eager one-token pass with `q4_linear`, side by side in one process: 17.6
-  against 20.9 ms at 100 tokens of context, 24.1 against 27.5 at 1,400 (the weights
-  come from memory then, and both kernels read the same 0.625 bytes a weight);
-- through the dispatcher, as a compiled graph must call it, each product costs about
-  20 µs more, and the compiled pass was slower with it (18.2 against 16.1 ms), so
-  `LeanCache.compile_decode_step` packs the layers for torch's kernel instead (and its
-  graph keeps PyTorch's attention).
+Through the dispatcher, as a compiled graph must call it, each product costs more than
+called directly, enough to make a compiled pass slower, so
+`LeanCache.compile_decode_step` packs the layers for torch's kernel instead (and its graph
+keeps PyTorch's attention). The measurements behind these choices are in
+docs/engine-decisions.md (`tests/test_native.py` checks the results, not the times).
 
 Built into lsp-llm's cache (`~/.cache/lsp-llm/kernels/`, keyed by the source, compiler
 and flags) once, in about a second. Where there is no x86-64 CPU with AVX2/FMA/F16C, no
@@ -57,7 +47,7 @@ from pathlib import Path
 
 import torch
 
-from lsp_llm.engine.compiled import cxx_compiler
+from lsp_llm.engine.cpu.compiled import cxx_compiler
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +93,7 @@ def _cpu_has(flags: tuple[str, ...]) -> bool:
 
 
 def _cache_dir() -> Path:
-    from lsp_llm.engine.gguf import cache_root
+    from lsp_llm.engine.cachedir import cache_root
 
     return cache_root() / "kernels"
 
@@ -299,7 +289,7 @@ def _load() -> Kernel | None:
         logger.info("native kernels: no C++ compiler; PyTorch's are used")
         return None
     try:
-        source = files("lsp_llm.engine").joinpath("cpukernels.cpp").read_text()
+        source = files("lsp_llm.engine.cpu").joinpath("cpukernels.cpp").read_text()
         found = Kernel(_build(source, compiler))
         _register(found)
         return found

@@ -3,19 +3,17 @@
 
 Decoding feeds one token per pass. In eager PyTorch such a pass through SmolLM2's 30
 layers is about 1,400 operator calls, and on a CPU each costs a few microseconds of
-dispatch around little arithmetic: about a third of a 21 ms pass with int4 weights.
+dispatch around little arithmetic: a good part of a pass with int4 weights.
 Inductor turns the pass into generated C++ that fuses the element-wise work (norms,
 rotary embedding, activations, residual adds) between the matrix products and calls
 those without Python in between.
 
-Measured on this project's 2-core CPU (SmolLM2, int4, 2 threads, one token after 100 /
-1,400 tokens of context): 20.4 → 15.1 ms and 26.0 → 20.8 ms per pass, logits equal to
-bfloat16's precision (the int4 kernels' activations; float32 weights give float32's).
-The bundled 5M model gains nothing (about 2.2 ms a pass either way). The price is
-compiling: 55 s the first time on that CPU, 11 s on later starts (inductor keeps what it
-generated in lsp-llm's cache directory), paid at load. Compiling one layer and calling
-it 30 times compiles in 10 s but gains almost nothing (the call overhead per compiled
-region is about what it saves).
+Logits equal the eager pass's to bfloat16's precision (the int4 kernels' activations;
+float32 weights give float32's). A model as small as the bundled one gains nothing. The
+price is compiling, paid at load: long the first time, shorter on later starts (inductor
+keeps what it generated in lsp-llm's cache directory). Compiling one layer and calling it
+for every layer compiles faster but gains almost nothing (the call overhead per compiled
+region is about what it saves). Figures: docs/engine-decisions.md.
 
 Only one-token passes run compiled; passes over several tokens (a prompt, a speculative
 verification) stay eager. The position and the caches' capacity are the graph's only

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lsp_llm.engine import leancache
+from lsp_llm.engine import leanforward as leanforward
 from lsp_llm.engine.kvcache import PrefixCache, cache_for
-from lsp_llm.engine.leancache import LeanCache, lean_supported
+from lsp_llm.engine.leanforward import LeanCache, lean_supported
 from lsp_llm.train.tiny import tiny_llama
 
 
@@ -25,11 +25,11 @@ def models(tiny):
 def test_same_logits_as_transformers_through_prefill_verify_crop_and_growth(
     models, arch, layers, monkeypatch
 ):
-    monkeypatch.setattr(leancache, "INITIAL_CAPACITY", 16)  # force the cache to grow
+    monkeypatch.setattr(leanforward, "INITIAL_CAPACITY", 16)  # force the cache to grow
     if layers == "module by module":  # as for quantized layers: the model's own modules
-        monkeypatch.setattr(leancache, "fuse_linears", lambda *linears: None)
-        monkeypatch.setattr(leancache, "_rms_norm", lambda module, dtype: module)
-        monkeypatch.setattr(leancache, "_transposed_head", lambda head, device: None)
+        monkeypatch.setattr(leanforward, "fuse_linears", lambda *linears: None)
+        monkeypatch.setattr(leanforward, "_rms_norm", lambda module, dtype: module)
+        monkeypatch.setattr(leanforward, "_transposed_head", lambda head, device: None)
     model = models[arch]
     assert lean_supported(model)
     ids = torch.randint(
@@ -148,5 +148,5 @@ def test_rms_norm_shortcut_is_bit_identical_and_only_for_float32(models):
     norm = models["qwen2"].model.layers[0].input_layernorm
     x = torch.randn(1, 9, norm.weight.shape[0])
     with torch.inference_mode():
-        assert torch.equal(leancache._rms_norm(norm, torch.float32)(x), norm(x))
-    assert leancache._rms_norm(norm, torch.bfloat16) is norm
+        assert torch.equal(leanforward._rms_norm(norm, torch.float32)(x), norm(x))
+    assert leanforward._rms_norm(norm, torch.bfloat16) is norm

@@ -4,15 +4,15 @@ verification, the few tokens a keystroke changes.
 
 The eager lean forward runs a layer as about twenty PyTorch operations and four calls of
 the int4 kernel; over SmolLM2's 30 layers that Python and dispatch work cost about as much
-as the products themselves (a pass of 18 ms against 7.4 ms for reading every weight).
+as the products themselves (docs/engine-decisions.md).
 `decode_layers` does all of a pass's layers in C++: the norms, the int4 products (the
 same kernel and weight blocks as `Q4Blocks`), the rotary embedding, writing the keys and
 values into the cache in float16, the attention of the new tokens over the cached keys
 (causal among the new tokens) and the SiLU MLP. The final norm and the output head stay
 with `LeanCache`.
 
-The attention reads the KV cache in float16, as llama.cpp keeps it: at 1,400 tokens of
-context SmolLM2's is 62 MB in float32, and reading it was a third of a pass. The keys are
+The attention reads the KV cache in float16, as llama.cpp keeps it: in float32, reading a
+long context's cache was a large part of a pass. The keys are
 cut into chunks of 64 and each (key/value head, chunk) is a piece of work for the
 threads, merged after: SmolLM2's 3 key/value heads no longer leave one of 2 threads idle
 a third of the time, and every new token of a pass reads a chunk while it is in cache.
@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from lsp_llm.engine import ggufblocks
-from lsp_llm.engine import native as native_kernels
+from lsp_llm.engine.cpu import ggufblocks
+from lsp_llm.engine.cpu import native as native_kernels
 
 if TYPE_CHECKING:
-    from lsp_llm.engine.leancache import LayerParts, LeanCache
+    from lsp_llm.engine.leanforward import LayerParts, LeanCache
 
 
 class NativeLayers:
@@ -137,7 +137,7 @@ matrices' formats (q, k, v, o, gate, up, down)."""
 
 
 def _int4_layer(parts: LayerParts) -> Layer | None:
-    from lsp_llm.engine.cpuweights import Projection
+    from lsp_llm.engine.cpu.packedweights import Projection
 
     def blocks(p: object, bias_ok: bool = False) -> tuple[torch.Tensor, torch.Tensor | None] | None:
         if not isinstance(p, Projection) or not isinstance(p.packed, native_kernels.Q4Blocks):
@@ -176,7 +176,7 @@ def _block_layer(parts: LayerParts) -> Layer | None:
 def _from_parts(
     cache: LeanCache, layer_of: Callable[[LayerParts], Layer | None], reads_prompts: bool = False
 ) -> NativeLayers | None:
-    from lsp_llm.engine.leancache import RmsNorm
+    from lsp_llm.engine.leanforward import RmsNorm
 
     kernel = cache.attention_kernel
     assert kernel is not None

@@ -16,9 +16,7 @@ The output head gets one more step (`HeadProjection`): its bfloat16 logits are t
 to tell close candidates apart, so the few best rows are recomputed in float32 from the
 float weight; the greedy choice is then the float head's choice among them.
 
-Measured on this project's 2-core CPU (SmolLM2-135M shapes, 2 threads, one token): the
-linear layers and head take 18.4 ms per pass in float32, 8.1 ms int8, 12.0 ms int4; four
-tokens at once 51 ms, 14 ms and 16 ms.
+The measurements behind `FEW_ROWS`: docs/engine-decisions.md.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from lsp_llm.engine import native as native_kernels
+from lsp_llm.engine.cpu import native as native_kernels
 
 CpuWeights = Literal["float", "int8", "int4"]
 FEW_ROWS = 16

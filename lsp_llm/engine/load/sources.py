@@ -1,10 +1,10 @@
 """Where a `model` setting points: a catalogue alias (`qwen2.5-coder-0.5b`, `smollm2`,
-`bundled`, ...: `engine.catalogue`), `auto` (or unset: the default for this hardware), a
+`bundled`, ...: `engine.load.catalogue`), `auto` (or unset: the default for this hardware), a
 local folder, a Hugging Face id, a `.gguf` file, a folder holding one, or
 `org/repo:FILE.gguf` on the hub.
 
 `resolve_source` turns any of them into a folder that `from_pretrained` loads (GGUF files
-are converted once by `engine.gguf`; a catalogue model's file only after its hash matched),
+are converted once by `engine.load.gguf`; a catalogue model's file only after its hash matched),
 and says what the user is running and why. torch is imported only to ask whether CUDA is
 there, when the default is chosen.
 """
@@ -16,9 +16,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from lsp_llm.engine import catalogue
-from lsp_llm.engine.bundled import bundled_model_dir
-from lsp_llm.engine.catalogue import BUNDLED, CatalogueError
+from lsp_llm.engine.load import catalogue
+from lsp_llm.engine.load.bundled import bundled_model_dir
+from lsp_llm.engine.load.catalogue import BUNDLED, CatalogueError
 from lsp_llm.generation.backend import Progress
 
 AUTO = "auto"
@@ -190,7 +190,7 @@ def resolve_source(
     gguf = locate_gguf(spec)
     if gguf is None:
         return Source(spec, spec, why=why)
-    from lsp_llm.engine.gguf import converted_folder, described_folder
+    from lsp_llm.engine.load.gguf import converted_folder, described_folder
 
     make = converted_folder if weights else described_folder
     return Source(spec, str(make(gguf, progress, cache_dir)), gguf=gguf, why=why)

@@ -1,0 +1,4 @@
+"""The project's CPU kernels (`cpukernels.cpp`, built and bound by `native`) and the layers
+that call them: GGUF block formats as the file holds them (`ggufblocks`), packed int8/int4
+copies of float weights (`packedweights`), a decoding step's layers in one call
+(`nativelayers`), and compiled decoding steps (`compiled`)."""
