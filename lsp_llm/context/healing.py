@@ -10,8 +10,8 @@ a word (it learned `"\\n   "` + `" return"`), and it answers with a stray space 
 from __future__ import annotations
 
 import re
-from typing import Any
 
+from lsp_llm.generation.tokens import Tokenizer
 from lsp_llm.generation.types import MAX_HEAL_TOKENS
 
 TRAILING = re.compile(r"(\s+|\s?\w+|\s?[^\w\s]+)\Z")
@@ -34,11 +34,11 @@ def heal_text(text: str) -> str:
     return cut
 
 
-def _decode(tokenizer: Any, ids: list[int]) -> str:
+def _decode(tokenizer: Tokenizer, ids: list[int]) -> str:
     return str(tokenizer.decode(ids, skip_special_tokens=False))
 
 
-def heal_tail(tokenizer: Any, ids: list[int], text: str) -> tuple[list[int], str]:
+def heal_tail(tokenizer: Tokenizer, ids: list[int], text: str) -> tuple[list[int], str]:
     """`ids` (the tokens of a prompt ending in `text`) without the tokens that spell the
     last piece of `text` (`TRAILING`: at least the last token), and the text they spelled.
     Nothing is cut when the cut text would not round-trip exactly (non-ASCII text, a

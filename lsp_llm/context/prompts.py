@@ -13,6 +13,7 @@ from lsp_llm.context.extra import Chunk
 from lsp_llm.context.healing import heal_tail, heal_text
 from lsp_llm.context.shape import completion_shape
 from lsp_llm.generation.budget import (
+    CharacterBudget,
     count_tokens,
     take_head,
     take_tail,
@@ -250,7 +251,7 @@ def _window_prompt(
             info.tokenizer, ctx.before, context_tokens - len(suffix_ids), align=PREFIX_ALIGN_LINES
         )
         ids = [pre, suf, *suffix_ids, mid, *info.encode(prefix)]
-        ids, heal = heal_tail(info.tokenizer, ids, prefix)
+        ids, heal = heal_prompt(info, ids, prefix)
         kept = prefix[: len(prefix) - len(heal)]
         text = f"{pre_name}{suf_name}{info.defuse(suffix)}{mid_name}{info.defuse(kept)}"
         return Prompt(tuple(ids), "fim", stop, shape.multiline, prefix, suffix, heal, text)
@@ -278,7 +279,7 @@ def _window_prompt(
 def heal_prompt(info: TokenizerInfo, ids: list[int], text: str) -> tuple[list[int], str]:
     """Token healing of a prompt that ends with `text`: at a token boundary when the
     tokenizer is known, else by characters (the engine's output must begin with the cut)."""
-    if info.approximate:
+    if isinstance(info.tokenizer, CharacterBudget):  # info.approximate
         return ids, heal_text(text)
     return heal_tail(info.tokenizer, ids, text)
 

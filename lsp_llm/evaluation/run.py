@@ -23,6 +23,7 @@ from lsp_llm.evaluation.holes import KINDS, Hole, punch_holes
 from lsp_llm.evaluation.metrics import indent_before, score, stray_whitespace
 from lsp_llm.evaluation.ngram import NGramModel
 from lsp_llm.generation.backend import Backend
+from lsp_llm.generation.budget import CharacterBudget
 from lsp_llm.generation.tokens import TokenizerInfo
 from lsp_llm.generation.types import (
     Done,
@@ -142,7 +143,7 @@ def evaluate(
     `ablations` scores the served style with token healing off and with the code after the
     cursor's line hidden (no line/block choice from it, no cut of repeated code)."""
     info = engine.tokens
-    if info.approximate:
+    if isinstance(info.tokenizer, CharacterBudget):  # info.approximate
         raise ValueError("the eval needs the model's tokenizer: set --model")
     plans = [plan_completion(info, _context(h), settings) for h in holes]
     t0 = time.perf_counter()

@@ -6,9 +6,10 @@ in text prompts), its chat template and context window, and token budgets.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol
 
-from lsp_llm.generation.budget import CharacterBudget, encode_plain
+from lsp_llm.generation.budget import CharacterBudget, Encodes, encode_plain
 
 FimOrder = Literal["psm", "spm"]
 PromptStyle = Literal["fim", "prefix", "chat"]
@@ -44,11 +45,39 @@ SPECIAL_SHAPES = re.compile(
 """Control-token names common tokenizers use, for when the tokenizer is not known."""
 
 
+class Tokenizer(Encodes, Protocol):
+    """What lsp-llm reads of a model's tokenizer: a transformers tokenizer has all of it.
+    Anything else it may have (special tokens, a BOS token) is looked up with a default."""
+
+    @property
+    def eos_token_id(self) -> int | None: ...
+    def get_vocab(self) -> dict[str, int]: ...
+    def __len__(self) -> int: ...
+    def decode(self, token_ids: list[int], **kwargs: Any) -> str: ...
+    def apply_chat_template(
+        self, conversation: list[dict[str, str]], **kwargs: Any
+    ) -> Sequence[int] | Mapping[str, Sequence[int]]: ...
+
+
+class DescribedTokenizer(Protocol):
+    """A loaded model or tokenizer, as `TokenizerInfo.of` reads it."""
+
+    @property
+    def tokenizer(self) -> Tokenizer: ...
+    @property
+    def context_window(self) -> int | None: ...
+    @property
+    def trained_spm(self) -> bool: ...
+
+
 class TokenizerInfo:
     """What the prompt builders need to know about a tokenizer, looked up once."""
 
     def __init__(
-        self, tokenizer: Any, context_window: int | None = None, trained_spm: bool = False
+        self,
+        tokenizer: Tokenizer | CharacterBudget,
+        context_window: int | None = None,
+        trained_spm: bool = False,
     ) -> None:
         self.tokenizer = tokenizer
         self.approximate = isinstance(tokenizer, CharacterBudget)
@@ -103,7 +132,7 @@ class TokenizerInfo:
         return self._specials.sub(lambda m: m.group(0)[0] + " " + m.group(0)[1:], text)
 
     @classmethod
-    def of(cls, loaded: Any) -> TokenizerInfo:
+    def of(cls, loaded: DescribedTokenizer) -> TokenizerInfo:
         """The info for a `LoadedModel`: its tokenizer, window and trained FIM orders."""
         return cls(loaded.tokenizer, loaded.context_window, loaded.trained_spm)
 
@@ -145,8 +174,10 @@ class TokenizerInfo:
         return encode_plain(self.tokenizer, text)
 
     def template(self, messages: list[dict[str, str]]) -> list[int]:
+        if isinstance(self.tokenizer, CharacterBudget):
+            raise ValueError("no chat template is known without the model's tokenizer")
         out = self.tokenizer.apply_chat_template(
             messages, tokenize=True, add_generation_prompt=True
         )
-        ids = out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out
+        ids = out["input_ids"] if isinstance(out, Mapping) else out
         return [int(i) for i in ids]
