@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from lsp_llm.generation.tokens import Tokenizer
+from lsp_llm.generation.tokens import Tokenizer, decode
 from lsp_llm.generation.types import MAX_HEAL_TOKENS
 
 TRAILING = re.compile(r"(\s+|\s?\w+|\s?[^\w\s]+)\Z")
@@ -34,10 +34,6 @@ def heal_text(text: str) -> str:
     return cut
 
 
-def _decode(tokenizer: Tokenizer, ids: list[int]) -> str:
-    return str(tokenizer.decode(ids, skip_special_tokens=False))
-
-
 def heal_tail(tokenizer: Tokenizer, ids: list[int], text: str) -> tuple[list[int], str]:
     """`ids` (the tokens of a prompt ending in `text`) without the tokens that spell the
     last piece of `text` (`TRAILING`: at least the last token), and the text they spelled.
@@ -49,11 +45,11 @@ def heal_tail(tokenizer: Tokenizer, ids: list[int], text: str) -> tuple[list[int
     piece = TRAILING.search(text)
     want = len(piece.group(0)) if piece else 1
     k = 1
-    while k < MAX_HEAL_TOKENS and k + 1 < len(ids) and len(_decode(tokenizer, ids[-k:])) < want:
+    while k < MAX_HEAL_TOKENS and k + 1 < len(ids) and len(decode(tokenizer, ids[-k:])) < want:
         k += 1
     cut = ids[-k:]
-    healed = _decode(tokenizer, cut)
-    pieces = "".join(_decode(tokenizer, [i]) for i in cut)
+    healed = decode(tokenizer, cut)
+    pieces = "".join(decode(tokenizer, [i]) for i in cut)
     if not healed or not healed.isascii() or pieces != healed or not text.endswith(healed):
         return ids, ""
     return ids[:-k], healed

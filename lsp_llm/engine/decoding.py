@@ -14,9 +14,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from lsp_llm.generation.tokens import Tokenizer
 
 from lsp_llm.engine.cpu.packedweights import CpuWeights
 from lsp_llm.engine.detok import IncrementalDetokenizer
@@ -245,9 +250,9 @@ class Decoder:
 
     def __init__(
         self,
-        model: Any,
-        tokenizer: Any,
-        draft_model: Any | None = None,
+        model: PreTrainedModel,
+        tokenizer: Tokenizer,
+        draft_model: PreTrainedModel | None = None,
         allow_draft_in_auto: bool = True,
         weights: CpuWeights = "float",
         draft_vocab: DraftVocab | None = None,

@@ -7,15 +7,11 @@ character is complete.
 
 from __future__ import annotations
 
-from typing import Protocol
-
-
-class Decodes(Protocol):
-    def decode(self, ids: list[int], skip_special_tokens: bool = ...) -> str: ...
+from lsp_llm.generation.tokens import Tokenizer, decode
 
 
 class IncrementalDetokenizer:
-    def __init__(self, tokenizer: Decodes, skip_special_tokens: bool = True) -> None:
+    def __init__(self, tokenizer: Tokenizer, skip_special_tokens: bool = True) -> None:
         self._tok = tokenizer
         self._skip = skip_special_tokens
         self.ids: list[int] = []
@@ -39,4 +35,4 @@ class IncrementalDetokenizer:
     def _decode(self, ids: list[int]) -> str:
         if not ids:
             return ""
-        return self._tok.decode(ids, skip_special_tokens=self._skip)
+        return decode(self._tok, ids, self._skip)

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lsp_llm.generation.streaming import EventStream, Groups, Sink, wait_done
 from lsp_llm.generation.types import (
@@ -25,6 +25,11 @@ from lsp_llm.generation.types import (
     Lane,
     finished,
 )
+
+if TYPE_CHECKING:
+    from lsp_llm.engine.decoding import Decoder
+    from lsp_llm.engine.load.loading import LoadedModel
+    from lsp_llm.generation.tokens import Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +56,7 @@ class InferenceWorker:
     step (or one prefill chunk) of it. Background work is never starved: each pause runs
     the interactive jobs waiting when it began, then the chat takes a step."""
 
-    def __init__(self, decoder: Any, name: str = "lsp-llm-inference") -> None:
+    def __init__(self, decoder: Decoder, name: str = "lsp-llm-inference") -> None:
         self.decoder = decoder
         self._ready = threading.Condition()
         self._waiting: dict[Lane, deque[Job]] = {"interactive": deque(), "background": deque()}
@@ -190,7 +195,7 @@ def _describe(exc: Exception) -> str:
 class Engine:
     """A loaded model behind one inference thread."""
 
-    def __init__(self, loaded: Any) -> None:
+    def __init__(self, loaded: LoadedModel) -> None:
         from lsp_llm.engine.cpu.packedweights import cpu_weights
         from lsp_llm.engine.decoding import Decoder
 
@@ -212,7 +217,7 @@ class Engine:
         self.worker = InferenceWorker(self.decoder)
 
     @property
-    def tokenizer(self) -> Any:
+    def tokenizer(self) -> Tokenizer:
         return self.loaded.tokenizer
 
     def stream(self, request: GenerationRequest, deltas: bool = True) -> EventStream:

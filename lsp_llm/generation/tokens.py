@@ -53,10 +53,13 @@ class Tokenizer(Encodes, Protocol):
     def eos_token_id(self) -> int | None: ...
     def get_vocab(self) -> dict[str, int]: ...
     def __len__(self) -> int: ...
-    def decode(self, token_ids: list[int], **kwargs: Any) -> str: ...
-    def apply_chat_template(
-        self, conversation: list[dict[str, str]], **kwargs: Any
-    ) -> Sequence[int] | Mapping[str, Sequence[int]]: ...
+    def decode(self, token_ids: list[int], **kwargs: Any) -> str | list[str]: ...
+    def apply_chat_template(self, conversation: list[dict[str, str]], **kwargs: Any) -> object: ...
+
+
+def decode(tokenizer: Tokenizer, ids: list[int], skip_special_tokens: bool = False) -> str:
+    """The text of `ids` (one sequence, so one string)."""
+    return str(tokenizer.decode(ids, skip_special_tokens=skip_special_tokens))
 
 
 class DescribedTokenizer(Protocol):
@@ -180,4 +183,6 @@ class TokenizerInfo:
             messages, tokenize=True, add_generation_prompt=True
         )
         ids = out["input_ids"] if isinstance(out, Mapping) else out
+        if not isinstance(ids, Sequence) or isinstance(ids, str):
+            raise TypeError(f"the chat template gave {type(ids).__name__}, not token ids")
         return [int(i) for i in ids]

@@ -15,7 +15,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -31,6 +31,10 @@ from lsp_llm.engine.load.sources import (
     resolve_source,
 )
 from lsp_llm.generation.backend import Progress
+from lsp_llm.generation.tokens import Tokenizer
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +45,13 @@ class ModelLoadError(Exception):
 
 @dataclass
 class LoadedModel:
-    model: Any
-    tokenizer: Any
+    model: PreTrainedModel
+    tokenizer: Tokenizer
     name: str
     device: str
     dtype: str
     quantization: str
-    draft_model: Any | None = None
+    draft_model: PreTrainedModel | None = None
     draft_name: str | None = None
     draft_vocab: DraftVocab | None = None
     """The draft's own smaller vocabulary, when it has one (`draftvocab.py`)."""
@@ -406,7 +410,7 @@ def _load_source(
     return model, tokenizer, None
 
 
-def _tokenizer(folder: str, settings: Settings, what: str) -> Any:
+def _tokenizer(folder: str, settings: Settings, what: str) -> Tokenizer:
     from transformers import AutoTokenizer
 
     try:
@@ -437,7 +441,7 @@ def default_notice(source: Source) -> str:
 class LoadedTokenizer:
     """A model's tokenizer without its weights (prompts for a remote engine)."""
 
-    tokenizer: Any
+    tokenizer: Tokenizer
     name: str
     context_window: int | None
     trained_spm: bool
