@@ -29,7 +29,7 @@ from lsp_llm.config import Settings
 from lsp_llm.context.completion import CompletionPlan, plan_completion
 from lsp_llm.context.outline import imports, module_paths
 from lsp_llm.context.prompts import EditorContext
-from lsp_llm.evaluation.holes import Hole
+from lsp_llm.evaluation.holes import PROGRESS_EVERY, Hole
 from lsp_llm.evaluation.metrics import indent_before, score
 from lsp_llm.generation.backend import Backend
 from lsp_llm.server.neighbours import Neighbourhood
@@ -203,7 +203,7 @@ def extra_context_report(
         rows: dict[str, list[tuple[bool, float]]] = {k: [] for k in KIND_LABELS}
         tokens = at_limit = 0
         t0 = time.perf_counter()
-        for kind, session in cases:
+        for n, (kind, session) in enumerate(cases, 1):
             hole = session.hole
             ctx = (
                 with_extra(session, settings, info)
@@ -217,6 +217,8 @@ def extra_context_report(
             tokens += done.usage.completion_tokens
             at_limit += done.reason == "length"
             sug = plan.suggestion(done.text, done.reason)
+            if n % PROGRESS_EVERY == 0 and n < len(cases):
+                progress(f"extra context {label}: {n} of {len(cases)}")
             rows[kind].append(
                 score(
                     kind,

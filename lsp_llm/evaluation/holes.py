@@ -22,6 +22,9 @@ MIDLINE_AFTER = " (.,[=:"
 """Mid-line cursors sit right after one of these characters (a token boundary)."""
 MAX_BODY_LINES = 8
 MAX_BODY_CHARS = 400
+PROGRESS_EVERY = 10
+"""The eval prints a progress line every this many generations (a slow model's eval
+runs for hours)."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from lsp_llm.config import BackendSettings, CompletionSettings, Settings, Specul
 from lsp_llm.context.completion import CompletionPlan, plan_completion
 from lsp_llm.context.postprocess import Suggestion
 from lsp_llm.context.prompts import CodeContext, EditorContext, chat_prompt
-from lsp_llm.evaluation.holes import KINDS, Hole, punch_holes
+from lsp_llm.evaluation.holes import KINDS, PROGRESS_EVERY, Hole, punch_holes
 from lsp_llm.evaluation.metrics import indent_before, score, stray_whitespace
 from lsp_llm.evaluation.ngram import NGramModel
 from lsp_llm.generation.backend import Backend
@@ -289,6 +289,10 @@ def speculate(
                 greedy.append(done.token_ids)
                 on_reference(i, done)
             tally.add(done, done.token_ids == greedy[i])
+            if (i + 1) % PROGRESS_EVERY == 0 and i + 1 < len(requests):
+                progress(
+                    f"mode {mode}: {i + 1} of {len(requests)} in {time.perf_counter() - t0:.0f}s"
+                )
         progress(f"mode {mode}: {len(requests)} generations in {time.perf_counter() - t0:.0f}s")
     return {m: t.summary() for m, t in stats.items()}
 
