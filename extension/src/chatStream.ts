@@ -16,9 +16,31 @@ export interface ChatContext {
   range?: { start: { line: number; character: number }; end: { line: number; character: number } };
 }
 
+/** `lspLlm/chat`'s params and result: lsp_llm/server/wire.py, field for field (tests/test_wire.py). */
+export interface ChatParams {
+  messages: ChatMessage[];
+  context?: ChatContext;
+  partialResultToken?: string | number;
+}
+
+export interface ChatUsage {
+  promptTokens: number;
+  completionTokens: number;
+}
+
+export interface ChatTimings {
+  queueMs: number;
+  firstTokenMs: number | null;
+  totalMs: number;
+  tokensPerSecond: number;
+  serverMs: number;
+}
+
 export interface ChatResult {
   content: string;
   finishReason: string;
+  usage: ChatUsage;
+  timings: ChatTimings;
 }
 
 /** What `streamChat` needs of a language client. */
@@ -42,11 +64,8 @@ export async function streamChat(
     if (typeof value?.delta === "string") onDelta(value.delta);
   });
   try {
-    return await client.sendRequest<ChatResult>(
-      "lspLlm/chat",
-      { messages, partialResultToken: partial, ...(context ? { context } : {}) },
-      cancel,
-    );
+    const params: ChatParams = { messages, partialResultToken: partial, ...(context ? { context } : {}) };
+    return await client.sendRequest<ChatResult>("lspLlm/chat", params, cancel);
   } finally {
     progress.dispose();
   }

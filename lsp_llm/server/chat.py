@@ -14,15 +14,21 @@ from pygls.exceptions import JsonRpcInvalidParams
 
 from lsp_llm.context.chat import plan_chat
 from lsp_llm.context.prompts import CodeContext
-from lsp_llm.generation.budget import readable
 from lsp_llm.generation.types import Done, GenerationError, TextDelta
 from lsp_llm.server.app import LspLlmServer, RequestFailed
-from lsp_llm.server.params import lsp_range
+from lsp_llm.server.wire import (
+    ChatContext,
+    ChatParams,
+    ChatResult,
+    ChatTimings,
+    ChatUsage,
+    structure,
+    unstructure,
+)
 
 logger = logging.getLogger(__name__)
 
 CHAT = "lspLlm/chat"
-ROLES = ("system", "user", "assistant")
 
 
 def plain(value: Any) -> Any:
@@ -36,38 +42,23 @@ def plain(value: Any) -> Any:
     return value
 
 
-def parse_messages(params: Any) -> list[dict[str, str]]:
-    if not isinstance(params, dict):
-        raise JsonRpcInvalidParams("lspLlm/chat: params must be an object with 'messages'")
-    messages = params.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise JsonRpcInvalidParams("lspLlm/chat: 'messages' must be a non-empty array")
-    out: list[dict[str, str]] = []
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ROLES:
-            raise JsonRpcInvalidParams(
-                f"lspLlm/chat: messages[{i}].role must be one of {', '.join(ROLES)}"
-            )
-        if not isinstance(m.get("content"), str):
-            raise JsonRpcInvalidParams(f"lspLlm/chat: messages[{i}].content must be a string")
-        out.append({"role": m["role"], "content": readable(m["content"])})
-    if out[-1]["role"] != "user":
-        raise JsonRpcInvalidParams("lspLlm/chat: the last message must be from the user")
-    return out
+def parse(raw: Any) -> ChatParams:
+    """`lspLlm/chat`'s params, or InvalidParams naming what is wrong."""
+    params = structure(plain(raw), ChatParams, CHAT)
+    if not params.messages:
+        raise JsonRpcInvalidParams(f"{CHAT}.messages must not be empty")
+    if params.messages[-1].role != "user":
+        raise JsonRpcInvalidParams(f"{CHAT}: the last message must be from the user")
+    return params
 
 
-def code_context(ls: LspLlmServer, params: dict[str, Any]) -> CodeContext | None:
-    ctx = params.get("context")
+def code_context(ls: LspLlmServer, ctx: ChatContext | None) -> CodeContext | None:
     if ctx is None:
         return None
-    if not isinstance(ctx, dict) or not isinstance(ctx.get("uri"), str):
-        raise JsonRpcInvalidParams("lspLlm/chat: 'context' must be an object with a 'uri'")
-    doc = ls.document(ctx["uri"])
+    doc = ls.document(ctx.uri)
     text = ls.text_of(doc)
-    rng = ctx.get("range")
-    if rng is not None:
-        where = lsp_range(rng, "lspLlm/chat: context.range")
-        a, b = sorted((ls.offset(doc, where.start), ls.offset(doc, where.end)))
+    if ctx.range is not None:
+        a, b = sorted((ls.offset(doc, ctx.range.start), ls.offset(doc, ctx.range.end)))
         text = text[a:b]
     from lsp_llm.server.completion import language_of
 
@@ -78,10 +69,10 @@ def register(server: LspLlmServer) -> None:
     @server.feature(CHAT)
     async def chat(ls: LspLlmServer, raw: Any) -> dict[str, Any]:
         t0 = time.perf_counter()
-        params = plain(raw)
-        messages = parse_messages(params)
-        code = code_context(ls, params)
-        token = params.get("partialResultToken")
+        params = parse(raw)
+        messages = [{"role": m.role, "content": m.content} for m in params.messages]
+        code = code_context(ls, params.context)
+        token = params.partial_result_token
         engine = await ls.engine()
         # Tokenizing a long conversation takes time: not on the event loop.
         request = await asyncio.to_thread(plan_chat, ls.tokens, ls.settings, messages, code)
@@ -102,18 +93,18 @@ def register(server: LspLlmServer) -> None:
 
 def result(done: Done, t0: float) -> dict[str, Any]:
     t = done.timings
-    return {
-        "content": done.text,
-        "finishReason": done.reason,
-        "usage": {
-            "promptTokens": done.usage.prompt_tokens,
-            "completionTokens": done.usage.completion_tokens,
-        },
-        "timings": {
-            "queueMs": round(t.queue_ms, 2),
-            "firstTokenMs": None if t.first_token_ms is None else round(t.first_token_ms, 2),
-            "totalMs": round(t.total_ms, 2),
-            "tokensPerSecond": round(t.tokens_per_second, 2),
-            "serverMs": round((time.perf_counter() - t0) * 1000, 2),
-        },
-    }
+    first = None if t.first_token_ms is None else round(t.first_token_ms, 2)
+    return unstructure(
+        ChatResult(
+            content=done.text,
+            finish_reason=done.reason,
+            usage=ChatUsage(done.usage.prompt_tokens, done.usage.completion_tokens),
+            timings=ChatTimings(
+                queue_ms=round(t.queue_ms, 2),
+                first_token_ms=first,
+                total_ms=round(t.total_ms, 2),
+                tokens_per_second=round(t.tokens_per_second, 2),
+                server_ms=round((time.perf_counter() - t0) * 1000, 2),
+            ),
+        )
+    )

@@ -17,7 +17,7 @@ from lsp_llm.context.prompts import Prompt
 from lsp_llm.server.app import LspLlmServer, RequestFailed
 from lsp_llm.server.chat import plain
 from lsp_llm.server.completion import language_of
-from lsp_llm.server.params import field, lsp_range, string, uinteger
+from lsp_llm.server.wire import Action, ActionData, structure, unstructure
 
 logger = logging.getLogger(__name__)
 
@@ -45,18 +45,16 @@ def offered(ls: LspLlmServer, params: types.CodeActionParams) -> list[types.Code
     text = ls.text_of(doc)
     start = ls.offset(doc, params.range.start)
     end = ls.offset(doc, params.range.end)
-    data = {"uri": doc.uri, "version": doc.version, "start": start, "end": end}
     found: list[types.CodeAction] = []
     fn = actions.find_function(text, start, language_of(doc))
-    kinds = []
+    kinds: list[Action] = []
     if fn is not None and not fn.has_docstring:
         kinds.append("docstring")
     if fn is not None and fn.is_stub:
         kinds.append("fillBody")
     for kind in kinds:
-        action = types.CodeAction(
-            title=TITLES[kind], kind=KINDS[kind], data={**data, "action": kind}
-        )
+        data = unstructure(ActionData(kind, doc.uri, start, doc.version))
+        action = types.CodeAction(title=TITLES[kind], kind=KINDS[kind], data=data)
         if not _resolves(ls):
             action.command = types.Command(
                 title=TITLES[kind], command=APPLY, arguments=[action.data]
@@ -103,23 +101,20 @@ def _workspace_edit(
 
 
 async def compute_edit(ls: LspLlmServer, data: Any) -> types.WorkspaceEdit:
-    data = plain(data)
-    if not isinstance(data, dict) or data.get("action") not in ("docstring", "fillBody"):
-        raise JsonRpcInvalidParams("lsp-llm: code action data is missing or not ours")
-    doc = ls.document(string(field(data, "uri", "code action data"), "code action data.uri"))
-    if data.get("version") is not None and doc.version != data["version"]:  # any JSON value
+    offer = structure(plain(data), ActionData, "code action data")
+    doc = ls.document(offer.uri)
+    if offer.version is not None and doc.version != offer.version:
         raise RequestFailed(
             "lsp-llm: the document changed since the action was offered; ask for code actions again"
         )
     text = ls.text_of(doc)
-    start = uinteger(field(data, "start", "code action data"), "code action data.start")
-    fn = actions.find_function(text, min(start, len(text)), language_of(doc))
+    fn = actions.find_function(text, min(offer.start, len(text)), language_of(doc))
     if fn is None:
         raise RequestFailed("lsp-llm: no function at the cursor")
     await ls.engine()
     info = ls.tokens
     budget = info.budget(ls.settings.completion.context_tokens, ACTION_NEW_TOKENS)
-    if data["action"] == "docstring":
+    if offer.action == "docstring":
         prompt = actions.docstring_prompt(info, text, fn, budget)
         reply = await _generate(ls, prompt, ACTION_NEW_TOKENS)
         rep = actions.docstring_edit(text, fn, reply, prompt.kind != "chat")
@@ -140,8 +135,8 @@ async def rewrite_edit(ls: LspLlmServer, args: list[Any]) -> types.WorkspaceEdit
             "must ask the user for the instruction"
         )
     uri, instruction = args[0], args[2]
-    doc = ls.document(string(uri, f"{REWRITE}: the first argument"))
-    rng = lsp_range(args[1], f"{REWRITE}: the second argument")
+    doc = ls.document(structure(uri, str, f"{REWRITE}: the first argument"))
+    rng = structure(args[1], types.Range, f"{REWRITE}: the second argument")
     text = ls.text_of(doc)
     start, end = sorted((ls.offset(doc, rng.start), ls.offset(doc, rng.end)))
     await ls.engine()
