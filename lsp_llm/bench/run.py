@@ -15,21 +15,24 @@ else a GGUF converted from the folder.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from lsp_llm.bench.cases import Case, chat_cases, completion_cases
 from lsp_llm.bench.editor import ServedConfig, editor_latency, spots
-from lsp_llm.bench.formats import label, split, weight_formats
+from lsp_llm.bench.formats import AS_SERVED, label, split, weight_formats
 from lsp_llm.bench.latency import cancel_latency, edit_document, edit_reuse, protocol_overhead
 from lsp_llm.bench.report import BASELINE, ModeTally, chart, markdown, targets, with_ratios
 from lsp_llm.bench.runners import Runner, Sample, engine_runner, hf_runner, llama_cpp_runner
 from lsp_llm.config import Settings, SpeculationSettings
+from lsp_llm.engine.load.loading import resolve_device, serves_blocks
 from lsp_llm.engine.load.sources import resolve_source
 from lsp_llm.generation.backend import Backend
 from lsp_llm.generation.tokens import FimOrder, TokenizerInfo
@@ -40,11 +43,28 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def llama_models(source: Any, out: Path) -> dict[str, str]:
-    """The GGUF files llama.cpp runs, by row name: the model's own file and an f16
-    rewrite of it, or (a folder model) an f32 conversion."""
+def gguf_footprint(path: Path, args: Any, say: Callable[[str], None]) -> dict[str, Any] | None:
+    """Ours against llama.cpp on the file itself (`footprint.py`), unless llama.cpp is out."""
+    if args.no_llama_cpp or importlib.util.find_spec("llama_cpp") is None:
+        say("footprint left out: llama.cpp is not installed (scripts/bench) or left out")
+        return None
+    from lsp_llm.bench.footprint import footprint
+
+    t0 = time.perf_counter()
+    report = footprint(path, args.threads, say)
+    say(f"footprint against llama.cpp in {time.perf_counter() - t0:.0f}s")
+    return report
+
+
+def llama_models(source: Any, out: Path, rewrite: bool = True) -> dict[str, str]:
+    """The GGUF files llama.cpp runs, by row name: the model's own file and (`rewrite`: our
+    engine runs float weights too) an f16 rewrite of it, or (a folder model) an f32
+    conversion."""
     from lsp_llm.bench.gguf import convert, requantize
 
+    if source.gguf is not None and not rewrite:
+        _say(f"llama.cpp runs {source.gguf}")
+        return {"llama.cpp file": str(source.gguf)}
     if source.gguf is not None:
         kind = Path(source.gguf).stem.rsplit(".", 1)[-1]
         label = kind if kind.upper() == kind and any(c.isdigit() for c in kind) else "file"
@@ -125,11 +145,28 @@ def main(args: Any) -> int:
         speculation=SpeculationSettings(num_tokens=args.num_tokens),
     )
     out = Path(args.out)
+    source = resolve_source(settings.model, lambda f, m: None)
+    footprint = None
+    if source.gguf is not None and serves_blocks(settings, resolve_device(settings.device)):
+        footprint = gguf_footprint(Path(source.gguf), args, _say)
+    if args.footprint_only:
+        if footprint is None:
+            _say(
+                "--footprint-only: the model must be a GGUF served from its blocks, with llama.cpp"
+            )
+            return 2
+        report_only = {"model": source.name, "footprint": footprint, "modes": {}, "targets": []}
+        _save(report_only, out)
+        return 0
     loaded = load(settings)  # the weights, for generate() beside our engine
     formats = weight_formats(args.formats, loaded)
     engines = {
         fmt: LocalBackend(
-            Engine(replace(loaded, quantization=split(fmt)[0], compile=split(fmt)[1]))
+            Engine(
+                loaded  # a GGUF served from its blocks, as it is
+                if fmt == AS_SERVED
+                else replace(loaded, quantization=split(fmt)[0], compile=split(fmt)[1])
+            )
         )
         for fmt in formats
     }
@@ -167,7 +204,7 @@ def main(args: Any) -> int:
         try:
             import llama_cpp  # noqa: F401
 
-            ggufs = llama_models(resolve_source(settings.model, lambda f, m: None), out)
+            ggufs = llama_models(source, out, rewrite=formats != [AS_SERVED])
             longest = max(len(c.prompt_ids) + c.max_new_tokens for cs in cases.values() for c in cs)
             n_ctx = max(512, longest + 16)
             for i, (name, gguf) in enumerate(ggufs.items()):
@@ -194,6 +231,8 @@ def main(args: Any) -> int:
         "notes": notes,
         "modes": {},
     }
+    if footprint is not None:
+        report["footprint"] = footprint
     try:
         import importlib.metadata
 

@@ -39,6 +39,12 @@ def add_parser(sub: Subparsers) -> None:
     be.add_argument("--out", default="build/bench", help="folder for report.json and chart.png")
     be.add_argument("--no-llama-cpp", action="store_true", help="leave llama.cpp out")
     be.add_argument("--no-server", action="store_true", help="skip the protocol overhead run")
+    be.add_argument(
+        "--footprint-only",
+        action="store_true",
+        help="for a GGUF model: only start time, memory and speed against llama.cpp on the "
+        "same file (a few minutes; the full bench also runs it first)",
+    )
     sc = sub.add_parser(
         "bench-scale",
         help="latency through a --tcp daemon fronting a remote engine: 1 session vs several",
