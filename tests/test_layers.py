@@ -102,11 +102,41 @@ def test_the_rule_catches_an_import_back_up(tmp_path):
 def test_the_cpu_kernels_know_nothing_of_loading():
     """engine/cpu/ (kernels and the layers over them) is used by engine/load/, never the
     other way: a kernel module reading a file format or a catalogue entry fails here."""
-    wrong = []
-    for path in (PACKAGE / "engine" / "cpu").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
-                "lsp_llm.engine.load"
-            ):
-                wrong.append(f"{path.name}:{node.lineno} imports {node.module}")
+    wrong = [
+        f"{path.name}:{line} imports {target}"
+        for path in (PACKAGE / "engine" / "cpu").rglob("*.py")
+        for target, line in imported_modules(path)
+        if target == "lsp_llm.engine.load" or target.startswith("lsp_llm.engine.load.")
+    ]
     assert not wrong, "\n".join(wrong)
+
+
+def imported_modules(path: Path, root: Path = PACKAGE) -> list[tuple[str, int]]:
+    """Every module `path` (under the package `root`) imports, relative imports resolved,
+    with its line."""
+    package = ".".join(path.relative_to(root.parent).parts[:-1])
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            found += [(base, node.lineno)]
+            found += [(f"{base}.{alias.name}", node.lineno) for alias in node.names]
+    return found
+
+
+def test_the_import_reader_sees_every_form(tmp_path):
+    cpu = tmp_path / "lsp_llm" / "engine" / "cpu"
+    cpu.mkdir(parents=True)
+    (cpu / "bad.py").write_text(
+        "import lsp_llm.engine.load.ggufmap\n"
+        "from ..load import sources\n"
+        "def f():\n    from lsp_llm.engine import load\n"
+    )
+    seen = {t for t, _ in imported_modules(cpu / "bad.py", tmp_path / "lsp_llm")}
+    load = "lsp_llm.engine.load"
+    assert {f"{load}.ggufmap", load, f"{load}.sources"} <= seen

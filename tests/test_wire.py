@@ -69,7 +69,8 @@ def test_a_chat_request_reads_into_its_classes():
                 "messages": [],
                 "context": {"uri": "u", "range": {**RANGE, "start": {"line": -1, "character": 0}}},
             },
-            "lspLlm/chat.context.range.start.line must be an integer from 0",
+            "lspLlm/chat.context.range.start.line must be an integer from 0 to 2147483647, "
+            "got one out of range",
         ),
         (
             {"messages": [], "partialResultToken": 1.5},
@@ -147,3 +148,10 @@ def test_the_extension_mirrors_the_wire_classes(cls):
     source = (Path(__file__).parent.parent / "extension" / "src" / "chatStream.ts").read_text()
     names = {wire._camel(f.name) for f in attrs.fields(cls)}
     assert _typescript_fields(source, cls.__name__) == names
+
+
+def test_a_document_version_is_a_signed_integer():
+    data = {"action": "docstring", "uri": "file:///a.py", "start": 0, "version": -3}
+    assert structure(data, ActionData, "code action data").version == -3
+    with pytest.raises(JsonRpcInvalidParams, match=r"data\.version must be an integer"):
+        structure({**data, "version": "3"}, ActionData, "code action data")

@@ -6,7 +6,8 @@ and whether the greedy tokens are the same.
 
 Ours is the file served from its blocks (`engine/load/ggufmodel.py`), read by the lean
 forward; llama.cpp is llama-cpp-python on the same file with the same threads. The prompt
-is the first tokens of one of this package's own modules (code, the same every run).
+is the first tokens of one of this package's own modules (code; the same for every run of
+one version of lsp-llm).
 
     python -m lsp_llm.bench.footprint FILE.gguf [--threads 2]   (`lsp-llm bench` runs it)
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -24,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+MODULE = "lsp_llm.bench.footprint"
+"""This module, run as a child process for each contender alone."""
 PROMPT_TEXT = Path(__file__).resolve().parent.parent / "engine" / "leanforward.py"
 PROMPT_TOKENS = 767
 NEW_TOKENS = 32
@@ -108,7 +110,10 @@ def _alone(name: str, path: Path, threads: int) -> dict[str, float]:
     contender = CONTENDERS[name](path, threads)
     load_s = time.perf_counter() - begin
     contender.run(prompt_ids(path, PROMPT_TOKENS), NEW_TOKENS)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    import resource  # POSIX only; kilobytes on Linux, bytes on macOS
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak *= 1 if sys.platform == "darwin" else 1024
     return {"load_s": load_s, "peak_bytes": peak}
 
 
@@ -127,11 +132,12 @@ def footprint(path: Path, threads: int, say: Callable[[str], None]) -> dict[str,
     }
     for name in CONTENDERS:
         done = subprocess.run(
-            [sys.executable, "-m", __name__, str(path), "--threads", str(threads), "--alone", name],
+            [sys.executable, "-m", MODULE, str(path), "--threads", str(threads), "--alone", name],
             capture_output=True,
             text=True,
-            check=True,
         )
+        if done.returncode != 0:
+            raise RuntimeError(f"footprint: {name} alone failed:\n{done.stderr[-2000:]}")
         report["start"][name] = json.loads(done.stdout.strip().splitlines()[-1])
         say(f"footprint: {name} alone {report['start'][name]}")
     contenders = {name: make(path, threads) for name, make in CONTENDERS.items()}

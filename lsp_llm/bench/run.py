@@ -148,7 +148,14 @@ def main(args: Any) -> int:
     source = resolve_source(settings.model, lambda f, m: None)
     footprint = None
     if source.gguf is not None and serves_blocks(settings, resolve_device(settings.device)):
-        footprint = gguf_footprint(Path(source.gguf), args, _say)
+        from lsp_llm.engine.load.ggufmap import GgufMap
+        from lsp_llm.engine.load.ggufmodel import unsupported
+
+        why = unsupported(GgufMap(Path(source.gguf)))
+        if why is None:
+            footprint = gguf_footprint(Path(source.gguf), args, _say)
+        else:
+            _say(f"footprint left out: the file is converted, not served from its blocks ({why})")
     if args.footprint_only:
         if footprint is None:
             _say(

@@ -59,7 +59,10 @@ class Tokenizer(Encodes, Protocol):
 
 def decode(tokenizer: Tokenizer, ids: list[int], skip_special_tokens: bool = False) -> str:
     """The text of `ids` (one sequence, so one string)."""
-    return str(tokenizer.decode(ids, skip_special_tokens=skip_special_tokens))
+    text = tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+    if not isinstance(text, str):
+        raise TypeError(f"the tokenizer decoded one sequence into {type(text).__name__}")
+    return text
 
 
 class DescribedTokenizer(Protocol):

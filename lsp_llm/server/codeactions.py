@@ -17,7 +17,7 @@ from lsp_llm.context.prompts import Prompt
 from lsp_llm.server.app import LspLlmServer, RequestFailed
 from lsp_llm.server.chat import plain
 from lsp_llm.server.completion import language_of
-from lsp_llm.server.wire import Action, ActionData, structure, unstructure
+from lsp_llm.server.wire import Action, ActionData, Version, structure, unstructure
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ def offered(ls: LspLlmServer, params: types.CodeActionParams) -> list[types.Code
     if fn is not None and fn.is_stub:
         kinds.append("fillBody")
     for kind in kinds:
-        data = unstructure(ActionData(kind, doc.uri, start, doc.version))
+        version = None if doc.version is None else Version(doc.version)
+        data = unstructure(ActionData(kind, doc.uri, start, version))
         action = types.CodeAction(title=TITLES[kind], kind=KINDS[kind], data=data)
         if not _resolves(ls):
             action.command = types.Command(

@@ -17,7 +17,7 @@ import collections.abc
 import re
 import typing
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NewType, TypeVar
 
 import attrs
 import cattrs
@@ -31,6 +31,8 @@ from lsp_llm.generation.budget import readable
 MAX_UINT = 2**31 - 1
 """LSP's `uinteger` bound for lines, characters and offsets."""
 
+Version = NewType("Version", int)
+"""A document's version: LSP's `integer` (signed 32 bits), not a `uinteger`."""
 Role = Literal["system", "user", "assistant"]
 Action = Literal["docstring", "fillBody"]
 T = TypeVar("T")
@@ -90,7 +92,7 @@ class ActionData:
     uri: str
     start: int
     """The cursor's offset in characters when the action was offered."""
-    version: int | None = None
+    version: Version | None = None
     """The document's version then: a changed document is refused, not edited."""
 
 
@@ -112,10 +114,15 @@ def _kind(value: Any) -> str:
     return "a number" if isinstance(value, int | float) else "a value"
 
 
-def _uinteger(value: Any, _tp: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_UINT:
-        raise WireError(f"must be an integer from 0 to {MAX_UINT}, got {_kind(value)}")
-    return value
+def _integer(low: int, high: int) -> Callable[[Any, Any], int]:
+    def hook(value: Any, _tp: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise WireError(f"must be an integer from {low} to {high}, got {_kind(value)}")
+        if not low <= value <= high:
+            raise WireError(f"must be an integer from {low} to {high}, got one out of range")
+        return value
+
+    return hook
 
 
 def _string(value: Any, _tp: Any) -> str:
@@ -188,7 +195,8 @@ def _camel(name: str) -> str:
 
 def _converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=False)
-    converter.register_structure_hook(int, _uinteger)
+    converter.register_structure_hook(int, _integer(0, MAX_UINT))
+    converter.register_structure_hook(Version, _integer(-(2**31), 2**31 - 1))
     converter.register_structure_hook(str, _string)
     converter.register_structure_hook(float, _number)
     converter.register_structure_hook_factory(

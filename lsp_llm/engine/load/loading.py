@@ -483,7 +483,7 @@ def load(settings: Settings, progress: Progress | None = None) -> LoadedModel:
     dtype = resolve_dtype(settings.dtype, device)
     bitsandbytes = resolve_quantization(settings.quantization, device, source.folder, settings)
     if blocks and source.gguf is not None:
-        weights = "the GGUF file's blocks"
+        weights = "a GGUF file: its blocks where the kernels read them"
     else:
         shown = bitsandbytes if device.startswith("cuda") else settings.quantization
         weights = f"{str(dtype).removeprefix('torch.')}, quantization {shown}"
