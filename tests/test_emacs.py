@@ -43,3 +43,41 @@ def test_eglot_completion_and_code_action(tiny, tmp_path: Path):
     assert len(result["line9"]) > len("    return 2 * ")  # eglot inserted the suggestion
     assert "lsp-llm: Add docstring" in result["actions"]
     assert result["line5"].startswith('    """')  # the docstring line eglot inserted
+
+
+def test_ghost_text_package(tiny, tmp_path: Path):
+    """editors/emacs/lsp-llm.el over eglot: the suggestion is shown after the cursor, not
+    written into the buffer; typing its next character keeps the rest on screen without a
+    new request; TAB inserts it; a keystroke while a request is in flight sends
+    `$/cancelRequest` and its late answer is never shown."""
+    path = tmp_path / "geometry.py"
+    path.write_text(SOURCE)
+    out = tmp_path / "out.json"
+    env = {
+        **editor_env(tiny.target, path, out),
+        "LSP_LLM_PACKAGE": str(Path(__file__).parent.parent / "editors" / "emacs"),
+    }
+    script = Path(__file__).parent / "editors" / "emacs_ghost.el"
+    proc = subprocess.run(
+        ["emacs", "--batch", "-q", "-l", str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.exists(), proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert proc.returncode == 0, (result, proc.stderr[-3000:])
+    before, ghost = result["before"], result["ghost"]
+    assert before == "    return 2 * " and ghost
+    assert result["shown"] == ghost
+    assert result["line_while_shown"] == before  # on screen, not in the buffer
+    assert result["tab_bound"] == "lsp-llm-accept"
+    assert result["shown_after_typing"] == ghost[len(result["typed"]) :]
+    assert result["pending_after_typing"] is False
+    assert result["after_tab"] == before + ghost.split("\n")[0]
+    assert result["shown_after_tab"] is False
+    assert result["pending_before_keystroke"] is True
+    assert result["pending_after_keystroke"] is False
+    assert result["cancel_sent"] is True
+    assert result["shown_after_cancel"] is False
