@@ -189,7 +189,7 @@ def test_passes_over_a_few_tokens_run_every_layer_in_one_call(
     kernel, grid_models, arch, monkeypatch
 ):
     from lsp_llm.engine import leanforward as leanforward
-    from lsp_llm.engine.cpu import nativelayers
+    from lsp_llm.engine import nativelayers
 
     monkeypatch.setattr(leanforward, "INITIAL_CAPACITY", 16)  # the caches grow on the way
     model = grid_models[arch]

@@ -37,8 +37,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from lsp_llm.engine import nativelayers
 from lsp_llm.engine.cpu import native as native_kernels
-from lsp_llm.engine.cpu import nativelayers
 from lsp_llm.engine.cpu.compiled import CompiledStep
 from lsp_llm.engine.cpu.packedweights import (
     CpuWeights,

@@ -1,4 +1,4 @@
 """The project's CPU kernels (`cpukernels.cpp`, built and bound by `native`) and the layers
 that call them: GGUF block formats as the file holds them (`ggufblocks`), packed int8/int4
-copies of float weights (`packedweights`), a decoding step's layers in one call
-(`nativelayers`), and compiled decoding steps (`compiled`)."""
+copies of float weights (`packedweights`), and compiled decoding steps (`compiled`). It
+imports nothing else of the engine but the cache folder (`tests/test_layers.py`)."""
