@@ -1,6 +1,9 @@
 """Incremental detokenization never emits half a character."""
 
+import pytest
+
 from lsp_llm.engine.detok import IncrementalDetokenizer
+from lsp_llm.generation.tokens import decode
 
 
 def test_multibyte_characters_arrive_whole(loaded):
@@ -18,9 +21,6 @@ def test_multibyte_characters_arrive_whole(loaded):
 def test_a_tokenizer_that_decodes_into_a_list_is_refused():
     """transformers' decode may return a list (a batch); `str()` of it would have put
     "['a', 'b']" into a suggestion."""
-    import pytest
-
-    from lsp_llm.generation.tokens import decode
 
     class Batchy:
         def decode(self, token_ids, **kwargs):
