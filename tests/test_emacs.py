@@ -21,16 +21,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_eglot_completion_and_code_action(tiny, tmp_path: Path):
+def drive(driver: str, model: Path, tmp_path: Path, **env: str) -> dict:
+    """Run the batch-mode Emacs `driver` (tests/editors/) on geometry.py with lsp-llm
+    serving `model`; what it wrote as JSON."""
     path = tmp_path / "geometry.py"
     path.write_text(SOURCE)
     out = tmp_path / "out.json"
-    env = editor_env(tiny.target, path, out)
-    script = Path(__file__).parent / "editors" / "eglot_client.el"
     proc = subprocess.run(
         # -q, not -Q: Debian's site start-up puts the packaged eglot on the load path
-        ["emacs", "--batch", "-q", "-l", str(script)],
-        env=env,
+        ["emacs", "--batch", "-q", "-l", str(Path(__file__).parent / "editors" / driver)],
+        env={**editor_env(model, path, out), **env},
         capture_output=True,
         text=True,
         timeout=300,
@@ -39,6 +39,11 @@ def test_eglot_completion_and_code_action(tiny, tmp_path: Path):
     result = json.loads(out.read_text())
     assert proc.returncode == 0, (result, proc.stderr[-3000:])
     assert result["status"] == "ready"
+    return result
+
+
+def test_eglot_completion_and_code_action(tiny, tmp_path: Path):
+    result = drive("eglot_client.el", tiny.target, tmp_path)
     assert result["line9_before"] == "    return 2 * "
     assert len(result["line9"]) > len("    return 2 * ")  # eglot inserted the suggestion
     assert "lsp-llm: Add docstring" in result["actions"]
@@ -50,24 +55,8 @@ def test_ghost_text_package(tiny, tmp_path: Path):
     written into the buffer; typing its next character keeps the rest on screen without a
     new request; TAB inserts it; a keystroke while a request is in flight sends
     `$/cancelRequest` and its late answer is never shown."""
-    path = tmp_path / "geometry.py"
-    path.write_text(SOURCE)
-    out = tmp_path / "out.json"
-    env = {
-        **editor_env(tiny.target, path, out),
-        "LSP_LLM_PACKAGE": str(Path(__file__).parent.parent / "editors" / "emacs"),
-    }
-    script = Path(__file__).parent / "editors" / "emacs_ghost.el"
-    proc = subprocess.run(
-        ["emacs", "--batch", "-q", "-l", str(script)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.exists(), proc.stderr[-3000:]
-    result = json.loads(out.read_text())
-    assert proc.returncode == 0, (result, proc.stderr[-3000:])
+    package = Path(__file__).parent.parent / "editors" / "emacs"
+    result = drive("emacs_ghost.el", tiny.target, tmp_path, LSP_LLM_PACKAGE=str(package))
     before, ghost = result["before"], result["ghost"]
     assert before == "    return 2 * " and ghost
     assert result["shown"] == ghost

@@ -2,43 +2,12 @@
 ;; Env: LSP_LLM_CMD (JSON array), LSP_LLM_SETTINGS (JSON), LSP_LLM_FILE, LSP_LLM_OUT.
 ;; Does what a user does: completion-at-point at the end of a line, then the
 ;; "Add docstring" code action, executed the way eglot executes a chosen action.
-(require 'eglot)
-(require 'json)
+;; What the drivers share (the session, waiting, the JSON result): eglot_session.el.
+(load (expand-file-name "eglot_session.el" (file-name-directory load-file-name)))
 
-(defvar lsp-llm-test-status nil)
-(defvar lsp-llm-test-out nil)
-
-(cl-defmethod eglot-handle-notification
-  (_server (_method (eql lspLlm/status)) &rest params)
-  (setq lsp-llm-test-status (plist-get params :state)))
-
-(defun lsp-llm-test-finish (code)
-  (with-temp-file (getenv "LSP_LLM_OUT")
-    (insert (json-encode lsp-llm-test-out)))
-  (kill-emacs code))
-
-(defun lsp-llm-test-wait (pred seconds)
-  (let ((deadline (+ (float-time) seconds)))
-    (while (and (not (funcall pred)) (< (float-time) deadline))
-      (accept-process-output nil 0.1))
-    (funcall pred)))
-
-(setq eglot-confirm-server-initiated-edits nil
-      eglot-sync-connect t
-      eglot-autoshutdown nil)
-
-(condition-case err
-    (let* ((cmd (append (json-parse-string (getenv "LSP_LLM_CMD")) nil))
-           (settings (json-parse-string (getenv "LSP_LLM_SETTINGS") :object-type 'plist))
-           (contact (append cmd (list :initializationOptions settings))))
-      (find-file (getenv "LSP_LLM_FILE"))
-      (python-mode)
-      (eglot '(python-mode) (cons 'transient default-directory) 'eglot-lsp-server contact
-             "python")
-      (unless (lsp-llm-test-wait (lambda () (member lsp-llm-test-status '("ready" "error"))) 120)
-        (push '(error . "model not ready") lsp-llm-test-out)
-        (lsp-llm-test-finish 1))
-      (push (cons 'status lsp-llm-test-status) lsp-llm-test-out)
+(lsp-llm-test-run
+ (progn
+      (lsp-llm-test-open)
       ;; the user has typed "    return 2 * " on line 9; completion-at-point there
       (goto-char (point-min))
       (forward-line 8)
@@ -76,8 +45,4 @@
       (when (getenv "LSP_LLM_EVENTS")
         (with-current-buffer (jsonrpc-events-buffer (eglot-current-server))
           (write-region (point-min) (point-max) (getenv "LSP_LLM_EVENTS"))))
-      (eglot-shutdown (eglot-current-server))
-      (lsp-llm-test-finish 0))
-  (error
-   (push (cons 'error (format "%S" err)) lsp-llm-test-out)
-   (lsp-llm-test-finish 1)))
+      (eglot-shutdown (eglot-current-server))))

@@ -3,27 +3,9 @@
 ;; LSP_LLM_PACKAGE (the folder of lsp-llm.el).
 ;; Batch Emacs runs no command loop, so what a keystroke does is done by hand: the
 ;; buffer edit, `this-command', then the mode's post-command hook.
-(require 'eglot)
-(require 'json)
+(load (expand-file-name "eglot_session.el" (file-name-directory load-file-name)))
 (add-to-list 'load-path (getenv "LSP_LLM_PACKAGE"))
 (require 'lsp-llm)
-
-(defvar test-status nil)
-(defvar test-out nil)
-
-(cl-defmethod eglot-handle-notification
-  (_server (_method (eql lspLlm/status)) &rest params)
-  (setq test-status (plist-get params :state)))
-
-(defun test-finish (code)
-  (with-temp-file (getenv "LSP_LLM_OUT") (insert (json-encode test-out)))
-  (kill-emacs code))
-
-(defun test-wait (pred seconds)
-  (let ((deadline (+ (float-time) seconds)))
-    (while (and (not (funcall pred)) (< (float-time) deadline))
-      (accept-process-output nil 0.05))
-    (funcall pred)))
 
 (defun test-keystroke (char)
   "CHAR typed: inserted, then the post-command hook as the command loop runs it."
@@ -39,61 +21,48 @@
   (let ((ov (cl-find-if (lambda (o) (overlay-get o 'lsp-llm)) (overlays-in (point-min) (point-max)))))
     (and ov (substring-no-properties (or (overlay-get ov 'after-string) (overlay-get ov 'display))))))
 
-(setq eglot-sync-connect t eglot-autoshutdown nil)
-
-(condition-case err
-    (let* ((cmd (append (json-parse-string (getenv "LSP_LLM_CMD")) nil))
-           (settings (json-parse-string (getenv "LSP_LLM_SETTINGS") :object-type 'plist))
-           (contact (append cmd (list :initializationOptions settings))))
-      (find-file (getenv "LSP_LLM_FILE"))
-      (python-mode)
-      (eglot '(python-mode) (cons 'transient default-directory) 'eglot-lsp-server contact "python")
-      (unless (test-wait (lambda () (member test-status '("ready" "error"))) 120)
-        (push '(error . "model not ready") test-out)
-        (test-finish 1))
+(lsp-llm-test-run
+ (progn
+      (lsp-llm-test-open)
       (lsp-llm-mode 1)
       ;; 1. the user has typed "    return 2 * " on line 9 and paused
       (goto-char (point-min))
       (forward-line 8)
       (forward-char 15)
       (delete-region (point) (line-end-position))
-      (push (cons 'before (test-line)) test-out)
+      (push (cons 'before (test-line)) lsp-llm-test-out)
       (lsp-llm-ask)
-      (test-wait (lambda () lsp-llm--ghost) 60)
-      (push (cons 'ghost (plist-get lsp-llm--ghost :text)) test-out)
-      (push (cons 'shown (test-ghost-on-screen)) test-out)
-      (push (cons 'line_while_shown (test-line)) test-out)
-      (push (cons 'tab_bound (symbol-name (key-binding (kbd "TAB")))) test-out)
+      (lsp-llm-test-wait (lambda () lsp-llm--ghost) 60)
+      (push (cons 'ghost (plist-get lsp-llm--ghost :text)) lsp-llm-test-out)
+      (push (cons 'shown (test-ghost-on-screen)) lsp-llm-test-out)
+      (push (cons 'line_while_shown (test-line)) lsp-llm-test-out)
+      (push (cons 'tab_bound (symbol-name (key-binding (kbd "TAB")))) lsp-llm-test-out)
       ;; 2. the user types the ghost text's first character: the rest stays, no new request
       (let ((first (substring (plist-get lsp-llm--ghost :text) 0 1)))
         (test-keystroke first)
-        (push (cons 'typed first) test-out)
-        (push (cons 'shown_after_typing (test-ghost-on-screen)) test-out)
-        (push (cons 'pending_after_typing (if lsp-llm--pending t :json-false)) test-out))
+        (push (cons 'typed first) lsp-llm-test-out)
+        (push (cons 'shown_after_typing (test-ghost-on-screen)) lsp-llm-test-out)
+        (push (cons 'pending_after_typing (if lsp-llm--pending t :json-false)) lsp-llm-test-out))
       ;; 3. TAB accepts it
       (let ((this-command 'lsp-llm-accept))
         (call-interactively (key-binding (kbd "TAB")))
         (run-hooks 'post-command-hook))
-      (push (cons 'after_tab (test-line)) test-out)
-      (push (cons 'shown_after_tab (or (test-ghost-on-screen) :json-false)) test-out)
+      (push (cons 'after_tab (test-line)) lsp-llm-test-out)
+      (push (cons 'shown_after_tab (or (test-ghost-on-screen) :json-false)) lsp-llm-test-out)
       ;; 4. a keystroke while a request is in flight cancels it; its late answer is dropped
       (goto-char (point-min))
       (forward-line 12)
       (end-of-line)
       (lsp-llm-ask)
-      (push (cons 'pending_before_keystroke (if lsp-llm--pending t :json-false)) test-out)
+      (push (cons 'pending_before_keystroke (if lsp-llm--pending t :json-false)) lsp-llm-test-out)
       (test-keystroke " ")
-      (push (cons 'pending_after_keystroke (if lsp-llm--pending t :json-false)) test-out)
+      (push (cons 'pending_after_keystroke (if lsp-llm--pending t :json-false)) lsp-llm-test-out)
       (when lsp-llm--timer (cancel-timer lsp-llm--timer))
       (accept-process-output nil 3)
-      (push (cons 'shown_after_cancel (or (test-ghost-on-screen) :json-false)) test-out)
+      (push (cons 'shown_after_cancel (or (test-ghost-on-screen) :json-false)) lsp-llm-test-out)
       (with-current-buffer (jsonrpc-events-buffer (eglot-current-server))
         (push (cons 'cancel_sent (if (save-excursion (goto-char (point-min))
                                                      (search-forward "$/cancelRequest" nil t))
                                      t :json-false))
-              test-out))
-      (eglot-shutdown (eglot-current-server))
-      (test-finish 0))
-  (error
-   (push (cons 'error (format "%S" err)) test-out)
-   (test-finish 1)))
+              lsp-llm-test-out))
+      (eglot-shutdown (eglot-current-server))))
