@@ -52,6 +52,20 @@ def tcp_daemon(*args: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
                 time.sleep(0.1)
         else:
             raise AssertionError("the TCP server did not listen")
+        # The daemon listens first and writes its token just after (so that a second daemon
+        # on a taken port fails before overwriting the first's): wait for the token too.
+        from lsp_llm.server.auth import read_token, token_path
+
+        named = list(args)
+        token_file = (
+            Path(named[named.index("--token-file") + 1])
+            if "--token-file" in named
+            else token_path(port)
+        )
+        for _ in range(300):
+            if read_token(token_file) is not None or proc.poll() is not None:
+                break
+            time.sleep(0.05)
         yield port, proc
     finally:
         proc.terminate()  # the daemon ends cleanly on SIGTERM (removing its token file)
