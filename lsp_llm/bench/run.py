@@ -145,9 +145,11 @@ def main(args: Any) -> int:
         speculation=SpeculationSettings(num_tokens=args.num_tokens),
     )
     out = Path(args.out)
-    source = resolve_source(settings.model, lambda f, m: None)
+    blocks = serves_blocks(settings, resolve_device(settings.device))
+    # a GGUF served from its blocks needs no float32 copy (resolving it would make one)
+    source = resolve_source(settings.model, lambda f, m: None, weights=not blocks)
     footprint = None
-    if source.gguf is not None and serves_blocks(settings, resolve_device(settings.device)):
+    if source.gguf is not None and blocks:
         from lsp_llm.engine.load.ggufmap import GgufMap
         from lsp_llm.engine.load.ggufmodel import unsupported
 
