@@ -110,11 +110,22 @@ def _alone(name: str, path: Path, threads: int) -> dict[str, float]:
     contender = CONTENDERS[name](path, threads)
     load_s = time.perf_counter() - begin
     contender.run(prompt_ids(path, PROMPT_TOKENS), NEW_TOKENS)
-    import resource  # POSIX only; kilobytes on Linux, bytes on macOS
+    return {"load_s": load_s, "peak_bytes": peak_resident_bytes()}
+
+
+def peak_resident_bytes() -> int:
+    """This process's peak resident memory. On Linux its own address space's high-water
+    mark (`VmHWM`): `ru_maxrss` also counts the parent's memory at the fork before exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource  # POSIX; kilobytes on Linux, bytes on macOS
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak *= 1 if sys.platform == "darwin" else 1024
-    return {"load_s": load_s, "peak_bytes": peak}
+    return peak * (1 if sys.platform == "darwin" else 1024)
 
 
 def footprint(path: Path, threads: int, say: Callable[[str], None]) -> dict[str, Any]:
