@@ -6,4 +6,8 @@ Layers (docs/architecture.md; tests/test_layers.py keeps imports going one way):
 local model and its inference thread) and `remote` (an engine over HTTP) implement.
 """
 
+from lsp_llm.spinwaits import shorten_spin_waits
+
+shorten_spin_waits()  # before torch loads OpenMP (spinwaits.py says why)
+
 __version__ = "0.1.0"

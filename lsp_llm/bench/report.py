@@ -240,6 +240,10 @@ def markdown(report: dict[str, Any]) -> str:
         from lsp_llm.bench.footprint import markdown as footprint_markdown
 
         parts += [footprint_markdown(report["footprint"]), ""]
+        if "contention" in report["footprint"]:
+            from lsp_llm.bench.contention import markdown as contention_markdown
+
+            parts += [contention_markdown(report["footprint"]["contention"]), ""]
     for kind, modes in report["modes"].items():
         n = report["tokens"][kind]
         parts += [

@@ -53,6 +53,12 @@ def gguf_footprint(path: Path, args: Any, say: Callable[[str], None]) -> dict[st
     t0 = time.perf_counter()
     report = footprint(path, args.threads, say)
     say(f"footprint against llama.cpp in {time.perf_counter() - t0:.0f}s")
+    if args.contention:
+        from lsp_llm.bench.contention import contention
+
+        t0 = time.perf_counter()
+        report["contention"] = contention(path, args.threads, say)
+        say(f"decoding next to other work in {time.perf_counter() - t0:.0f}s")
     return report
 
 

@@ -45,6 +45,12 @@ def add_parser(sub: Subparsers) -> None:
         help="for a GGUF model: only start time, memory and speed against llama.cpp on the "
         "same file (a few minutes; the full bench also runs it first)",
     )
+    be.add_argument(
+        "--contention",
+        action="store_true",
+        help="for a GGUF model: also decoding speed next to a busy core and next to a "
+        "second copy, with libgomp's spin waits and lsp-llm's short ones (a few minutes)",
+    )
     sc = sub.add_parser(
         "bench-scale",
         help="latency through a --tcp daemon fronting a remote engine: 1 session vs several",
