@@ -44,6 +44,13 @@ def add_parser(sub: Subparsers) -> None:
         "context (other open files, imported modules)",
     )
     ev.add_argument(
+        "--sources",
+        metavar="DIR",
+        help="punch the holes in the files under DIR instead of the stdlib's held-out ones: "
+        "Python and the brace languages (JavaScript, TypeScript, Go, Rust, Java, C, C++), "
+        "scored per language (scripts/eval-sources fetches a slice of each)",
+    )
+    ev.add_argument(
         "--ablations",
         action="store_true",
         help="also score with token healing off and with the code below the line unread",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -39,9 +40,11 @@ class Hole:
     """The cursor, in characters of `text`."""
     expected: str
     """The removed middle (for `reindent`, the whole line with its indentation)."""
+    language: str = "python"
+    """The document's LSP language id."""
 
 
-def _line_starts(text: str) -> list[int]:
+def line_starts(text: str) -> list[int]:
     starts = [0]
     for i, ch in enumerate(text):
         if ch == "\n":
@@ -71,14 +74,14 @@ def auto_indent(previous: str) -> int:
     return indent + 4 if previous.rstrip().endswith(":") else indent
 
 
-def _candidates(path: str, text: str) -> dict[HoleKind, list[Hole]]:
+def python_candidates(path: str, text: str) -> dict[HoleKind, list[Hole]]:
     out: dict[HoleKind, list[Hole]] = {k: [] for k in KINDS}
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return out
     lines = text.split("\n")
-    starts = _line_starts(text)
+    starts = line_starts(text)
     seen: set[int] = set()
 
     def cut(start: int, end: int) -> tuple[str, str]:
@@ -141,11 +144,20 @@ def hash_text(s: str) -> int:
     return h
 
 
-def punch_holes(sources: list[tuple[str, str]], per_kind: int, seed: int) -> list[Hole]:
+Candidates = Callable[[str, str], dict[HoleKind, list[Hole]]]
+"""Every hole of each kind in a file, from its path and text."""
+
+
+def punch_holes(
+    sources: list[tuple[str, str]],
+    per_kind: int,
+    seed: int,
+    candidates: Candidates = python_candidates,
+) -> list[Hole]:
     """`per_kind` holes of each kind from `(path, text)` sources, sampled with `seed`."""
     pools: dict[HoleKind, list[Hole]] = {k: [] for k in KINDS}
     for path, text in sources:
-        for kind, holes in _candidates(path, text).items():
+        for kind, holes in candidates(path, text).items():
             pools[kind] += holes
     rng = random.Random(seed)
     chosen: list[Hole] = []

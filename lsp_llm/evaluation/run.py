@@ -13,13 +13,17 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from lsp_llm.config import BackendSettings, CompletionSettings, Settings, SpeculationSettings
+from lsp_llm.context.bracefunctions import GRAMMARS
 from lsp_llm.context.completion import CompletionPlan, plan_completion
+from lsp_llm.context.languages import language_id
 from lsp_llm.context.postprocess import Suggestion
 from lsp_llm.context.prompts import CodeContext, EditorContext, chat_prompt
-from lsp_llm.evaluation.holes import KINDS, PROGRESS_EVERY, Hole, punch_holes
+from lsp_llm.evaluation.braceholes import any_candidates
+from lsp_llm.evaluation.holes import KINDS, PROGRESS_EVERY, Hole, hash_text, punch_holes
 from lsp_llm.evaluation.metrics import indent_before, score, stray_whitespace
 from lsp_llm.evaluation.ngram import NGramModel
 from lsp_llm.generation.backend import Backend
@@ -151,6 +155,7 @@ def evaluate(
     progress(f"n-gram baseline fitted in {time.perf_counter() - t0:.0f}s")
 
     tallies = {"model": Tally(), "empty": Tally(), "previous line": Tally(), "n-gram": Tally()}
+    by_language = {h.language: Tally() for h in holes}
     for hole in holes:
         tallies["empty"].add(hole, "")
         tallies["previous line"].add(hole, previous_line(hole))
@@ -176,6 +181,7 @@ def evaluate(
         sug = plan.suggestion(done.text, done.reason)
         predicted = sug.text if sug else ""
         tallies["model"].add_suggestion(hole, sug)
+        by_language[hole.language].add_suggestion(hole, sug)
         if i % every == 0:
             examples.append({"kind": hole.kind, "expected": hole.expected, "predicted": predicted})
 
@@ -191,6 +197,7 @@ def evaluate(
         "cases": {k: sum(h.kind == k for h in holes) for k in KINDS},
         "prompt_style": served,
         "scores": {name: t.summary() for name, t in tallies.items()},
+        "languages": {language: t.summary() for language, t in sorted(by_language.items())},
         "speculation": speculation,
         "examples": examples,
         "samples": samples(engine, info, settings),
@@ -216,7 +223,7 @@ def _context(hole: Hole, hide_suffix: bool = False) -> EditorContext:
     if hide_suffix:
         nl = text.find("\n", hole.offset)
         text = text if nl < 0 else text[:nl]
-    return EditorContext(text, hole.offset, "python", hole.path)
+    return EditorContext(text, hole.offset, hole.language, hole.path)
 
 
 def variants(
@@ -338,6 +345,8 @@ def markdown(report: dict[str, Any]) -> str:
             cells += [f"{100 * s['exact']:.1f}%", f"{s['similarity']:.3f}"]
         cells.append(f"{100 * by_kind['all'].get('stray_whitespace', 0):.1f}%")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if len(report.get("languages", {})) > 1:
+        lines += ["", language_markdown(report["languages"])]
     for key, title in (
         ("speculation", "completions (editor stop rules)"),
         ("continuation", f"{CONTINUATION_TOKENS}-token continuations"),
@@ -360,6 +369,44 @@ def markdown(report: dict[str, Any]) -> str:
                 f" | {limit} |"
             )
     return "\n".join(lines)
+
+
+def language_markdown(languages: dict[str, dict[str, dict[str, float]]]) -> str:
+    """The model's scores per language: holes, then exact / similarity per kind."""
+    lines = [
+        "| language | holes | " + " | ".join(KINDS) + " | all |",
+        "|---|---:|" + "---:|" * (len(KINDS) + 1),
+    ]
+    for language, by_kind in languages.items():
+        cells = [
+            f"{100 * by_kind[k]['exact']:.0f}% / {by_kind[k]['similarity']:.2f}"
+            if by_kind[k]["n"]
+            else "–"
+            for k in (*KINDS, "all")
+        ]
+        lines.append(f"| {language} | {by_kind['all']['n']:.0f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def source_files(root: Path) -> tuple[list[tuple[str, str]], list[str]]:
+    """The files under `root` in a language the eval can punch holes in, split by a hash
+    of their path: half held out for holes, half the n-gram baseline's training text."""
+    held_out: list[tuple[str, str]] = []
+    training: list[str] = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative = path.relative_to(root).as_posix()
+        language = language_id(None, relative)
+        if language != "python" and language not in GRAMMARS:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        if hash_text(relative) % 2:
+            training.append(text)
+        else:
+            held_out.append((relative, text))
+    return held_out, training
 
 
 def _extra_context(
@@ -400,15 +447,29 @@ def main(args: Any) -> int:
     if remote and args.model is None:
         print("lsp-llm eval: --backend-url needs --model (the tokenizer)", file=sys.stderr)
         return 2
-    held_out = load_sources(held_out=True)
-    if not held_out:
-        print("lsp-llm eval: no held-out sources found in this Python's stdlib", file=sys.stderr)
+    if args.sources:
+        files, training = source_files(Path(args.sources))
+        holes = [
+            hole
+            for language in sorted({language_id(None, path) for path, _ in files})
+            for hole in punch_holes(
+                [(p, t) for p, t in files if language_id(None, p) == language],
+                args.per_kind,
+                args.seed,
+                any_candidates,
+            )
+        ]
+        where = f"{args.sources} (another half of its files trains the n-gram)"
+    else:
+        held_out = load_sources(held_out=True)
+        files = [(s.path, s.text) for s in held_out]
+        holes = punch_holes(files, args.per_kind, args.seed)
+        training = [s.text for s in load_sources(held_out=False)]
+        where = f"this Python's stdlib ({', '.join(HELD_OUT)})"
+    if not holes:
+        print(f"lsp-llm eval: no holes found in {where}", file=sys.stderr)
         return 1
-    holes = punch_holes([(s.path, s.text) for s in held_out], args.per_kind, args.seed)
-    _progress(
-        f"{len(holes)} holes from {len(held_out)} held-out files ({', '.join(HELD_OUT)}), "
-        f"seed {args.seed}"
-    )
+    _progress(f"{len(holes)} holes from {len(files)} held-out files of {where}, seed {args.seed}")
     engine = load_backend(settings, lambda fraction, message: _progress(message))
     if engine.health:
         print(f"lsp-llm eval: {engine.health}", file=sys.stderr)
@@ -421,7 +482,7 @@ def main(args: Any) -> int:
         report = evaluate(
             engine,
             settings,
-            [s.text for s in load_sources(held_out=False)],
+            training,
             holes,
             ("off",) if args.no_speculation or remote else MODES,
             continuation=not (args.no_speculation or remote),
