@@ -117,7 +117,7 @@ def test_brace_holes_put_back_give_the_original_file(name: str) -> None:
     line = {h.expected for h in found["line"]}
     assert any("total" in e and "+=" in e for e in line)
     for h in found["midline"]:  # after a token boundary, never inside `:=`, `==`, `::`
-        assert h.text[h.offset - 1] in " (.,[=:" and h.text[h.offset] not in " =:>"
+        assert h.text[h.offset - 1] in " (.,[=:" and h.expected[0] not in " =:>"
     body = found["body"][0]
     assert body.expected.split("\n")[-1].strip().startswith("return total") or (
         body.expected.split("\n")[-1].strip() == "total"  # Rust's tail expression

@@ -1,10 +1,10 @@
 """Decoding speed on a machine that is not quiet: ours with libgomp's default spin waits
 and with the short ones lsp-llm sets (`lsp_llm/spinwaits.py`), and llama.cpp as its users
 run it, each on the same GGUF file (a) alone, (b) next to a busy loop holding one core,
-(c) next to a second copy of itself decoding without pause (a second editor window's
-server). Every figure is a fresh process (the spin count is read once, when OpenMP loads);
-the rows of one column are measured back to back under the same load, so read them
-against each other.
+(c) next to a second copy of itself reading the prompt and decoding, round after round (a
+second editor window's server). Every figure is a fresh process (the spin count is read
+once, when OpenMP loads); the rows of one column are measured back to back under the same
+load, so read them against each other.
 
     python -m lsp_llm.bench.contention FILE.gguf [--threads 2]   (`lsp-llm bench --contention`)
 """
@@ -41,7 +41,7 @@ LOADS = ("alone", "a busy core", "a second copy")
 BUSY_LOOP = "while True: pass"
 
 
-def _child(engine: str, path: Path, threads: int, rounds: int) -> dict[str, float]:
+def _child(engine: str, path: Path, threads: int, rounds: int) -> dict[str, float | str]:
     """Run in a child: median decoding tokens/s of `rounds` runs (0: decode forever)."""
     from lsp_llm.bench.footprint import CONTENDERS, prompt_ids
 
@@ -52,7 +52,10 @@ def _child(engine: str, path: Path, threads: int, rounds: int) -> dict[str, floa
     while rounds == 0 or len(speeds) < rounds:
         _, seconds, _ = contender.run(ids, NEW_TOKENS)
         speeds.append(NEW_TOKENS / seconds)
-    return {"decode_tok_s": statistics.median(speeds)}
+    return {
+        "decode_tok_s": statistics.median(speeds),
+        "spin_count": os.environ.get("GOMP_SPINCOUNT", ""),
+    }
 
 
 def _command(engine: str, path: Path, threads: int, rounds: int) -> list[str]:
@@ -82,6 +85,9 @@ def _load(kind: str, engine: str, spin: str, path: Path, threads: int) -> Iterat
                 log.seek(0)
                 raise RuntimeError(f"contention: the load {kind!r} ended: {log.read()[-2000:]!r}")
             yield
+            if other.poll() is not None:  # the figure would be an "alone" one
+                log.seek(0)
+                raise RuntimeError(f"contention: the load {kind!r} ended: {log.read()[-2000:]!r}")
         finally:
             other.kill()
             other.wait()
@@ -115,7 +121,10 @@ def contention(
                 )
             if done.returncode != 0:
                 raise RuntimeError(f"contention: {row} failed:\n{done.stderr[-2000:]}")
-            speed = json.loads(done.stdout.strip().splitlines()[-1])["decode_tok_s"]
+            got = json.loads(done.stdout.strip().splitlines()[-1])
+            if got["spin_count"] != spin:
+                raise RuntimeError(f"contention: {row} ran with spin count {got['spin_count']!r}")
+            speed = got["decode_tok_s"]
             report["decode_tok_s"][row][kind] = speed
             say(f"contention: {row}, {kind}: {speed:.1f} tok/s")
     return report

@@ -2,7 +2,9 @@
 time and peak memory (each engine alone in a fresh process, so one's pages do not count
 for the other), prompt-reading and decoding speed (the two alternating round by round on
 the same tokens in one process, medians: the machine is shared, ratios are what to read),
-and whether the greedy tokens are the same.
+and whether the greedy tokens are the same. The alternating rounds share one OpenMP
+runtime, so llama.cpp runs there with lsp-llm's spin waits (`spinwaits.py`; on a quiet
+machine they do not change the speed); its process alone has libgomp's default.
 
 Ours is the file served from its blocks (`engine/load/ggufmodel.py`), read by the lean
 forward; llama.cpp is llama-cpp-python on the same file with the same threads. The prompt
@@ -23,6 +25,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
+
+from lsp_llm.spinwaits import peer_environ
 
 MODULE = "lsp_llm.bench.footprint"
 """This module, run as a child process for each contender alone."""
@@ -146,6 +150,7 @@ def footprint(path: Path, threads: int, say: Callable[[str], None]) -> dict[str,
             [sys.executable, "-m", MODULE, str(path), "--threads", str(threads), "--alone", name],
             capture_output=True,
             text=True,
+            env=peer_environ() if name == "llama.cpp" else None,
         )
         if done.returncode != 0:
             raise RuntimeError(f"footprint: {name} alone failed:\n{done.stderr[-2000:]}")

@@ -46,7 +46,10 @@ def _say(msg: str) -> None:
 def gguf_footprint(path: Path, args: Any, say: Callable[[str], None]) -> dict[str, Any] | None:
     """Ours against llama.cpp on the file itself (`footprint.py`), unless llama.cpp is out."""
     if args.no_llama_cpp or importlib.util.find_spec("llama_cpp") is None:
-        say("footprint left out: llama.cpp is not installed (scripts/bench) or left out")
+        say(
+            "footprint (and --contention) left out: llama.cpp is not installed "
+            "(scripts/bench) or left out"
+        )
         return None
     from lsp_llm.bench.footprint import footprint
 

@@ -48,8 +48,9 @@ def add_parser(sub: Subparsers) -> None:
     be.add_argument(
         "--contention",
         action="store_true",
-        help="for a GGUF model: also decoding speed next to a busy core and next to a "
-        "second copy, with libgomp's spin waits and lsp-llm's short ones (a few minutes)",
+        help="for a GGUF model served from its blocks, with llama.cpp: also decoding speed "
+        "next to a busy core and next to a second copy, with libgomp's spin waits and "
+        "lsp-llm's short ones (a few minutes, after the footprint)",
     )
     sc = sub.add_parser(
         "bench-scale",

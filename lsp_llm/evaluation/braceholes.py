@@ -92,6 +92,8 @@ def brace_candidates(path: str, text: str, language: str) -> dict[HoleKind, list
             len(block) <= MAX_BODY_LINES
             and sum(len(b) + 1 for b in block) <= MAX_BODY_CHARS
             and _is_statement(block[0])
+            and not block[-1].strip().startswith(("//", "/*", "*", "#"))
+            and block[-1].strip()  # the removed text ends on code, not a blank or comment
             and lines[last + 1].strip().startswith("}")
         ):
             indent = len(block[0]) - len(block[0].lstrip())

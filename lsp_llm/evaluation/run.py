@@ -342,7 +342,8 @@ def markdown(report: dict[str, Any]) -> str:
         cells = []
         for kind in (*KINDS, "all"):
             s = by_kind[kind]
-            cells += [f"{100 * s['exact']:.1f}%", f"{s['similarity']:.3f}"]
+            scored = s["n"] or kind == "all"  # a kind with no holes (the language slice's)
+            cells += [f"{100 * s['exact']:.1f}%", f"{s['similarity']:.3f}"] if scored else ["–"] * 2
         cells.append(f"{100 * by_kind['all'].get('stray_whitespace', 0):.1f}%")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if len(report.get("languages", {})) > 1:
@@ -446,6 +447,10 @@ def main(args: Any) -> int:
     remote = settings.backend.remote
     if remote and args.model is None:
         print("lsp-llm eval: --backend-url needs --model (the tokenizer)", file=sys.stderr)
+        return 2
+    if args.sources and args.extra_context:
+        print("lsp-llm eval: --extra-context uses the stdlib's modules: not with --sources",
+              file=sys.stderr)  # fmt: skip
         return 2
     if args.sources:
         files, training = source_files(Path(args.sources))
