@@ -16,16 +16,17 @@ from lsp_llm.context.syntax import parser
 from lsp_llm.evaluation.holes import (
     MAX_BODY_CHARS,
     MAX_BODY_LINES,
-    MIDLINE_AFTER,
     Hole,
     HoleKind,
-    hash_text,
     line_starts,
+    midline_cut,
     python_candidates,
 )
 
-NOT_A_STATEMENT = ("//", "/*", "*", "#", "{", "}", ")", "]")
-"""How a body line that is a comment, a preprocessor line or a closing bracket begins."""
+COMMENT = ("//", "/*", "*", "#")
+"""How a comment line (or a preprocessor or attribute line) begins."""
+NOT_A_STATEMENT = (*COMMENT, "{", "}", ")", "]")
+"""How a body line that is a comment or a closing bracket begins."""
 OPERATOR_REST = " =:>"
 """A mid-line cut is not made before these: it would split `:=`, `==`, `::` or `=>`."""
 BRACE_KINDS: tuple[HoleKind, ...] = ("line", "midline", "body")
@@ -76,13 +77,8 @@ def brace_candidates(path: str, text: str, language: str) -> dict[HoleKind, list
             doc = text[: begin + indent] + text[begin + len(content) :]
             expected = content[indent:]
             out["line"].append(Hole("line", path, row + 1, doc, begin + indent, expected, language))
-            cuts = [
-                i
-                for i in range(indent + 1, len(content) - 1)
-                if content[i - 1] in MIDLINE_AFTER and content[i] not in OPERATOR_REST
-            ]
-            if cuts:
-                at = cuts[hash_text(content) % len(cuts)]
+            at = midline_cut(content, indent, OPERATOR_REST)
+            if at is not None:
                 doc = text[: begin + at] + text[begin + len(content) :]
                 out["midline"].append(
                     Hole("midline", path, row + 1, doc, begin + at, content[at:], language)
@@ -92,8 +88,8 @@ def brace_candidates(path: str, text: str, language: str) -> dict[HoleKind, list
             len(block) <= MAX_BODY_LINES
             and sum(len(b) + 1 for b in block) <= MAX_BODY_CHARS
             and _is_statement(block[0])
-            and not block[-1].strip().startswith(("//", "/*", "*", "#"))
             and block[-1].strip()  # the removed text ends on code, not a blank or comment
+            and not block[-1].strip().startswith(COMMENT)
             and lines[last + 1].strip().startswith("}")
         ):
             indent = len(block[0]) - len(block[0].lstrip())
@@ -111,5 +107,5 @@ def any_candidates(path: str, text: str) -> dict[HoleKind, list[Hole]]:
     if language == "python":
         return python_candidates(path, text)
     if language in GRAMMARS:
-        return dict(brace_candidates(path, text, language))
+        return brace_candidates(path, text, language)
     return {}

@@ -115,14 +115,8 @@ def python_candidates(path: str, text: str) -> dict[HoleKind, list[Hole]]:
                 out["reindent"].append(
                     Hole("reindent", path, lineno, doc, begin + len(auto), content)
                 )
-            cuts = [
-                i
-                for i in range(indent + 1, len(content) - 1)
-                if content[i - 1] in MIDLINE_AFTER and content[i] != " "
-            ]
-            if cuts:
-                # one mid-line cursor per line, chosen from the line's own text
-                at = cuts[hash_text(content) % len(cuts)]
+            at = midline_cut(content, indent)
+            if at is not None:
                 doc, mid = cut(begin + at, begin + len(content))
                 out["midline"].append(Hole("midline", path, lineno, doc, begin + at, mid))
         body = lines[first - 1 : last]
@@ -134,6 +128,17 @@ def python_candidates(path: str, text: str) -> dict[HoleKind, list[Hole]]:
             doc, mid = cut(begin, end)
             out["body"].append(Hole("body", path, first, doc, begin, mid))
     return out
+
+
+def midline_cut(content: str, indent: int, not_before: str = " ") -> int | None:
+    """Where a line's mid-line cursor goes: after one of `MIDLINE_AFTER` and before none
+    of `not_before`, one per line, chosen from the line's own text; None where none fits."""
+    cuts = [
+        i
+        for i in range(indent + 1, len(content) - 1)
+        if content[i - 1] in MIDLINE_AFTER and content[i] not in not_before
+    ]
+    return cuts[hash_text(content) % len(cuts)] if cuts else None
 
 
 def hash_text(s: str) -> int:
