@@ -26,6 +26,8 @@ BLOCK = {
 """Quantized formats: weights and bytes per block."""
 SCALES = {2: [0], 3: [0, 2], 6: [0], 7: [0, 2], 8: [0], 12: [0, 2], 13: [0, 2], 14: [208]}
 """Where each block's float16 scales (and minimums) sit."""
+INT8_FORMATS = (2, 6, 8, 12, 13, 14)
+"""Formats whose products take a prompt's activations as int8 where the CPU has VNNI."""
 
 
 def random_rows(fmt: int, out: int, inputs: int, seed: int) -> np.ndarray:
@@ -69,10 +71,27 @@ def test_products_equal_the_dequantized_weights_to_the_activations_precision(
     exact = x.double().numpy() @ reference(rows, fmt).T
     assert y.shape == (n, out) and y.dtype == torch.float32
     err = np.linalg.norm(y.double().numpy() - exact) / np.linalg.norm(exact)
+    if fmt in INT8_FORMATS and 0 < kernel.int8_rows <= n:
+        # a prompt's rows with VNNI: int8 activations per 32 inputs (llama.cpp's Q8_0), the
+        # product exactly theirs times the dequantized weights
+        assert err < 1e-2, err
+        rounded = int8_rounded(x.numpy()) @ reference(rows, fmt).T
+        assert np.linalg.norm(y.double().numpy() - rounded) / np.linalg.norm(rounded) < 1e-5
+        return
     # float weights see float32 activations; quantized ones int16 activations per 32, and
     # the K formats 15-bit activations sharing a scale per 256 (llama.cpp: 8 bits per 256)
     bound = 1e-6 if fmt in (0, 1, 30) else 5e-4 if fmt in (12, 13, 14) else 1e-4
     assert err < bound, err
+
+
+def int8_rounded(x: np.ndarray) -> np.ndarray:
+    """x [n, inputs] float32 as the kernels round a prompt's activations: int8 codes per 32
+    inputs, the scale the group's largest magnitude over 127 (float32, ties to even)."""
+    groups = x.reshape(x.shape[0], -1, 32).astype(np.float32)
+    amax = np.abs(groups).max(axis=2, keepdims=True)
+    inv = np.where(amax > 0, np.float32(127) / np.where(amax > 0, amax, 1), 0).astype(np.float32)
+    codes = np.clip(np.rint(groups * inv), -128, 127)
+    return (codes.astype(np.float64) * (amax / np.float32(127)).astype(np.float64)).reshape(x.shape)
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))

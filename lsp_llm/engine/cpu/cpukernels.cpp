@@ -6,6 +6,9 @@
 // codes with a scale (and a minimum), so a group's dot product is integer arithmetic:
 //   sum_j w_j x_j = d * xd * sum_j q_j xq_j + m * sum_j x_j
 // (vpmaddwd: 16 pairs of 16-bit values multiplied and added pairwise in one instruction).
+// A prompt's rows (I8_ROWS or more) in the Qwen files' formats (Q4_0, Q5_0, Q8_0 and the K
+// formats) are held as int8 instead where the CPU has VNNI: 64 products an instruction
+// (vpdpbusd; see INT8_PROMPTS).
 // q4_linear is block_linear for the project's own int4 blocks, GGUF's Q4_1 layout.
 // block_rows: rows of such a weight as float32 (an embedding lookup).
 //
@@ -415,8 +418,8 @@ static inline void rows_dot(const int16_t *qb, const float *db, const float *mb,
 // address and branch work besides the products.
 
 // Q8_0 (signed codes), Q4_0 / Q5_0 (codes minus 8 / 16, Q5's fifth bit from a 32-bit mask)
-template <int F> static inline __m512i codes_32(const uint8_t *b) {
-    if (F == Q8_0) return _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(b + 2)));
+template <int F> static inline __m256i bytes_32(const uint8_t *b) {
+    if (F == Q8_0) return _mm256_loadu_si256((const __m256i *)(b + 2));
     const __m128i low = _mm_set1_epi8(0x0F);
     const __m128i raw = _mm_loadu_si128((const __m128i *)(b + (F == Q5_0 ? 6 : 2)));
     __m256i bytes = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), low), _mm_and_si128(raw, low));
@@ -425,8 +428,10 @@ template <int F> static inline __m512i codes_32(const uint8_t *b) {
         memcpy(&qh, b + 2, 4);
         bytes = _mm256_mask_add_epi8(bytes, (__mmask32)qh, bytes, _mm256_set1_epi8(16));
     }
-    return _mm512_cvtepi8_epi16(_mm256_sub_epi8(bytes, _mm256_set1_epi8(F == Q5_0 ? 16 : 8)));
+    return _mm256_sub_epi8(bytes, _mm256_set1_epi8(F == Q5_0 ? 16 : 8));
 }
+
+template <int F> static inline __m512i codes_32(const uint8_t *b) { return _mm512_cvtepi8_epi16(bytes_32<F>(b)); }
 
 template <int F> static inline float row_dot_32(const uint8_t *row, int ng, const Acts &a) {
     const int bb = F == Q8_0 ? 34 : F == Q5_0 ? 22 : 18;
@@ -453,7 +458,7 @@ template <int F> static inline void kscales(const uint8_t *b, KScales &k);
 // 2c and 2c + 1 are the low and high nibbles of the same 32 bytes, and bits 2c, 2c + 1 of
 // qh for Q5_K), Q6_K (-32..31: two halves of four groups, low / high nibbles of ql's two
 // 32-byte runs with two bits each from qh's 32 bytes)
-template <int F> static inline void k_codes(const uint8_t *b, __m512i out[8]) {
+template <int F> static inline void k_bytes(const uint8_t *b, __m256i out[8]) {
     const __m256i low = _mm256_set1_epi8(0x0F);
     if (F == Q6_K) {
         const __m256i three = _mm256_set1_epi8(3);
@@ -467,7 +472,7 @@ template <int F> static inline void k_codes(const uint8_t *b, __m512i out[8]) {
             for (int t = 0; t < 4; t++) {
                 const __m256i codes = _mm256_or_si256(nib[t], _mm256_slli_epi16(_mm256_and_si256(hb, three), 4));
                 hb = _mm256_srli_epi16(hb, 2);
-                out[4 * h + t] = _mm512_sub_epi16(_mm512_cvtepu8_epi16(codes), _mm512_set1_epi16(32));
+                out[4 * h + t] = _mm256_sub_epi8(codes, _mm256_set1_epi8(32));
             }
         }
         return;
@@ -484,9 +489,15 @@ template <int F> static inline void k_codes(const uint8_t *b, __m512i out[8]) {
             hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), one), 4));
             hb = _mm256_srli_epi16(hb, 2);
         }
-        out[2 * c] = _mm512_cvtepu8_epi16(lo);
-        out[2 * c + 1] = _mm512_cvtepu8_epi16(hi);
+        out[2 * c] = lo;
+        out[2 * c + 1] = hi;
     }
+}
+
+template <int F> static inline void k_codes(const uint8_t *b, __m512i out[8]) {
+    __m256i bytes[8];
+    k_bytes<F>(b, bytes);
+    for (int s = 0; s < 8; s++) out[s] = _mm512_cvtepi8_epi16(bytes[s]);
 }
 
 // Q4_K / Q5_K, a super-block at a time
@@ -617,6 +628,195 @@ template <int F> static inline void next_group(const uint8_t *row, int g, KScale
     }
 }
 
+#if defined(ROW_DOTS) && defined(__AVX512VNNI__)
+#define INT8_PROMPTS 1
+// Prompts (several activation rows) with VNNI: activations as int8 per group of 32 (one
+// scale each, as llama.cpp's Q8_0; more precise than its 8 bits per 256 for K formats),
+// stored as x + 128 so that vpdpbusd (unsigned bytes times signed bytes, four products
+// summed into each 32-bit lane) multiplies 64 inputs in one instruction, against 32 for
+// int16's vpdpwssd. A weight row is decoded once to int8 codes (what the file holds, a
+// K format's sub-scales kept apart as floats) and laid out in tiles of 16 units (a unit:
+// the 32 inputs of one scale; 16 for Q6_K), lane L of every 64-byte step holding 4 inputs
+// of unit L, so a lane sums one unit over the tile's steps and one float step per tile
+// applies 16 scales at once. Each lane starts at -128 times its unit's code sum, which
+// takes the activations' offset back out.
+#define I8_ROWS 4  // fewer activation rows than this keep the int16 path
+
+template <int F> struct Unit { static constexpr int S = F == Q6_K ? 16 : 32; };
+
+static size_t tiles_of(int in, int S) { return ((size_t)in / S + 15) / 16; }
+
+// one activation row: tiles * 16 * S bytes, then 16 lane scales a tile, then a sum per 32
+static size_t row8_bytes(int in, int S) {
+    const size_t t = tiles_of(in, S);
+    return t * 16 * S + t * 16 * sizeof(float) + (size_t)(in / QK) * sizeof(float);
+}
+
+static size_t acts8_bytes(int n, int in) {
+    const size_t a = row8_bytes(in, 32), b = row8_bytes(in, 16);
+    return ((a > b ? a : b) * n + 63) / 64 * 64;
+}
+
+struct Acts8 {
+    const uint8_t *mem;
+    size_t row, xbytes, tiles;  // bytes a row, of them codes; tiles a row
+    const uint8_t *x(int i) const { return mem + row * i; }
+    const float *d(int i) const { return (const float *)(x(i) + xbytes); }
+    const float *sum(int i) const { return d(i) + tiles * 16; }
+};
+
+// A tile's codes from their natural order (unit L's S bytes at nat + L * S) into lanes:
+// step t's 64 bytes are the t-th 4 bytes of units 0..15
+template <int S> static inline void to_lanes(const uint8_t *nat, uint8_t *tile) {
+    const __m512i units = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                             _mm512_set1_epi32(S));
+    for (int t = 0; t < S / 4; t++)
+        _mm512_storeu_si512((void *)(tile + 64 * t),
+                            _mm512_i32gather_epi32(_mm512_add_epi32(units, _mm512_set1_epi32(4 * t)), (const void *)nat, 1));
+}
+
+static Acts8 quantize8(const float *x, int n, int in, int S, uint8_t *mem, int threads) {
+    Acts8 a;
+    a.mem = mem;
+    a.tiles = tiles_of(in, S);
+    a.xbytes = a.tiles * 16 * S;
+    a.row = row8_bytes(in, S);
+    const int ng = in / QK, units = in / S, per = 16 * S / QK;  // groups a tile
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int i = 0; i < n; i++) {
+        alignas(64) uint8_t nat[512];
+        uint8_t *row = mem + a.row * i;
+        float *d = (float *)(row + a.xbytes), *sum = d + a.tiles * 16;
+        for (int u = units; u < (int)a.tiles * 16; u++) d[u] = 0.f;  // the last tile's spare lanes
+        for (int T = 0; T < (int)a.tiles; T++) {
+            memset(nat, 0x80, sizeof nat);
+            for (int g = T * per; g < ng && g < (T + 1) * per; g++) {
+                const float *v = x + (size_t)i * in + (size_t)g * QK;
+                const __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16);
+                const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+                const __m512 inv = _mm512_set1_ps(amax > 0.f ? 127.f / amax : 0.f);
+                const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, inv)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, inv));
+                const __m128i b0 = _mm512_cvtsepi32_epi8(q0), b1 = _mm512_cvtsepi32_epi8(q1);
+                _mm256_store_si256((__m256i *)(nat + (size_t)(g - T * per) * QK),
+                                   _mm256_xor_si256(_mm256_set_m128i(b1, b0), _mm256_set1_epi8((char)0x80)));
+                const float dg = amax / 127.f;
+                if (S == 32) d[g] = dg;
+                else d[2 * g] = d[2 * g + 1] = dg;
+                // the rounded activations' sum: a minimum's share then rounds with the rest
+                sum[g] = (float)_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1)) * dg;
+            }
+            if (S == 32) to_lanes<32>(nat, row + (size_t)T * 16 * S);
+            else to_lanes<16>(nat, row + (size_t)T * 16 * S);
+        }
+    }
+    return a;
+}
+
+// a weight row decoded for quantize8's activations: codes in the same lanes, a float
+// scale and a starting value per lane, a minimum per group of 32
+struct Row8 {
+    int8_t *q;
+    float *ws;
+    int32_t *init;
+    float *m;
+};
+
+static size_t decoded8_bytes(int in) {
+    const size_t t = tiles_of(in, 16) > tiles_of(in, 32) * 2 ? tiles_of(in, 16) : tiles_of(in, 32) * 2;
+    return (t * 16 * 16 + t * 16 * 8 + (size_t)(in / QK) * sizeof(float) + 63) / 64 * 64;
+}
+
+static Row8 row8_in(uint8_t *mem, int in, int S) {
+    const size_t t = tiles_of(in, S);
+    Row8 r;
+    r.q = (int8_t *)mem;
+    r.ws = (float *)(mem + t * 16 * S);
+    r.init = (int32_t *)(r.ws + t * 16);
+    r.m = (float *)(r.init + t * 16);
+    return r;
+}
+
+// the codes of groups g0.. (up to a tile's) as bytes in their natural order into nat, their
+// scales into ws (a unit's) and minimums into m (a group's)
+template <int F> static inline void natural8(const uint8_t *row, int g0, int count, uint8_t *nat, float *ws, float *m) {
+    constexpr bool kf = F == Q4_K || F == Q5_K || F == Q6_K;
+    if constexpr (kf) {
+        for (int g = g0; g < g0 + count; g += 8) {  // a super-block
+            const uint8_t *b = row + (size_t)(g / 8) * block_bytes(F);
+            KScales ks;
+            kscales<F>(b, ks);
+            __m256i bytes[8];
+            k_bytes<F>(b, bytes);
+            for (int s = 0; s < 8; s++) {
+                _mm256_store_si256((__m256i *)(nat + (size_t)(g - g0 + s) * QK), bytes[s]);
+                if (F == Q6_K) {
+                    ws[2 * (g + s)] = ks.d0[s];
+                    ws[2 * (g + s) + 1] = ks.d1[s];
+                } else {
+                    ws[g + s] = ks.d0[s];
+                }
+                m[g + s] = ks.m[s];
+            }
+        }
+    } else {
+        static_assert(F == Q8_0 || F == Q4_0 || F == Q5_0, "a format linear() takes as int8");
+        const int bb = F == Q8_0 ? 34 : F == Q5_0 ? 22 : 18;
+        for (int g = g0; g < g0 + count; g++) {
+            const uint8_t *b = row + (size_t)g * bb;
+            _mm256_store_si256((__m256i *)(nat + (size_t)(g - g0) * QK), bytes_32<F>(b));
+            ws[g] = half(b);
+            m[g] = 0.f;
+        }
+    }
+}
+
+template <int F> static inline void decode_row8(const uint8_t *row, int in, const Row8 &o) {
+    constexpr int S = Unit<F>::S, per = 16 * S / QK;  // groups a tile
+    const int ng = in / QK, units = in / S, tiles = (int)tiles_of(in, S);
+    for (int u = units; u < tiles * 16; u++) o.ws[u] = 0.f;
+    alignas(64) uint8_t nat[512];
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int T = 0; T < tiles; T++) {
+        const int g0 = T * per, count = ng - g0 < per ? ng - g0 : per;
+        if (count < per) memset(nat, 0, sizeof nat);
+        natural8<F>(row, g0, count, nat, o.ws, o.m);
+        int8_t *tile = o.q + (size_t)T * 16 * S;
+        to_lanes<S>(nat, (uint8_t *)tile);
+        __m512i sum = _mm512_setzero_si512();  // each lane's codes summed: its start is -128 times that
+        for (int t = 0; t < S / 4; t++) sum = _mm512_dpbusd_epi32(sum, ones, _mm512_loadu_si512((const void *)(tile + 64 * t)));
+        _mm512_storeu_si512((void *)(o.init + 16 * T), _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 7)));
+    }
+}
+
+// R activation rows (from row i) times a row decoded by decode_row8 into v
+template <int F, int R>
+static inline void rows_dot8(const Row8 &w, int in, const Acts8 &a, int i, float *v) {
+    constexpr int S = Unit<F>::S;
+    const int tiles = (int)a.tiles;
+    __m512 accf[R];
+    for (int k = 0; k < R; k++) accf[k] = _mm512_setzero_ps();
+    for (int T = 0; T < tiles; T++) {
+        const __m512i init = _mm512_loadu_si512((const void *)(w.init + 16 * T));
+        __m512i acc[R];
+        for (int k = 0; k < R; k++) acc[k] = init;
+        const int8_t *wq = w.q + (size_t)T * 16 * S;
+        for (int t = 0; t < S / 4; t++) {
+            const __m512i wv = _mm512_loadu_si512((const void *)(wq + 64 * t));
+            for (int k = 0; k < R; k++)
+                acc[k] = _mm512_dpbusd_epi32(acc[k], _mm512_loadu_si512((const void *)(a.x(i + k) + (size_t)T * 16 * S + 64 * t)), wv);
+        }
+        const __m512 ws = _mm512_loadu_ps(w.ws + 16 * T);
+        for (int k = 0; k < R; k++)
+            accf[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[k]), _mm512_mul_ps(ws, _mm512_loadu_ps(a.d(i + k) + 16 * T)), accf[k]);
+    }
+    const bool mins = F == Q4_K || F == Q5_K;
+    for (int k = 0; k < R; k++) {
+        v[k] = _mm512_reduce_add_ps(accf[k]);
+        if (mins) v[k] += mins_dot(w.m, a.sum(i + k), in / QK);
+    }
+}
+#endif
+
 // y [n, out] (+)= W [out, in] @ x [n, in]^T, x given quantized in `a` (rows of in / 32
 // groups), y's rows `stride` apart. Each weight row is decoded once into a thread's slice
 // of `scratch` (int16 codes, scales, minimums: a few KB, in L1), then multiplied by the
@@ -643,7 +843,60 @@ static inline void each_row(int n, float *y, size_t stride, bool add, Four four,
 
 static size_t decoded_bytes(int in) {
     const size_t ng = in / QK;
-    return (ng * QK * sizeof(int16_t) + ng * 3 * sizeof(float) + 63) / 64 * 64;
+    const size_t b = (ng * QK * sizeof(int16_t) + ng * 3 * sizeof(float) + 63) / 64 * 64;
+#ifdef INT8_PROMPTS
+    return b > decoded8_bytes(in) ? b : decoded8_bytes(in);
+#else
+    return b;
+#endif
+}
+
+// the activations' memory for n rows of up to `in` inputs, in either layout
+static size_t acts_bytes_for(int n, int in) {
+    const size_t b = acts_bytes((size_t)n * (in / QK));
+#ifdef INT8_PROMPTS
+    return b > acts8_bytes(n, in) ? b : acts8_bytes(n, in);
+#else
+    return b;
+#endif
+}
+
+#ifdef INT8_PROMPTS
+// y [n, out] (+)= W [out, in] @ x [n, in]^T for a prompt: the activations quantized by
+// quantize8 in `a`, each weight row decoded by decode_row8 into a thread's slice of scratch
+template <int F>
+static void product8(const uint8_t *W, int out, int in, const Acts8 &a, int n, float *y,
+                     size_t stride, bool add, uint8_t *scratch, int threads) {
+    const size_t rb = (size_t)(in / block_elems(F)) * block_bytes(F);
+#pragma omp parallel num_threads(threads)
+    {
+        const Row8 w = row8_in(scratch + decoded_bytes(in) * omp_get_thread_num(), in, Unit<F>::S);
+#pragma omp for schedule(static)
+        for (int r = 0; r < out; r++) {
+            decode_row8<F>(W + (size_t)r * rb, in, w);
+            each_row(
+                n, y + r, stride, add, [&](int i, float *v) { rows_dot8<F, 4>(w, in, a, i, v); },
+                [&](int i, float *v) { rows_dot8<F, 1>(w, in, a, i, v); });
+        }
+    }
+}
+
+template <int F>
+static void linear8(const uint8_t *W, int out, int in, const float *h, int n, uint8_t *acts,
+                    float *y, size_t stride, bool add, uint8_t *scratch, int threads) {
+    const Acts8 a = quantize8(h, n, in, Unit<F>::S, acts, threads);
+    product8<F>(W, out, in, a, n, y, stride, add, scratch, threads);
+}
+#endif
+
+// activation rows from which a product in Q4_0, Q5_0, Q8_0 or a K format reads them as
+// int8 (0: never)
+extern "C" int int8_rows() {
+#ifdef INT8_PROMPTS
+    return I8_ROWS;
+#else
+    return 0;
+#endif
 }
 
 template <int F>
@@ -774,6 +1027,19 @@ static void product_f(const uint8_t *W, int out, int in, const float *x, int n, 
 // formats take h through `a` (quantized here). Columns of y are `stride` apart per row.
 static void linear(int f, const uint8_t *W, int out, int in, const float *h, int n, const Acts &a,
                    float *y, size_t stride, bool add, uint8_t *scratch, int threads) {
+#ifdef INT8_PROMPTS
+    if (n >= I8_ROWS) {  // Q4_1 and Q5_1 keep int16 (SmolLM2's and the int4 packing's)
+        uint8_t *acts = (uint8_t *)a.x;
+        switch (f) {
+        case Q4_0: linear8<Q4_0>(W, out, in, h, n, acts, y, stride, add, scratch, threads); return;
+        case Q5_0: linear8<Q5_0>(W, out, in, h, n, acts, y, stride, add, scratch, threads); return;
+        case Q8_0: linear8<Q8_0>(W, out, in, h, n, acts, y, stride, add, scratch, threads); return;
+        case Q4_K: linear8<Q4_K>(W, out, in, h, n, acts, y, stride, add, scratch, threads); return;
+        case Q5_K: linear8<Q5_K>(W, out, in, h, n, acts, y, stride, add, scratch, threads); return;
+        case Q6_K: linear8<Q6_K>(W, out, in, h, n, acts, y, stride, add, scratch, threads); return;
+        }
+    }
+#endif
     if (f == Q4_K || f == Q5_K || f == Q6_K)
         quantize(h, n, in, a, 256, 16383.f);  // one scale a super-block: integer sums over it
     else if (!is_float(f))
@@ -800,9 +1066,10 @@ extern "C" int block_linear(int f, const uint8_t *W, int out, int in, const floa
                             float *y, int threads) {
     if (n < 1 || n > MAXN || !readable(f, in) || threads < 1) return -1;
     const size_t count = (size_t)n * (in / QK);
-    uint8_t *mem = (uint8_t *)aligned_alloc(64, acts_bytes(count) + decoded_bytes(in) * threads);
+    const size_t acts = acts_bytes_for(n, in);
+    uint8_t *mem = (uint8_t *)aligned_alloc(64, acts + decoded_bytes(in) * threads);
     if (!mem) return -2;
-    linear(f, W, out, in, x, n, acts_in(mem, count), y, out, false, mem + acts_bytes(count), threads);
+    linear(f, W, out, in, x, n, acts_in(mem, count), y, out, false, mem + acts, threads);
     free(mem);
     return 0;
 }
@@ -1061,7 +1328,8 @@ static int attend_rows(const float *q, size_t qstride, const uint16_t *K, const 
     return failed ? -2 : 0;
 }
 
-static void rms_norm(const float *x, const float *w, int n, int dim, float eps, float *out) {
+static void rms_norm(const float *x, const float *w, int n, int dim, float eps, float *out, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (n >= 4)
     for (int i = 0; i < n; i++) {
         const float *v = x + (size_t)i * dim;
         double ss = 0.;
@@ -1079,6 +1347,22 @@ static void rotate(float *v, const float *c, const float *s, int dim) {
         v[j] = a * c[j] - b * s[j];
         v[j + half] = b * c[j + half] + a * s[j + half];
     }
+}
+
+// o = silu(g) * u for one row: g [inter] and u, right after it, [inter]
+static void silu_times(const float *g, float *o, int inter) {
+    const float *u = g + inter;
+    int j = 0;
+    const __m256 one = _mm256_set1_ps(1.f), sign = _mm256_set1_ps(-0.f);
+    for (; j + 8 <= inter; j += 8) {
+        const __m256 v = _mm256_loadu_ps(g + j);
+        const __m256 e = exp_neg(_mm256_or_ps(v, sign));  // exp(-|v|), never above 1
+        const __m256 r = _mm256_div_ps(one, _mm256_add_ps(one, e));
+        // sigmoid(v): 1 / (1 + e) where v >= 0, e / (1 + e) below
+        const __m256 sig = _mm256_blendv_ps(r, _mm256_mul_ps(e, r), v);
+        _mm256_storeu_ps(o + j, _mm256_mul_ps(_mm256_mul_ps(v, sig), _mm256_loadu_ps(u + j)));
+    }
+    for (; j < inter; j++) o[j] = g[j] / (1.f + expf(-g[j])) * u[j];
 }
 
 enum { IN_NORM, POST_NORM, Q, K, V, Q_BIAS, K_BIAS, V_BIAS, O, GATE, UP, DOWN, PER_LAYER };
@@ -1119,7 +1403,7 @@ extern "C" int decode_layers(const void *const *ptrs, const int *fmts, const int
     const size_t act_blocks = (size_t)n * widest / QK;
     const size_t floats = (size_t)n * (hidden + width + qd + 2 * inter + inter);
     if (threads < 1) return -1;
-    const size_t acts = acts_bytes(act_blocks);
+    const size_t acts = acts_bytes_for(n, widest);
     uint8_t *mem = (uint8_t *)aligned_alloc(64, acts + decoded_bytes(widest) * threads);
     uint8_t *scratch = mem + acts;
     float *buf = (float *)malloc(sizeof(float) * floats);
@@ -1135,7 +1419,7 @@ extern "C" int decode_layers(const void *const *ptrs, const int *fmts, const int
         const void *const *p = ptrs + (size_t)l * PER_LAYER;
         const int *f = fmts + (size_t)l * FORMATS;
         uint16_t *Kc = keys[l], *Vc = values[l];
-        rms_norm(x, (const float *)p[IN_NORM], n, hidden, eps, h);
+        rms_norm(x, (const float *)p[IN_NORM], n, hidden, eps, h, threads);
         if (p[K]) {
             linear(f[FQ], (const uint8_t *)p[Q], qd, hidden, h, n, a, qkv, width, false, scratch, threads);
             linear(f[FK], (const uint8_t *)p[K], kd, hidden, h, n, a, qkv + qd, width, false, scratch, threads);
@@ -1175,18 +1459,15 @@ extern "C" int decode_layers(const void *const *ptrs, const int *fmts, const int
             return -2;
         }
         linear(f[FO], (const uint8_t *)p[O], hidden, qd, att, n, a, x, hidden, true, scratch, threads);
-        rms_norm(x, (const float *)p[POST_NORM], n, hidden, eps, h);
+        rms_norm(x, (const float *)p[POST_NORM], n, hidden, eps, h, threads);
         if (p[UP]) {
             linear(f[FGATE], (const uint8_t *)p[GATE], inter, hidden, h, n, a, gu, 2 * inter, false, scratch, threads);
             linear(f[FUP], (const uint8_t *)p[UP], inter, hidden, h, n, a, gu + inter, 2 * inter, false, scratch, threads);
         } else {
             linear(f[FGATE], (const uint8_t *)p[GATE], 2 * inter, hidden, h, n, a, gu, 2 * inter, false, scratch, threads);
         }
-        for (int i = 0; i < n; i++) {
-            const float *g = gu + (size_t)i * 2 * inter, *u = g + inter;
-            float *o = act + (size_t)i * inter;
-            for (int j = 0; j < inter; j++) o[j] = g[j] / (1.f + expf(-g[j])) * u[j];
-        }
+#pragma omp parallel for num_threads(threads) schedule(static) if (n >= 4)
+        for (int i = 0; i < n; i++) silu_times(gu + (size_t)i * 2 * inter, act + (size_t)i * inter, inter);
         linear(f[FDOWN], (const uint8_t *)p[DOWN], hidden, inter, act, n, a, x, hidden, true, scratch, threads);
     }
     free(mem);
