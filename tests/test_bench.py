@@ -293,3 +293,27 @@ def test_a_gguf_served_from_its_blocks_is_benched_as_served():
     served = SimpleNamespace(quantization="gguf Q4_K, Q6_K", device="cpu", model=None)
     assert weight_formats("none,8bit,4bit", served) == [AS_SERVED]
     assert label(AS_SERVED) == "gguf "
+
+
+def test_the_editor_only_run_times_suggestions_and_nothing_else(tmp_path):
+    """`lsp-llm bench --editor-only`: the servers per speculation mode on the spots, the
+    report and its Markdown, no in-process cases and no chart."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "bench"
+    done = subprocess.run(
+        [sys.executable, "-m", "lsp_llm", "bench", "--model", "bundled", "--editor-only"]
+        + ["--editor-spots", "2", "--formats", "none", "--no-llama-cpp", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["modes"] == {} and "footprint" not in report
+    rows = report["editor"]["rows"]
+    assert list(rows) == [f"serve none {m}" for m in ("off", "draft", "promptLookup", "auto")]
+    assert all(row["identical"] == 2 and row["median_ms"] > 0 for row in rows.values())
+    assert "through `lsp-llm serve`" in (out / "report.md").read_text()
+    assert not (out / "chart.png").exists()

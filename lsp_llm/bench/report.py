@@ -301,9 +301,12 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def chart(report: dict[str, Any], path: Path) -> None:
+def chart(report: dict[str, Any], path: Path) -> bool:
     """Tokens/s of every mode, one panel per prompt kind, each bar labelled with its ratio
-    to plain `generate()`."""
+    to plain `generate()`; False (nothing written) when the report has no such figures."""
+    kinds = list(report["modes"])
+    if not kinds and report.get("footprint") is None:
+        return False
     import matplotlib
 
     matplotlib.use("Agg")
@@ -341,6 +344,7 @@ def chart(report: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True
 
 
 def _footprint_panel(ax: Any, footprint: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ Markdown, write `report.json` and `chart.png`.
 
     lsp-llm bench [--model smollm2] [--threads 1] [--out build/bench] [--no-llama-cpp]
                   [--no-server] [--formats none,8bit,4bit,4bit+compile] [--editor-spots 12]
+                  [--footprint-only | --editor-only]
 
 Our engine runs once per weight format (`quantization` on a CPU: float32, int8, int4;
 `+compile`: with the `compile` setting, `formats.py`) and speculation mode. llama.cpp
@@ -157,6 +158,8 @@ def main(args: Any) -> int:
     blocks = serves_blocks(settings, resolve_device(settings.device))
     # a GGUF served from its blocks needs no float32 copy (resolving it would make one)
     source = resolve_source(settings.model, lambda f, m: None, weights=not blocks)
+    if args.editor_only:
+        return _editor_only(args, settings, source, out)
     footprint = None
     if source.gguf is not None and blocks:
         from lsp_llm.engine.load.ggufmap import GgufMap
@@ -300,6 +303,69 @@ def main(args: Any) -> int:
     return 0
 
 
+def _editor_only(args: Any, settings: Settings, source: Any, out: Path) -> int:
+    """`--editor-only`: inline suggestions through `lsp-llm serve`, the model as served in
+    every speculation mode, against llama.cpp on the same file; nothing else."""
+    import torch
+
+    from lsp_llm.engine.load.loading import load
+    from lsp_llm.engine.local import LocalBackend
+    from lsp_llm.engine.worker import Engine
+    from lsp_llm.train.data import load_sources
+
+    loaded = load(settings)
+    formats = weight_formats(args.formats, loaded)
+    engines: dict[str, Backend] = {
+        fmt: LocalBackend(
+            Engine(
+                loaded
+                if fmt == AS_SERVED
+                else replace(loaded, quantization=split(fmt)[0], compile=split(fmt)[1])
+            )
+        )
+        for fmt in formats
+    }
+    modes: tuple[SpeculationMode, ...] = (
+        ("off", "draft", "promptLookup", "auto")
+        if loaded.draft_model
+        else ("off", "promptLookup", "auto")
+    )
+    ggufs: dict[str, str] = {}
+    if not args.no_llama_cpp and importlib.util.find_spec("llama_cpp") is not None:
+        ggufs = llama_models(source, out, rewrite=formats != [AS_SERVED])
+    sources = [(s.path, s.text) for s in load_sources(held_out=True)]
+    info = next(iter(engines.values())).tokens
+    report: dict[str, Any] = {
+        "model": loaded.name,
+        "draft_model": loaded.draft_name,
+        "device": loaded.device,
+        "formats": formats,
+        "served_format": loaded.quantization,
+        "threads": torch.get_num_threads(),
+        "modes": {},
+    }
+    try:
+        report["editor"] = asyncio.run(
+            editor_latency(
+                settings,
+                info,
+                engines,
+                [ServedConfig(q, mode) for q in formats for mode in modes],
+                ggufs,
+                spots(sources, args.editor_spots, args.seed),
+                args.threads,
+                out / "editor",
+                _say,
+            )
+        )
+    finally:
+        for each in engines.values():
+            each.close()
+    report["targets"] = targets(report)
+    _save(report, out)
+    return 0
+
+
 def _checkpoint(report: dict[str, Any], out: Path) -> None:
     """What is measured so far, in case a later stage fails (a long run on a real model)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -312,5 +378,8 @@ def _save(report: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (out / "report.md").write_text(text + "\n", encoding="utf-8")
-    chart(report, out / "chart.png")
-    _say(f"wrote {out / 'report.json'}, {out / 'report.md'} and {out / 'chart.png'}")
+    charted = chart(report, out / "chart.png")
+    _say(
+        f"wrote {out / 'report.json'}, {out / 'report.md'}"
+        + (f" and {out / 'chart.png'}" if charted else "")
+    )

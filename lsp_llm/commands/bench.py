@@ -46,6 +46,12 @@ def add_parser(sub: Subparsers) -> None:
         "same file (a few minutes; the full bench also runs it first)",
     )
     be.add_argument(
+        "--editor-only",
+        action="store_true",
+        help="only the inline suggestions through `lsp-llm serve` (--editor-spots of them, "
+        "the model as served in every speculation mode) against llama.cpp on the same file",
+    )
+    be.add_argument(
         "--contention",
         action="store_true",
         help="for a GGUF model served from its blocks, with llama.cpp: also decoding speed "
