@@ -303,8 +303,10 @@ def test_the_editor_only_run_times_suggestions_and_nothing_else(tmp_path):
 
     out = tmp_path / "bench"
     done = subprocess.run(
-        [sys.executable, "-m", "lsp_llm", "bench", "--model", "bundled", "--editor-only"]
-        + ["--editor-spots", "2", "--formats", "none", "--no-llama-cpp", "--out", str(out)],
+        [
+            *(sys.executable, "-m", "lsp_llm", "bench", "--model", "bundled", "--editor-only"),
+            *("--editor-spots", "2", "--formats", "none", "--no-llama-cpp", "--out", str(out)),
+        ],
         capture_output=True,
         text=True,
         timeout=600,
