@@ -118,6 +118,21 @@ def test_one_huge_line_is_cut_by_whole_characters(info):
     assert count_tokens(info.tokenizer, tail) <= 50
 
 
+def test_near_the_top_of_a_file_the_suffix_keeps_its_share(info):
+    """In prefix-suffix-middle order a keystroke re-reads the whole suffix, so a short
+    prefix does not hand it the rest of the budget."""
+    from lsp_llm.context.prompts import PREFIX_PERCENT
+
+    after = "".join(f"value_{i} = compute({i})\n" for i in range(2000))
+    text = "import os\n" + after
+    prompt = completion_prompt(info, EditorContext(text, len("import os\n")), context_tokens=1000)
+    share = 1000 * (100 - PREFIX_PERCENT) // 100
+    assert (
+        prompt.kind == "fim" and 0.8 * share < count_tokens(info.tokenizer, prompt.suffix) <= share
+    )
+    assert len(prompt.token_ids) < 0.3 * 1000
+
+
 def test_completion_prompt_respects_context_budget(info):
     big = "\n".join(f"x{i} = {i}" for i in range(20000))
     ctx = EditorContext(big + "\ny = ", len(big) + 5)

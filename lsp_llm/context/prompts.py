@@ -56,10 +56,11 @@ LINE_COMMENT = {
 """How a path header is written for a model without repository tokens (`#` otherwise)."""
 CURSOR = "<CURSOR>"
 PREFIX_PERCENT = 85
-"""The share of a completion prompt's budget given to the code before the cursor (the rest
-is for the code after it), as Copilot does. In prefix-suffix-middle order the suffix comes
-after the prefix, so every edit at the cursor re-reads the whole suffix: keeping it short
-keeps the next request's prefill short."""
+"""The share of a completion prompt's budget given to the code before the cursor (the rest,
+and never more, is for the code after it), as Copilot does. In prefix-suffix-middle order
+the suffix comes after the prefix, so every edit at the cursor re-reads the whole suffix:
+keeping it short keeps the next request's prefill short, even near the top of a file where
+the prefix leaves most of the budget unused."""
 TURN_OVERHEAD = 8
 """Tokens a chat template adds around one turn (role names, separators), as estimated."""
 PREFIX_ALIGN_LINES = 8
@@ -257,7 +258,9 @@ def _window_prompt(
         return Prompt(tuple(ids), "fim", stop, shape.multiline, prefix, suffix, heal, text)
     prefix = take_tail(info.tokenizer, ctx.before, prefix_budget, align=PREFIX_ALIGN_LINES)
     prefix_ids = info.encode(prefix)
-    suffix_budget = context_tokens - len(prefix_ids)
+    # the suffix keeps its share even when the prefix leaves more: in this order a
+    # keystroke re-reads all of it
+    suffix_budget = min(context_tokens - len(prefix_ids), context_tokens - prefix_budget)
     if style == "fim":
         assert info.fim is not None
         pre, suf, mid = info.fim
