@@ -84,6 +84,21 @@ def test_products_equal_the_dequantized_weights_to_the_activations_precision(
     assert err < bound, err
 
 
+@pytest.mark.parametrize("fmt", [2, 6, 8])
+@pytest.mark.parametrize("inputs", [96, 576])
+def test_a_prompt_s_last_tile_may_be_part_empty(kernel, fmt, inputs):
+    """32-input formats whose rows end inside a tile of 16 groups (576 inputs: SmolLM2's
+    width): the spare lanes add nothing."""
+    rows = random_rows(fmt, 9, inputs, seed=inputs + fmt)
+    layer = BlockLinear(torch.from_numpy(rows.copy()), fmt, inputs, None, kernel)
+    x = torch.randn(64, inputs, generator=torch.Generator().manual_seed(fmt))
+    got = layer(x).double().numpy()
+    exact = x.double().numpy() @ reference(rows, fmt).T
+    if kernel.int8_rows:
+        exact = int8_rounded(x.numpy()) @ reference(rows, fmt).T
+    assert np.linalg.norm(got - exact) / np.linalg.norm(exact) < 1e-4
+
+
 def int8_rounded(x: np.ndarray) -> np.ndarray:
     """x [n, inputs] float32 as the kernels round a prompt's activations: int8 codes per 32
     inputs, the scale the group's largest magnitude over 127 (float32, ties to even)."""

@@ -646,10 +646,11 @@ template <int F> struct Unit { static constexpr int S = F == Q6_K ? 16 : 32; };
 
 static size_t tiles_of(int in, int S) { return ((size_t)in / S + 15) / 16; }
 
-// one activation row: tiles * 16 * S bytes, then 16 lane scales a tile, then a sum per 32
+// one activation row: tiles * 16 * S bytes, then 16 lane scales a tile, then a sum per 32;
+// rows start on a cache line, so no 64-byte load of the codes straddles two
 static size_t row8_bytes(int in, int S) {
     const size_t t = tiles_of(in, S);
-    return t * 16 * S + t * 16 * sizeof(float) + (size_t)(in / QK) * sizeof(float);
+    return (t * 16 * S + t * 16 * sizeof(float) + (size_t)(in / QK) * sizeof(float) + 63) / 64 * 64;
 }
 
 static size_t acts8_bytes(int n, int in) {
@@ -853,7 +854,7 @@ static size_t decoded_bytes(int in) {
 
 // the activations' memory for n rows of up to `in` inputs, in either layout
 static size_t acts_bytes_for(int n, int in) {
-    const size_t b = acts_bytes((size_t)n * (in / QK));
+    const size_t b = (acts_bytes((size_t)n * (in / QK)) + 63) / 64 * 64;  // scratch follows
 #ifdef INT8_PROMPTS
     return b > acts8_bytes(n, in) ? b : acts8_bytes(n, in);
 #else
