@@ -140,8 +140,6 @@ def main(args: Any) -> int:
     import transformers
 
     from lsp_llm.engine.load.loading import load
-    from lsp_llm.engine.local import LocalBackend
-    from lsp_llm.engine.worker import Engine
     from lsp_llm.train.data import load_sources
 
     torch.set_num_threads(args.threads)
@@ -181,16 +179,7 @@ def main(args: Any) -> int:
         return 0
     loaded = load(settings)  # the weights, for generate() beside our engine
     formats = weight_formats(args.formats, loaded)
-    engines = {
-        fmt: LocalBackend(
-            Engine(
-                loaded  # a GGUF served from its blocks, as it is
-                if fmt == AS_SERVED
-                else replace(loaded, quantization=split(fmt)[0], compile=split(fmt)[1])
-            )
-        )
-        for fmt in formats
-    }
+    engines = _serving_engines(loaded, formats)
     engine = engines.get(loaded.quantization) or next(iter(engines.values()))
     info = engine.tokens
     sources = [(s.path, s.text) for s in load_sources(held_out=True)]
@@ -212,11 +201,7 @@ def main(args: Any) -> int:
         )
         _say(notes[-1])
     runners["generate() prompt lookup"] = hf_runner(loaded.model, None, "promptLookup", n)
-    modes: tuple[SpeculationMode, ...] = (
-        ("off", "draft", "promptLookup", "auto")
-        if loaded.draft_model
-        else ("off", "promptLookup", "auto")
-    )
+    modes = _speculation_modes(loaded)
     for fmt in formats:
         for mode in modes:
             runners[f"engine {label(fmt)}{mode}"] = engine_runner(engines[fmt], mode, n)
@@ -296,26 +281,19 @@ def main(args: Any) -> int:
             )
             _say("inline suggestions through the server done")
     finally:
-        for each in engines.values():
-            each.close()
+        _close_all(engines)
     report["targets"] = targets(report)
     _save(report, out)
     return 0
 
 
-def _editor_only(args: Any, settings: Settings, source: Any, out: Path) -> int:
-    """`--editor-only`: inline suggestions through `lsp-llm serve`, the model as served in
-    every speculation mode, against llama.cpp on the same file; nothing else."""
-    import torch
-
-    from lsp_llm.engine.load.loading import load
+def _serving_engines(loaded: Any, formats: list[str]) -> dict[str, Backend]:
+    """An in-process engine per weight format: the model as loaded for `AS_SERVED` (a GGUF
+    served from its blocks, as it is), else its weights packed or compiled as named."""
     from lsp_llm.engine.local import LocalBackend
     from lsp_llm.engine.worker import Engine
-    from lsp_llm.train.data import load_sources
 
-    loaded = load(settings)
-    formats = weight_formats(args.formats, loaded)
-    engines: dict[str, Backend] = {
+    return {
         fmt: LocalBackend(
             Engine(
                 loaded
@@ -325,11 +303,31 @@ def _editor_only(args: Any, settings: Settings, source: Any, out: Path) -> int:
         )
         for fmt in formats
     }
-    modes: tuple[SpeculationMode, ...] = (
-        ("off", "draft", "promptLookup", "auto")
-        if loaded.draft_model
-        else ("off", "promptLookup", "auto")
-    )
+
+
+def _speculation_modes(loaded: Any) -> tuple[SpeculationMode, ...]:
+    if loaded.draft_model:
+        return ("off", "draft", "promptLookup", "auto")
+    return ("off", "promptLookup", "auto")
+
+
+def _close_all(engines: dict[str, Backend]) -> None:
+    for each in engines.values():
+        each.close()
+
+
+def _editor_only(args: Any, settings: Settings, source: Any, out: Path) -> int:
+    """`--editor-only`: inline suggestions through `lsp-llm serve`, the model as served in
+    every speculation mode, against llama.cpp on the same file; nothing else."""
+    import torch
+
+    from lsp_llm.engine.load.loading import load
+    from lsp_llm.train.data import load_sources
+
+    loaded = load(settings)
+    formats = weight_formats(args.formats, loaded)
+    engines = _serving_engines(loaded, formats)
+    modes = _speculation_modes(loaded)
     ggufs: dict[str, str] = {}
     if not args.no_llama_cpp and importlib.util.find_spec("llama_cpp") is not None:
         ggufs = llama_models(source, out, rewrite=formats != [AS_SERVED])
@@ -359,8 +357,7 @@ def _editor_only(args: Any, settings: Settings, source: Any, out: Path) -> int:
             )
         )
     finally:
-        for each in engines.values():
-            each.close()
+        _close_all(engines)
     report["targets"] = targets(report)
     _save(report, out)
     return 0
