@@ -16,6 +16,7 @@ else a GGUF converted from the folder.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import platform
@@ -223,15 +224,7 @@ def main(args: Any) -> int:
             notes.append("llama.cpp left out: llama-cpp-python is not installed (scripts/bench)")
             _say(notes[-1])
     report: dict[str, Any] = {
-        "model": loaded.name,
-        "draft_model": loaded.draft_name,
-        "device": loaded.device,
-        "dtype": loaded.dtype,
-        "formats": formats,
-        "served_format": loaded.quantization,
-        "threads": torch.get_num_threads(),
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        **_described(loaded, formats),
         "cases": {k: len(v) for k, v in cases.items()},
         "tokens": {"completion": args.completion_tokens, "chat": args.chat_tokens},
         "notes": notes,
@@ -239,12 +232,6 @@ def main(args: Any) -> int:
     }
     if footprint is not None:
         report["footprint"] = footprint
-    try:
-        import importlib.metadata
-
-        report["versions"]["llama-cpp-python"] = importlib.metadata.version("llama-cpp-python")
-    except importlib.metadata.PackageNotFoundError:
-        pass
     try:
         for kind, kind_cases in cases.items():
             t0 = time.perf_counter()
@@ -305,6 +292,29 @@ def _serving_engines(loaded: Any, formats: list[str]) -> dict[str, Backend]:
     }
 
 
+def _described(loaded: Any, formats: list[str]) -> dict[str, Any]:
+    """What a report says of the model, the machine and the libraries it ran with."""
+    import importlib.metadata
+
+    import torch
+    import transformers
+
+    versions = {"torch": torch.__version__, "transformers": transformers.__version__}
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        versions["llama-cpp-python"] = importlib.metadata.version("llama-cpp-python")
+    return {
+        "model": loaded.name,
+        "draft_model": loaded.draft_name,
+        "device": loaded.device,
+        "dtype": loaded.dtype,
+        "formats": formats,
+        "served_format": loaded.quantization,
+        "threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "versions": versions,
+    }
+
+
 def _speculation_modes(loaded: Any) -> tuple[SpeculationMode, ...]:
     if loaded.draft_model:
         return ("off", "draft", "promptLookup", "auto")
@@ -319,8 +329,6 @@ def _close_all(engines: dict[str, Backend]) -> None:
 def _editor_only(args: Any, settings: Settings, source: Any, out: Path) -> int:
     """`--editor-only`: inline suggestions through `lsp-llm serve`, the model as served in
     every speculation mode, against llama.cpp on the same file; nothing else."""
-    import torch
-
     from lsp_llm.engine.load.loading import load
     from lsp_llm.train.data import load_sources
 
@@ -331,17 +339,11 @@ def _editor_only(args: Any, settings: Settings, source: Any, out: Path) -> int:
     ggufs: dict[str, str] = {}
     if not args.no_llama_cpp and importlib.util.find_spec("llama_cpp") is not None:
         ggufs = llama_models(source, out, rewrite=formats != [AS_SERVED])
+    else:
+        _say("llama.cpp left out: llama-cpp-python is not installed (scripts/bench) or left out")
     sources = [(s.path, s.text) for s in load_sources(held_out=True)]
     info = next(iter(engines.values())).tokens
-    report: dict[str, Any] = {
-        "model": loaded.name,
-        "draft_model": loaded.draft_name,
-        "device": loaded.device,
-        "formats": formats,
-        "served_format": loaded.quantization,
-        "threads": torch.get_num_threads(),
-        "modes": {},
-    }
+    report: dict[str, Any] = {**_described(loaded, formats), "modes": {}}
     try:
         report["editor"] = asyncio.run(
             editor_latency(

@@ -714,7 +714,7 @@ static Acts8 quantize8(const float *x, int n, int in, int S, uint8_t *mem, int t
 }
 
 // a weight row decoded for quantize8's activations: codes in the same lanes, a float
-// scale and a starting value per lane, a minimum per group of 32
+// scale and a starting value per lane, a minimum per group of 32 (Q4_K, Q5_K)
 struct Row8 {
     int8_t *q;
     float *ws;
@@ -738,7 +738,7 @@ static Row8 row8_in(uint8_t *mem, int in, int S) {
 }
 
 // the codes of groups g0.. (up to a tile's) as bytes in their natural order into nat, their
-// scales into ws (a unit's) and minimums into m (a group's)
+// scales into ws (a unit's) and, for Q4_K / Q5_K, minimums into m (a group's)
 template <int F> static inline void natural8(const uint8_t *row, int g0, int count, uint8_t *nat, float *ws, float *m) {
     constexpr bool kf = F == Q4_K || F == Q5_K || F == Q6_K;
     if constexpr (kf) {
@@ -755,8 +755,8 @@ template <int F> static inline void natural8(const uint8_t *row, int g0, int cou
                     ws[2 * (g + s) + 1] = ks.d1[s];
                 } else {
                     ws[g + s] = ks.d0[s];
+                    m[g + s] = ks.m[s];
                 }
-                m[g + s] = ks.m[s];
             }
         }
     } else {
@@ -766,7 +766,6 @@ template <int F> static inline void natural8(const uint8_t *row, int g0, int cou
             const uint8_t *b = row + (size_t)g * bb;
             _mm256_store_si256((__m256i *)(nat + (size_t)(g - g0) * QK), bytes_32<F>(b));
             ws[g] = half(b);
-            m[g] = 0.f;
         }
     }
 }
