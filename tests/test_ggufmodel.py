@@ -140,3 +140,56 @@ def test_a_file_is_described_without_converting_its_weights(kernel, tmp_path):
     assert not list(folder.glob("*.safetensors"))
     size = sum(f.stat().st_size for f in folder.iterdir())
     assert size < 10 * 2**20
+
+
+def test_k_format_layers_decode_as_their_dequantized_weights(kernel):
+    """A Qwen2 model whose matrices are Q4_K and Q6_K blocks (the 1.5B's formats): a
+    decoding step's int8 products, q/k/v and gate/up in one parallel loop, give the logits
+    of the same model with the dequantized weights to the activations' precision."""
+    import copy
+
+    import numpy as np
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from tests.test_ggufblocks import random_rows
+
+    config = Qwen2Config(
+        vocab_size=300,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    blocks = Qwen2ForCausalLM(config).eval()
+    plain = copy.deepcopy(blocks)
+    for n, (layer, twin) in enumerate(zip(blocks.model.layers, plain.model.layers, strict=True)):
+        for owner, attr, fmt in [
+            ("self_attn", "q_proj", 12),
+            ("self_attn", "k_proj", 12),
+            ("self_attn", "v_proj", 14),
+            ("self_attn", "o_proj", 12),
+            ("mlp", "gate_proj", 12),
+            ("mlp", "up_proj", 13),
+            ("mlp", "down_proj", 14),
+        ]:
+            linear = getattr(getattr(layer, owner), attr)
+            rows = random_rows(fmt, linear.out_features, linear.in_features, seed=n * 10 + fmt)
+            bias = None if linear.bias is None else linear.bias.detach().clone()
+            packed = BlockLinear(
+                torch.from_numpy(np.ascontiguousarray(rows)), fmt, linear.in_features, bias, kernel
+            )
+            setattr(getattr(layer, owner), attr, packed)
+            with torch.no_grad():
+                getattr(getattr(twin, owner), attr).weight.copy_(packed.dequantized())
+    ours, theirs = LeanCache(blocks, "float"), LeanCache(plain, "float", native=False)
+    assert ours.native_layers is not None
+    ids = torch.randint(0, 300, (12,), generator=torch.Generator().manual_seed(1)).tolist()
+    with torch.inference_mode():
+        ours.forward(ids[:6]), theirs.forward(ids[:6])
+        for token in ids[6:]:  # decoding steps: one row each
+            got, want = ours.forward([token]), theirs.forward([token])
+            err = (got - want).norm() / want.norm()
+            assert err < 3e-2, err

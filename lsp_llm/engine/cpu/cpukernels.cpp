@@ -454,11 +454,11 @@ template <int F> static inline float row_dot_32(const uint8_t *row, int ng, cons
 
 template <int F> static inline void kscales(const uint8_t *b, KScales &k);
 
-// A super-block's 8 groups of codes as int16 registers: Q4_K / Q5_K (0..15 / 0..31; groups
-// 2c and 2c + 1 are the low and high nibbles of the same 32 bytes, and bits 2c, 2c + 1 of
-// qh for Q5_K), Q6_K (-32..31: two halves of four groups, low / high nibbles of ql's two
-// 32-byte runs with two bits each from qh's 32 bytes)
-template <int F> static inline void k_bytes(const uint8_t *b, __m256i out[8]) {
+// A super-block's 8 groups of codes as bytes: Q4_K / Q5_K (0..15 / 0..31; groups 2c and
+// 2c + 1 are the low and high nibbles of the same 32 bytes, and bits 2c, 2c + 1 of qh for
+// Q5_K), Q6_K (-32..31, or 0..63 when not Centred: two halves of four groups, low / high
+// nibbles of ql's two 32-byte runs with two bits each from qh's 32 bytes)
+template <int F, bool Centred = true> static inline void k_bytes(const uint8_t *b, __m256i out[8]) {
     const __m256i low = _mm256_set1_epi8(0x0F);
     if (F == Q6_K) {
         const __m256i three = _mm256_set1_epi8(3);
@@ -472,7 +472,7 @@ template <int F> static inline void k_bytes(const uint8_t *b, __m256i out[8]) {
             for (int t = 0; t < 4; t++) {
                 const __m256i codes = _mm256_or_si256(nib[t], _mm256_slli_epi16(_mm256_and_si256(hb, three), 4));
                 hb = _mm256_srli_epi16(hb, 2);
-                out[4 * h + t] = _mm256_sub_epi8(codes, _mm256_set1_epi8(32));
+                out[4 * h + t] = Centred ? _mm256_sub_epi8(codes, _mm256_set1_epi8(32)) : codes;
             }
         }
         return;
@@ -815,6 +815,121 @@ static inline void rows_dot8(const Row8 &w, int in, const Acts8 &a, int i, float
         if (mins) v[k] += mins_dot(w.m, a.sum(i + k), in / QK);
     }
 }
+
+// A decoding step (one activation row) in the K formats with VNNI: the activations as int8
+// per group of 32 in their natural order (the prompts' precision), the weights' codes as
+// the file holds them (unsigned: Q6_K's -32 is taken out through the activations' sums
+// per 16), so vpdpbusd multiplies two groups (64 inputs) in one instruction with no
+// decoding step besides the nibbles; one float step per two groups applies their scales.
+// The int16 path this replaces for them needed twice the multiplies and a widening each.
+struct Acts1 {
+    int8_t *x;  // in codes
+    float *d, *sum;  // a scale and the rounded activations' sum per 32
+    float *c16;  // -32 times the codes' sum per 16 (Q6_K's offset)
+};
+
+static size_t acts1_bytes(int in) { return (size_t)in + (size_t)(in / QK) * 2 * sizeof(float) + (size_t)(in / 16) * sizeof(float) + 64; }
+
+static Acts1 quantize1(const float *x, int in, uint8_t *mem) {
+    Acts1 a;
+    const int ng = in / QK;
+    a.x = (int8_t *)mem;
+    a.d = (float *)(mem + ((size_t)in + 63) / 64 * 64);
+    a.sum = a.d + ng;
+    a.c16 = a.sum + ng;
+    for (int g = 0; g < ng; g++) {
+        const __m512 v0 = _mm512_loadu_ps(x + (size_t)g * QK), v1 = _mm512_loadu_ps(x + (size_t)g * QK + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        const __m512 inv = _mm512_set1_ps(amax > 0.f ? 127.f / amax : 0.f);
+        const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, inv)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, inv));
+        _mm_storeu_si128((__m128i *)(a.x + (size_t)g * QK), _mm512_cvtsepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(a.x + (size_t)g * QK + 16), _mm512_cvtsepi32_epi8(q1));
+        const int s0 = _mm512_reduce_add_epi32(q0), s1 = _mm512_reduce_add_epi32(q1);
+        a.d[g] = amax / 127.f;
+        a.sum[g] = (float)(s0 + s1) * a.d[g];
+        a.c16[2 * g] = -32.f * (float)s0;
+        a.c16[2 * g + 1] = -32.f * (float)s1;
+    }
+    return a;
+}
+
+template <int F> static inline float row_dot1_k(const uint8_t *row, int ng, const Acts1 &a) {
+    static_assert(F == Q4_K || F == Q5_K || F == Q6_K, "a K format");
+    constexpr int bb = F == Q6_K ? 210 : F == Q5_K ? 176 : 144;
+    const __m512i zero = _mm512_setzero_si512();
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), extra = _mm512_setzero_ps();
+    __m256 macc = _mm256_setzero_ps();
+    for (int sb = 0; sb < ng / 8; sb++) {
+        const uint8_t *b = row + (size_t)sb * bb;
+        KScales ks;
+        kscales<F>(b, ks);
+        __m256i bytes[8];
+        k_bytes<F, false>(b, bytes);
+        const int8_t *x = a.x + (size_t)sb * 8 * QK;
+        const __m256 xd = _mm256_loadu_ps(a.d + 8 * sb);
+        __m512 f;  // the scales times the activations', in the order pairs of groups read them
+        if (F == Q6_K) {  // a scale per 16: f[2s + h] for half h of group s
+            const __m512i interleave = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+            f = _mm512_permutex2var_ps(_mm512_castps256_ps512(_mm256_mul_ps(_mm256_loadu_ps(ks.d0), xd)), interleave,
+                                       _mm512_castps256_ps512(_mm256_mul_ps(_mm256_loadu_ps(ks.d1), xd)));
+            extra = _mm512_fmadd_ps(f, _mm512_loadu_ps(a.c16 + 16 * sb), extra);
+        } else {
+            f = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_loadu_ps(ks.d0), xd));
+            macc = _mm256_fmadd_ps(_mm256_loadu_ps(ks.m), _mm256_loadu_ps(a.sum + 8 * sb), macc);
+        }
+        for (int c = 0; c < 4; c++) {
+            // lanes 0-7 sum group 2c, 8-15 group 2c + 1 (Q6_K: four lanes a scale)
+            const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(bytes[2 * c]), bytes[2 * c + 1], 1);
+            const __m512i dot = _mm512_dpbusd_epi32(zero, w, _mm512_loadu_si512((const void *)(x + 64 * c)));
+            const __m512i idx = F == Q6_K ? _mm512_setr_epi32(4 * c, 4 * c, 4 * c, 4 * c, 4 * c + 1, 4 * c + 1, 4 * c + 1, 4 * c + 1,
+                                                               4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 3, 4 * c + 3, 4 * c + 3, 4 * c + 3)
+                                          : _mm512_setr_epi32(2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c,
+                                                               2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1);
+            const __m512 sc = _mm512_permutexvar_ps(idx, f);
+            if (c & 1) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sc, acc1);
+            else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sc, acc0);
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), extra)) + hsum(macc);
+}
+
+// products of one activation row with several K-format weights (a layer's q, k and v; its
+// gate and up) in one parallel loop: each call of a parallel loop ends waiting for the
+// slower thread, and a decoding step of the 1.5B made some 200 of them
+struct Part {
+    const uint8_t *W;
+    int f, out;
+    float *y;
+};
+
+static bool int8_step(int f) { return f == Q4_K || f == Q5_K || f == Q6_K; }
+
+static void product1_parts(const Part *parts, int count, int in, const float *h, uint8_t *acts, int threads) {
+    const Acts1 a = quantize1(h, in, acts);
+    const int ng = in / QK;
+    int total = 0;
+    for (int p = 0; p < count; p++) total += parts[p].out;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int r = 0; r < total; r++) {
+        int p = 0, i = r;
+        while (i >= parts[p].out) i -= parts[p++].out;
+        const Part &P = parts[p];
+        const uint8_t *row = P.W + (size_t)i * (size_t)(in / 256) * block_bytes(P.f);
+        P.y[i] = P.f == Q4_K ? row_dot1_k<Q4_K>(row, ng, a) : P.f == Q5_K ? row_dot1_k<Q5_K>(row, ng, a) : row_dot1_k<Q6_K>(row, ng, a);
+    }
+}
+
+template <int F>
+static void product1(const uint8_t *W, int out, int in, const float *h, uint8_t *acts, float *y, bool add, int threads) {
+    const Acts1 a = quantize1(h, in, acts);
+    const int ng = in / QK;
+    const size_t rb = (size_t)(in / 256) * block_bytes(F);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int r = 0; r < out; r++) {
+        const float v = row_dot1_k<F>(W + (size_t)r * rb, ng, a);
+        y[r] = add ? y[r] + v : v;
+    }
+}
 #endif
 
 // y [n, out] (+)= W [out, in] @ x [n, in]^T, x given quantized in `a` (rows of in / 32
@@ -894,6 +1009,15 @@ static void linear8(const uint8_t *W, int out, int in, const float *h, int n, ui
 extern "C" int int8_rows() {
 #ifdef INT8_PROMPTS
     return I8_ROWS;
+#else
+    return 0;
+#endif
+}
+
+// whether a decoding step's product (one activation row) in a K format reads it as int8
+extern "C" int int8_decoding() {
+#ifdef INT8_PROMPTS
+    return 1;
 #else
     return 0;
 #endif
@@ -1037,6 +1161,16 @@ static void linear(int f, const uint8_t *W, int out, int in, const float *h, int
         case Q4_K: linear8<Q4_K>(W, out, in, h, n, acts, y, stride, add, scratch, threads); return;
         case Q5_K: linear8<Q5_K>(W, out, in, h, n, acts, y, stride, add, scratch, threads); return;
         case Q6_K: linear8<Q6_K>(W, out, in, h, n, acts, y, stride, add, scratch, threads); return;
+        }
+    }
+#endif
+#ifdef INT8_PROMPTS
+    if (n == 1) {
+        uint8_t *acts = (uint8_t *)a.x;
+        switch (f) {
+        case Q4_K: product1<Q4_K>(W, out, in, h, acts, y, add, threads); return;
+        case Q5_K: product1<Q5_K>(W, out, in, h, acts, y, add, threads); return;
+        case Q6_K: product1<Q6_K>(W, out, in, h, acts, y, add, threads); return;
         }
     }
 #endif
@@ -1420,7 +1554,19 @@ extern "C" int decode_layers(const void *const *ptrs, const int *fmts, const int
         const int *f = fmts + (size_t)l * FORMATS;
         uint16_t *Kc = keys[l], *Vc = values[l];
         rms_norm(x, (const float *)p[IN_NORM], n, hidden, eps, h, threads);
-        if (p[K]) {
+        bool together = false;  // a decoding step's q, k, v (and gate, up) in one parallel loop
+#ifdef INT8_PROMPTS
+        together = n == 1 && p[K] && p[UP] && int8_step(f[FQ]) && int8_step(f[FK]) && int8_step(f[FV]) &&
+                   int8_step(f[FGATE]) && int8_step(f[FUP]);
+        if (together) {
+            const Part parts[3] = {{(const uint8_t *)p[Q], f[FQ], qd, qkv},
+                                   {(const uint8_t *)p[K], f[FK], kd, qkv + qd},
+                                   {(const uint8_t *)p[V], f[FV], kd, qkv + qd + kd}};
+            product1_parts(parts, 3, hidden, h, (uint8_t *)a.x, threads);
+        }
+#endif
+        if (together) {
+        } else if (p[K]) {
             linear(f[FQ], (const uint8_t *)p[Q], qd, hidden, h, n, a, qkv, width, false, scratch, threads);
             linear(f[FK], (const uint8_t *)p[K], kd, hidden, h, n, a, qkv + qd, width, false, scratch, threads);
             linear(f[FV], (const uint8_t *)p[V], kd, hidden, h, n, a, qkv + qd + kd, width, false, scratch, threads);
@@ -1460,7 +1606,15 @@ extern "C" int decode_layers(const void *const *ptrs, const int *fmts, const int
         }
         linear(f[FO], (const uint8_t *)p[O], hidden, qd, att, n, a, x, hidden, true, scratch, threads);
         rms_norm(x, (const float *)p[POST_NORM], n, hidden, eps, h, threads);
-        if (p[UP]) {
+#ifdef INT8_PROMPTS
+        if (together) {
+            const Part parts[2] = {{(const uint8_t *)p[GATE], f[FGATE], inter, gu},
+                                   {(const uint8_t *)p[UP], f[FUP], inter, gu + inter}};
+            product1_parts(parts, 2, hidden, h, (uint8_t *)a.x, threads);
+        }
+#endif
+        if (together) {
+        } else if (p[UP]) {
             linear(f[FGATE], (const uint8_t *)p[GATE], inter, hidden, h, n, a, gu, 2 * inter, false, scratch, threads);
             linear(f[FUP], (const uint8_t *)p[UP], inter, hidden, h, n, a, gu + inter, 2 * inter, false, scratch, threads);
         } else {
