@@ -29,7 +29,7 @@ SCALES = {2: [0], 3: [0, 2], 6: [0], 7: [0, 2], 8: [0], 12: [0, 2], 13: [0, 2], 
 INT8_FORMATS = (2, 6, 8, 12, 13, 14)
 """Formats whose products take a prompt's activations as int8 where the CPU has VNNI."""
 K_FORMATS = (12, 13, 14)
-"""Those that take a decoding step's one row as int8 too."""
+"""Those that take a decoding step's one row (and a verify pass's few) as int8 too."""
 
 
 def random_rows(fmt: int, out: int, inputs: int, seed: int) -> np.ndarray:
@@ -61,7 +61,7 @@ SHAPES = [(40, 256), (7, 512), (130, 1536)]
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 @pytest.mark.parametrize(("out", "inputs"), SHAPES)
-@pytest.mark.parametrize("n", [1, 5, 64, 70])
+@pytest.mark.parametrize("n", [1, 3, 5, 7, 64, 70])
 def test_products_equal_the_dequantized_weights_to_the_activations_precision(
     kernel, fmt, out, inputs, n
 ):
@@ -73,12 +73,12 @@ def test_products_equal_the_dequantized_weights_to_the_activations_precision(
     exact = x.double().numpy() @ reference(rows, fmt).T
     assert y.shape == (n, out) and y.dtype == torch.float32
     err = np.linalg.norm(y.double().numpy() - exact) / np.linalg.norm(exact)
-    int8_step = n == 1 and fmt in K_FORMATS and kernel.int8_decoding
+    int8_step = fmt in K_FORMATS and n <= kernel.int8_decoding
     if fmt in INT8_FORMATS and (0 < kernel.int8_rows <= n or int8_step):
-        # a prompt's rows with VNNI (and a K format's decoding step): int8 activations per
-        # 32 inputs (llama.cpp's Q8_0), the product exactly theirs times the dequantized
-        # weights
-        assert err < 1e-2, err
+        # a prompt's rows with VNNI (and a K format's decoding step or verify pass): int8
+        # activations per 32 inputs (llama.cpp's Q8_0; about 1% on random rows of 256), the
+        # product exactly theirs times the dequantized weights
+        assert err < 2e-2, err
         rounded = int8_rounded(x.numpy()) @ reference(rows, fmt).T
         assert np.linalg.norm(y.double().numpy() - rounded) / np.linalg.norm(rounded) < 1e-5
         return

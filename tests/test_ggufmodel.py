@@ -144,8 +144,9 @@ def test_a_file_is_described_without_converting_its_weights(kernel, tmp_path):
 
 def test_k_format_layers_decode_as_their_dequantized_weights(kernel):
     """A Qwen2 model whose matrices are Q4_K and Q6_K blocks (the 1.5B's formats): a
-    decoding step's int8 products, q/k/v and gate/up in one parallel loop, give the logits
-    of the same model with the dequantized weights to the activations' precision."""
+    decoding step's int8 products (q/k/v and gate/up in one parallel loop) and a verify
+    pass's few rows give the logits of the same model with the dequantized weights to the
+    activations' precision."""
     import copy
 
     import numpy as np
@@ -186,10 +187,22 @@ def test_k_format_layers_decode_as_their_dequantized_weights(kernel):
                 getattr(getattr(twin, owner), attr).weight.copy_(packed.dequantized())
     ours, theirs = LeanCache(blocks, "float"), LeanCache(plain, "float", native=False)
     assert ours.native_layers is not None
-    ids = torch.randint(0, 300, (12,), generator=torch.Generator().manual_seed(1)).tolist()
+    ids = torch.randint(0, 300, (18,), generator=torch.Generator().manual_seed(1)).tolist()
     with torch.inference_mode():
         ours.forward(ids[:6]), theirs.forward(ids[:6])
-        for token in ids[6:]:  # decoding steps: one row each
+        for token in ids[6:9]:  # decoding steps: one row each
             got, want = ours.forward([token]), theirs.forward([token])
             err = (got - want).norm() / want.norm()
             assert err < 3e-2, err
+    # a verify pass over a draft's tokens reads its few rows as the steps read one, bit for
+    # bit: the same hidden states and cache as decoding them one by one (so speculation's
+    # greedy text is exactly decoding's)
+    for few in (2, 3, 7, 8):
+        passes, steps = LeanCache(blocks, "float"), LeanCache(blocks, "float")
+        with torch.inference_mode():
+            passes.forward(ids[:9]), steps.forward(ids[:9])
+            many = passes._hidden(ids[9 : 9 + few], few)
+            one_by_one = torch.cat([steps._hidden([t], 1) for t in ids[9 : 9 + few]])
+        assert torch.equal(many, one_by_one)
+        for mine, other in zip(passes.keys + passes.values, steps.keys + steps.values, strict=True):
+            assert torch.equal(mine[:, :, : 9 + few], other[:, :, : 9 + few])

@@ -893,6 +893,89 @@ template <int F> static inline float row_dot1_k(const uint8_t *row, int ng, cons
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), extra)) + hsum(macc);
 }
 
+// A few activation rows (a verify pass over a draft's tokens: 2 to FEW_ROWS) in a K format:
+// each super-block's codes and scales decoded once, into registers, for all R rows, which
+// row_dot1_k's way multiplies one by one. The tile path (linear8) decodes each weight row
+// into memory first, which pays from a prompt's many rows but costs a verify pass several
+// decoding steps.
+#define FEW_ROWS 8
+
+static size_t acts1_stride(int in) { return (acts1_bytes(in) + 63) / 64 * 64; }
+
+template <int F, int R>
+static inline void rows_dot1_k(const uint8_t *row, int ng, const Acts1 *a, float *v) {
+    static_assert(F == Q4_K || F == Q5_K || F == Q6_K, "a K format");
+    constexpr int bb = F == Q6_K ? 210 : F == Q5_K ? 176 : 144;
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i idx[4];
+    for (int c = 0; c < 4; c++)
+        idx[c] = F == Q6_K ? _mm512_setr_epi32(4 * c, 4 * c, 4 * c, 4 * c, 4 * c + 1, 4 * c + 1, 4 * c + 1, 4 * c + 1,
+                                               4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 3, 4 * c + 3, 4 * c + 3, 4 * c + 3)
+                           : _mm512_setr_epi32(2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c,
+                                               2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1);
+    const __m512i interleave = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    // each row's sums kept and added in row_dot1_k's order, so that a verify pass's rows
+    // are bit for bit the steps' (speculation's greedy text is then exactly decoding's)
+    __m512 acc0[R], acc1[R], extra[R];
+    __m256 macc[R];
+    for (int k = 0; k < R; k++) acc0[k] = acc1[k] = extra[k] = _mm512_setzero_ps(), macc[k] = _mm256_setzero_ps();
+    for (int sb = 0; sb < ng / 8; sb++) {
+        const uint8_t *b = row + (size_t)sb * bb;
+        KScales ks;
+        kscales<F>(b, ks);
+        __m256i bytes[8];
+        k_bytes<F, false>(b, bytes);
+        __m512i w[4];
+        for (int c = 0; c < 4; c++) w[c] = _mm512_inserti64x4(_mm512_castsi256_si512(bytes[2 * c]), bytes[2 * c + 1], 1);
+        const __m256 d0 = _mm256_loadu_ps(ks.d0);
+        const __m256 d1 = F == Q6_K ? _mm256_loadu_ps(ks.d1) : d0;
+        const __m256 mins = F == Q6_K ? d0 : _mm256_loadu_ps(ks.m);
+        for (int k = 0; k < R; k++) {
+            const int8_t *x = a[k].x + (size_t)sb * 8 * QK;
+            const __m256 xd = _mm256_loadu_ps(a[k].d + 8 * sb);
+            __m512 f;
+            if (F == Q6_K) {
+                f = _mm512_permutex2var_ps(_mm512_castps256_ps512(_mm256_mul_ps(d0, xd)), interleave,
+                                           _mm512_castps256_ps512(_mm256_mul_ps(d1, xd)));
+                extra[k] = _mm512_fmadd_ps(f, _mm512_loadu_ps(a[k].c16 + 16 * sb), extra[k]);
+            } else {
+                f = _mm512_castps256_ps512(_mm256_mul_ps(d0, xd));
+                macc[k] = _mm256_fmadd_ps(mins, _mm256_loadu_ps(a[k].sum + 8 * sb), macc[k]);
+            }
+            for (int c = 0; c < 4; c++) {
+                const __m512i dot = _mm512_dpbusd_epi32(zero, w[c], _mm512_loadu_si512((const void *)(x + 64 * c)));
+                const __m512 sc = _mm512_permutexvar_ps(idx[c], f);
+                if (c & 1) acc1[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sc, acc1[k]);
+                else acc0[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sc, acc0[k]);
+            }
+        }
+    }
+    for (int k = 0; k < R; k++) v[k] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0[k], acc1[k]), extra[k])) + hsum(macc[k]);
+}
+
+// y [n, out] (+)= h [n, in] @ W.T for 2 <= n <= FEW_ROWS rows in a K format (rows `stride` apart)
+template <int F>
+static void product_few(const uint8_t *W, int out, int in, const float *h, int n, uint8_t *acts,
+                        float *y, size_t stride, bool add, int threads) {
+    Acts1 a[FEW_ROWS];
+    for (int i = 0; i < n; i++) a[i] = quantize1(h + (size_t)i * in, in, acts + (size_t)i * acts1_stride(in));
+    const int ng = in / QK;
+    const size_t rb = (size_t)(in / 256) * block_bytes(F);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int r = 0; r < out; r++) {
+        const uint8_t *row = W + (size_t)r * rb;
+        float v[FEW_ROWS];
+        int i = 0;
+        for (; i + 4 <= n; i += 4) rows_dot1_k<F, 4>(row, ng, a + i, v + i);
+        switch (n - i) {
+        case 3: rows_dot1_k<F, 3>(row, ng, a + i, v + i); break;
+        case 2: rows_dot1_k<F, 2>(row, ng, a + i, v + i); break;
+        case 1: rows_dot1_k<F, 1>(row, ng, a + i, v + i); break;
+        }
+        for (int k = 0; k < n; k++) y[(size_t)k * stride + r] = add ? y[(size_t)k * stride + r] + v[k] : v[k];
+    }
+}
+
 // products of one activation row with several K-format weights (a layer's q, k and v; its
 // gate and up) in one parallel loop: each call of a parallel loop ends waiting for the
 // slower thread, and a decoding step of the 1.5B made some 200 of them
@@ -968,8 +1051,9 @@ static size_t decoded_bytes(int in) {
 
 // the activations' memory for n rows of up to `in` inputs, in either layout
 static size_t acts_bytes_for(int n, int in) {
-    const size_t b = (acts_bytes((size_t)n * (in / QK)) + 63) / 64 * 64;  // scratch follows
+    size_t b = (acts_bytes((size_t)n * (in / QK)) + 63) / 64 * 64;  // scratch follows
 #ifdef INT8_PROMPTS
+    if ((size_t)n * acts1_stride(in) > b) b = (size_t)n * acts1_stride(in);
     return b > acts8_bytes(n, in) ? b : acts8_bytes(n, in);
 #else
     return b;
@@ -1014,10 +1098,11 @@ extern "C" int int8_rows() {
 #endif
 }
 
-// whether a decoding step's product (one activation row) in a K format reads it as int8
+// up to how many activation rows (a decoding step, a verify pass) a product in a K format
+// reads them as int8 in registers (0: never)
 extern "C" int int8_decoding() {
 #ifdef INT8_PROMPTS
-    return 1;
+    return FEW_ROWS;
 #else
     return 0;
 #endif
@@ -1152,6 +1237,14 @@ static void product_f(const uint8_t *W, int out, int in, const float *x, int n, 
 static void linear(int f, const uint8_t *W, int out, int in, const float *h, int n, const Acts &a,
                    float *y, size_t stride, bool add, uint8_t *scratch, int threads) {
 #ifdef INT8_PROMPTS
+    if (n > 1 && n <= FEW_ROWS && (f == Q4_K || f == Q5_K || f == Q6_K)) {
+        uint8_t *acts = (uint8_t *)a.x;
+        switch (f) {
+        case Q4_K: product_few<Q4_K>(W, out, in, h, n, acts, y, stride, add, threads); return;
+        case Q5_K: product_few<Q5_K>(W, out, in, h, n, acts, y, stride, add, threads); return;
+        case Q6_K: product_few<Q6_K>(W, out, in, h, n, acts, y, stride, add, threads); return;
+        }
+    }
     if (n >= I8_ROWS) {  // Q4_1 and Q5_1 keep int16 (SmolLM2's and the int4 packing's)
         uint8_t *acts = (uint8_t *)a.x;
         switch (f) {

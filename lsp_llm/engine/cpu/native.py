@@ -10,8 +10,9 @@ format for a decoding step, and integer sums over a K format's super-block for p
 With VNNI, a prompt's rows (`Kernel.int8_rows` or more) in Q4_0, Q5_0, Q8_0 and the K
 formats (the Qwen files') are held as int8 per 32 inputs, as llama.cpp holds them: one
 instruction multiplies 64 inputs where int16 takes two for 32. A decoding step's one row
-is int8 too in the K formats (`Kernel.int8_decoding`), whose codes are unsigned and so go
-into that instruction as the file holds them; Q4_0/Q5_0/Q8_0 decode in int16, and so do
+is int8 too in the K formats, and so are a verify pass's few rows (`Kernel.int8_decoding`:
+each super-block decoded once, into registers, for all of them), whose codes are unsigned
+and so go into that instruction as the file holds them; Q4_0/Q5_0/Q8_0 decode in int16, and so do
 Q4_1/Q5_1 always (SmolLM2's file and the int4 packing below).
 
 **int4 products.** torch's `_weight_int4pack_mm_for_cpu` turns every int4 weight into a
@@ -169,9 +170,9 @@ class Kernel:
         """Activation rows from which a product in Q4_0, Q5_0, Q8_0 or a K format holds
         them as int8 per 32 inputs (a prompt, with VNNI); 0 where it never does."""
         lib.int8_decoding.restype = i
-        self.int8_decoding = bool(lib.int8_decoding())
-        """Whether a K format's product with one activation row (a decoding step) holds
-        it as int8 per 32 inputs too (with VNNI)."""
+        self.int8_decoding = int(lib.int8_decoding())
+        """Up to how many activation rows (a decoding step, a verify pass over a draft) a
+        K format's product holds them as int8 per 32 inputs too (with VNNI); 0: never."""
         self.path = path
 
     def linear(self, x: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
