@@ -234,6 +234,8 @@ def main(args: Any) -> int:
         report["footprint"] = footprint
     try:
         for kind, kind_cases in cases.items():
+            if not kind_cases:  # --chat-cases 0, say
+                continue
             t0 = time.perf_counter()
             report["modes"][kind] = side_by_side(runners, kind_cases)
             _say(
@@ -241,7 +243,7 @@ def main(args: Any) -> int:
                 f"{time.perf_counter() - t0:.0f}s"
             )
             _checkpoint(report, out)
-        report["cancel"] = cancel_latency(engine, cases["chat"][0])
+        report["cancel"] = cancel_latency(engine, (cases["chat"] or cases["completion"])[0])
         document, cursors = edit_document(sources, args.seed)
         report["edit"] = edit_probes(engine, loaded, settings, document, cursors)
         _say("cancel and edit probes done")
