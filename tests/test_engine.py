@@ -103,21 +103,28 @@ def test_speculation_takes_fewer_target_passes(loaded, twin_draft):
     assert fast.stats.target_forwards * 2 < plain.stats.target_forwards
 
 
-@pytest.mark.parametrize("mode", ["off", "promptLookup", "draft"])
-def test_cancel_stops_before_next_target_pass(loaded, twin_draft, mode):
-    dec = Decoder(loaded.model, loaded.tokenizer, twin_draft)
+def cancelled_at_third_pass(model, tokenizer, draft, mode: str):
+    """A generation in `mode`, cancelled as the target's third pass starts: its result and
+    the target's passes."""
+    dec = Decoder(model, tokenizer, draft)
     cancelled = threading.Event()
-    counter = ForwardCounter(loaded.model, at=3, action=cancelled.set)
+    counter = ForwardCounter(model, at=3, action=cancelled.set)
     try:
         done, _ = run(
             dec,
-            GenerationRequest(prompts(loaded.tokenizer, 1)[0], 200, speculation=Speculation(mode)),
+            GenerationRequest(prompts(tokenizer, 1)[0], 200, speculation=Speculation(mode)),
             cancelled,
         )
     finally:
         counter.remove()
+    return done, counter.calls
+
+
+@pytest.mark.parametrize("mode", ["off", "promptLookup", "draft"])
+def test_cancel_stops_before_next_target_pass(loaded, twin_draft, mode):
+    done, passes = cancelled_at_third_pass(loaded.model, loaded.tokenizer, twin_draft, mode)
     assert done.reason == "cancelled"
-    assert counter.calls == 3  # the pass in flight finished; no pass started after it
+    assert passes == 3  # the pass in flight finished; no pass started after it
     assert done.stats.forwards_after_cancel == 1
 
 

@@ -853,51 +853,10 @@ static Acts1 quantize1(const float *x, int in, uint8_t *mem) {
     return a;
 }
 
-template <int F> static inline float row_dot1_k(const uint8_t *row, int ng, const Acts1 &a) {
-    static_assert(F == Q4_K || F == Q5_K || F == Q6_K, "a K format");
-    constexpr int bb = F == Q6_K ? 210 : F == Q5_K ? 176 : 144;
-    const __m512i zero = _mm512_setzero_si512();
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), extra = _mm512_setzero_ps();
-    __m256 macc = _mm256_setzero_ps();
-    for (int sb = 0; sb < ng / 8; sb++) {
-        const uint8_t *b = row + (size_t)sb * bb;
-        KScales ks;
-        kscales<F>(b, ks);
-        __m256i bytes[8];
-        k_bytes<F, false>(b, bytes);
-        const int8_t *x = a.x + (size_t)sb * 8 * QK;
-        const __m256 xd = _mm256_loadu_ps(a.d + 8 * sb);
-        __m512 f;  // the scales times the activations', in the order pairs of groups read them
-        if (F == Q6_K) {  // a scale per 16: f[2s + h] for half h of group s
-            const __m512i interleave = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-            f = _mm512_permutex2var_ps(_mm512_castps256_ps512(_mm256_mul_ps(_mm256_loadu_ps(ks.d0), xd)), interleave,
-                                       _mm512_castps256_ps512(_mm256_mul_ps(_mm256_loadu_ps(ks.d1), xd)));
-            extra = _mm512_fmadd_ps(f, _mm512_loadu_ps(a.c16 + 16 * sb), extra);
-        } else {
-            f = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_loadu_ps(ks.d0), xd));
-            macc = _mm256_fmadd_ps(_mm256_loadu_ps(ks.m), _mm256_loadu_ps(a.sum + 8 * sb), macc);
-        }
-        for (int c = 0; c < 4; c++) {
-            // lanes 0-7 sum group 2c, 8-15 group 2c + 1 (Q6_K: four lanes a scale)
-            const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(bytes[2 * c]), bytes[2 * c + 1], 1);
-            const __m512i dot = _mm512_dpbusd_epi32(zero, w, _mm512_loadu_si512((const void *)(x + 64 * c)));
-            const __m512i idx = F == Q6_K ? _mm512_setr_epi32(4 * c, 4 * c, 4 * c, 4 * c, 4 * c + 1, 4 * c + 1, 4 * c + 1, 4 * c + 1,
-                                                               4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 3, 4 * c + 3, 4 * c + 3, 4 * c + 3)
-                                          : _mm512_setr_epi32(2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c,
-                                                               2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1);
-            const __m512 sc = _mm512_permutexvar_ps(idx, f);
-            if (c & 1) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sc, acc1);
-            else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sc, acc0);
-        }
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), extra)) + hsum(macc);
-}
-
-// A few activation rows (a verify pass over a draft's tokens: 2 to FEW_ROWS) in a K format:
-// each super-block's codes and scales decoded once, into registers, for all R rows, which
-// row_dot1_k's way multiplies one by one. The tile path (linear8) decodes each weight row
-// into memory first, which pays from a prompt's many rows but costs a verify pass several
-// decoding steps.
+// One weight row times R activation rows (R = 1: a decoding step; up to FEW_ROWS: a verify
+// pass over a draft's tokens): each super-block's codes and scales decoded once, into
+// registers, for all R rows. The tile path (linear8) decodes each weight row into memory
+// first, which pays from a prompt's many rows but costs a verify pass several steps.
 #define FEW_ROWS 8
 
 static size_t acts1_stride(int in) { return (acts1_bytes(in) + 63) / 64 * 64; }
@@ -914,8 +873,8 @@ static inline void rows_dot1_k(const uint8_t *row, int ng, const Acts1 *a, float
                            : _mm512_setr_epi32(2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c,
                                                2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1);
     const __m512i interleave = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    // each row's sums kept and added in row_dot1_k's order, so that a verify pass's rows
-    // are bit for bit the steps' (speculation's greedy text is then exactly decoding's)
+    // each row's sums in the same order whatever R: a verify pass's rows are bit for bit
+    // the steps' (speculation's greedy text is then exactly decoding's)
     __m512 acc0[R], acc1[R], extra[R];
     __m256 macc[R];
     for (int k = 0; k < R; k++) acc0[k] = acc1[k] = extra[k] = _mm512_setzero_ps(), macc[k] = _mm256_setzero_ps();
@@ -951,6 +910,12 @@ static inline void rows_dot1_k(const uint8_t *row, int ng, const Acts1 *a, float
         }
     }
     for (int k = 0; k < R; k++) v[k] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0[k], acc1[k]), extra[k])) + hsum(macc[k]);
+}
+
+template <int F> static inline float row_dot1_k(const uint8_t *row, int ng, const Acts1 &a) {
+    float v;
+    rows_dot1_k<F, 1>(row, ng, &a, &v);
+    return v;
 }
 
 // y [n, out] (+)= h [n, in] @ W.T for 2 <= n <= FEW_ROWS rows in a K format (rows `stride` apart)
