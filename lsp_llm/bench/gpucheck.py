@@ -37,10 +37,11 @@ WEIGHTS = {"bf16": "none", "8bit": "8bit", "4bit": "4bit"}
 """The report's names of the weight formats -> the `quantization` setting that loads them
 (on a CPU, `none` is float32)."""
 
-CPU_TOKENS_PER_PASS = 3.19
+CPU_TOKENS_PER_PASS = 4.34
 """Tokens per target pass of the 1.5B with the 0.5B drafting 6, on the bench's code
-continuations with the real weights (docs/performance.md): random weights agree on nothing,
-so the projection of a draft's speed-up on the GPU takes the acceptance from there."""
+continuations with the real weights (docs/performance.md, "Speculation on the Qwen pair"):
+random weights agree on nothing, so the projection of a draft's speed-up on the GPU takes
+the acceptance from there."""
 
 DRAFTED = 6
 
