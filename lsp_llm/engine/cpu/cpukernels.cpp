@@ -139,6 +139,7 @@ static int block_bytes(int f) {
 }
 
 static bool is_float(int f) { return f == F32 || f == F16 || f == BF16; }
+static bool is_k(int f) { return f == Q4_K || f == Q5_K || f == Q6_K; }
 
 // Whether rows of `in` inputs in format f can be read: a known format, whole blocks, and
 // (for the quantized ones) whole groups of 32 activations.
@@ -828,7 +829,10 @@ struct Acts1 {
     float *c16;  // -32 times the codes' sum per 16 (Q6_K's offset)
 };
 
-static size_t acts1_bytes(int in) { return (size_t)in + (size_t)(in / QK) * 2 * sizeof(float) + (size_t)(in / 16) * sizeof(float) + 64; }
+// a row's bytes in quantize1's layout, a multiple of 64 (rows follow one another)
+static size_t acts1_stride(int in) {
+    return (((size_t)in + 63) / 64 * 64 + ((size_t)(in / QK) * 2 + (size_t)(in / 16)) * sizeof(float) + 63) / 64 * 64;
+}
 
 static Acts1 quantize1(const float *x, int in, uint8_t *mem) {
     Acts1 a;
@@ -858,8 +862,6 @@ static Acts1 quantize1(const float *x, int in, uint8_t *mem) {
 // registers, for all R rows. The tile path (linear8) decodes each weight row into memory
 // first, which pays from a prompt's many rows but costs a verify pass several steps.
 #define FEW_ROWS 8
-
-static size_t acts1_stride(int in) { return (acts1_bytes(in) + 63) / 64 * 64; }
 
 template <int F, int R>
 static inline void rows_dot1_k(const uint8_t *row, int ng, const Acts1 *a, float *v) {
@@ -912,13 +914,7 @@ static inline void rows_dot1_k(const uint8_t *row, int ng, const Acts1 *a, float
     for (int k = 0; k < R; k++) v[k] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0[k], acc1[k]), extra[k])) + hsum(macc[k]);
 }
 
-template <int F> static inline float row_dot1_k(const uint8_t *row, int ng, const Acts1 &a) {
-    float v;
-    rows_dot1_k<F, 1>(row, ng, &a, &v);
-    return v;
-}
-
-// y [n, out] (+)= h [n, in] @ W.T for 2 <= n <= FEW_ROWS rows in a K format (rows `stride` apart)
+// y [n, out] (+)= h [n, in] @ W.T for n <= FEW_ROWS rows in a K format (rows `stride` apart)
 template <int F>
 static void product_few(const uint8_t *W, int out, int in, const float *h, int n, uint8_t *acts,
                         float *y, size_t stride, bool add, int threads) {
@@ -926,6 +922,15 @@ static void product_few(const uint8_t *W, int out, int in, const float *h, int n
     for (int i = 0; i < n; i++) a[i] = quantize1(h + (size_t)i * in, in, acts + (size_t)i * acts1_stride(in));
     const int ng = in / QK;
     const size_t rb = (size_t)(in / 256) * block_bytes(F);
+    if (n == 1) {  // a decoding step: its own loop, the hot one
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int r = 0; r < out; r++) {
+            float v;
+            rows_dot1_k<F, 1>(W + (size_t)r * rb, ng, a, &v);
+            y[r] = add ? y[r] + v : v;
+        }
+        return;
+    }
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int r = 0; r < out; r++) {
         const uint8_t *row = W + (size_t)r * rb;
@@ -950,8 +955,6 @@ struct Part {
     float *y;
 };
 
-static bool int8_step(int f) { return f == Q4_K || f == Q5_K || f == Q6_K; }
-
 static void product1_parts(const Part *parts, int count, int in, const float *h, uint8_t *acts, int threads) {
     const Acts1 a = quantize1(h, in, acts);
     const int ng = in / QK;
@@ -963,21 +966,14 @@ static void product1_parts(const Part *parts, int count, int in, const float *h,
         while (i >= parts[p].out) i -= parts[p++].out;
         const Part &P = parts[p];
         const uint8_t *row = P.W + (size_t)i * (size_t)(in / 256) * block_bytes(P.f);
-        P.y[i] = P.f == Q4_K ? row_dot1_k<Q4_K>(row, ng, a) : P.f == Q5_K ? row_dot1_k<Q5_K>(row, ng, a) : row_dot1_k<Q6_K>(row, ng, a);
+        switch (P.f) {
+        case Q4_K: rows_dot1_k<Q4_K, 1>(row, ng, &a, P.y + i); break;
+        case Q5_K: rows_dot1_k<Q5_K, 1>(row, ng, &a, P.y + i); break;
+        default: rows_dot1_k<Q6_K, 1>(row, ng, &a, P.y + i); break;
+        }
     }
 }
 
-template <int F>
-static void product1(const uint8_t *W, int out, int in, const float *h, uint8_t *acts, float *y, bool add, int threads) {
-    const Acts1 a = quantize1(h, in, acts);
-    const int ng = in / QK;
-    const size_t rb = (size_t)(in / 256) * block_bytes(F);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int r = 0; r < out; r++) {
-        const float v = row_dot1_k<F>(W + (size_t)r * rb, ng, a);
-        y[r] = add ? y[r] + v : v;
-    }
-}
 #endif
 
 // y [n, out] (+)= W [out, in] @ x [n, in]^T, x given quantized in `a` (rows of in / 32
@@ -1202,7 +1198,7 @@ static void product_f(const uint8_t *W, int out, int in, const float *x, int n, 
 static void linear(int f, const uint8_t *W, int out, int in, const float *h, int n, const Acts &a,
                    float *y, size_t stride, bool add, uint8_t *scratch, int threads) {
 #ifdef INT8_PROMPTS
-    if (n > 1 && n <= FEW_ROWS && (f == Q4_K || f == Q5_K || f == Q6_K)) {
+    if (n <= FEW_ROWS && is_k(f)) {  // a decoding step, a verify pass
         uint8_t *acts = (uint8_t *)a.x;
         switch (f) {
         case Q4_K: product_few<Q4_K>(W, out, in, h, n, acts, y, stride, add, threads); return;
@@ -1222,17 +1218,7 @@ static void linear(int f, const uint8_t *W, int out, int in, const float *h, int
         }
     }
 #endif
-#ifdef INT8_PROMPTS
-    if (n == 1) {
-        uint8_t *acts = (uint8_t *)a.x;
-        switch (f) {
-        case Q4_K: product1<Q4_K>(W, out, in, h, acts, y, add, threads); return;
-        case Q5_K: product1<Q5_K>(W, out, in, h, acts, y, add, threads); return;
-        case Q6_K: product1<Q6_K>(W, out, in, h, acts, y, add, threads); return;
-        }
-    }
-#endif
-    if (f == Q4_K || f == Q5_K || f == Q6_K)
+    if (is_k(f))
         quantize(h, n, in, a, 256, 16383.f);  // one scale a super-block: integer sums over it
     else if (!is_float(f))
         quantize(h, n, in, a);
@@ -1614,16 +1600,16 @@ extern "C" int decode_layers(const void *const *ptrs, const int *fmts, const int
         rms_norm(x, (const float *)p[IN_NORM], n, hidden, eps, h, threads);
         bool together = false;  // a decoding step's q, k, v (and gate, up) in one parallel loop
 #ifdef INT8_PROMPTS
-        together = n == 1 && p[K] && p[UP] && int8_step(f[FQ]) && int8_step(f[FK]) && int8_step(f[FV]) &&
-                   int8_step(f[FGATE]) && int8_step(f[FUP]);
+        together = n == 1 && p[K] && p[UP] && is_k(f[FQ]) && is_k(f[FK]) && is_k(f[FV]) &&
+                   is_k(f[FGATE]) && is_k(f[FUP]);
+#endif
         if (together) {
+#ifdef INT8_PROMPTS
             const Part parts[3] = {{(const uint8_t *)p[Q], f[FQ], qd, qkv},
                                    {(const uint8_t *)p[K], f[FK], kd, qkv + qd},
                                    {(const uint8_t *)p[V], f[FV], kd, qkv + qd + kd}};
             product1_parts(parts, 3, hidden, h, (uint8_t *)a.x, threads);
-        }
 #endif
-        if (together) {
         } else if (p[K]) {
             linear(f[FQ], (const uint8_t *)p[Q], qd, hidden, h, n, a, qkv, width, false, scratch, threads);
             linear(f[FK], (const uint8_t *)p[K], kd, hidden, h, n, a, qkv + qd, width, false, scratch, threads);
@@ -1664,14 +1650,12 @@ extern "C" int decode_layers(const void *const *ptrs, const int *fmts, const int
         }
         linear(f[FO], (const uint8_t *)p[O], hidden, qd, att, n, a, x, hidden, true, scratch, threads);
         rms_norm(x, (const float *)p[POST_NORM], n, hidden, eps, h, threads);
-#ifdef INT8_PROMPTS
         if (together) {
+#ifdef INT8_PROMPTS
             const Part parts[2] = {{(const uint8_t *)p[GATE], f[FGATE], inter, gu},
                                    {(const uint8_t *)p[UP], f[FUP], inter, gu + inter}};
             product1_parts(parts, 2, hidden, h, (uint8_t *)a.x, threads);
-        }
 #endif
-        if (together) {
         } else if (p[UP]) {
             linear(f[FGATE], (const uint8_t *)p[GATE], inter, hidden, h, n, a, gu, 2 * inter, false, scratch, threads);
             linear(f[FUP], (const uint8_t *)p[UP], inter, hidden, h, n, a, gu + inter, 2 * inter, false, scratch, threads);
