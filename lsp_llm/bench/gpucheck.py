@@ -203,14 +203,16 @@ def engine_figures(
 
 
 async def _served_suggestion(
-    folder: Path, device: str, quantization: str, workdir: Path, spots: int = 3
+    folder: Path, device: str, quantization: str, workdir: Path, count: int = 3
 ) -> dict[str, Any]:
-    """Through `lsp-llm serve` over stdio: at each spot the document is opened and a
-    suggestion asked for, then a character is typed and the second suggestion timed."""
+    """Through `lsp-llm serve` over stdio, at the bench's held-out spots (`editor.spots`):
+    the document opened and a suggestion asked for, then a character typed and the second
+    suggestion timed."""
+    from lsp_llm.bench.editor import spots
     from lsp_llm.client import ServerSession
+    from lsp_llm.train.data import load_sources
 
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    lines = (stdlib / "textwrap.py").read_text().splitlines(keepends=True)
+    sources = [(s.path, s.text) for s in load_sources(held_out=True)]
     session = ServerSession(
         {
             "model": str(folder),
@@ -224,15 +226,12 @@ async def _served_suggestion(
     times: list[float] = []
     lengths: list[int] = []
     try:
-        for i in range(spots):
-            line = 60 + 37 * i
-            before = "".join(lines[:line]) + "    x = "
-            after = "\n" + "".join(lines[line:])
-            first = session.open(workdir / f"spot{i}a.py", before + after)
-            await session.inline(first, line, 8)
-            second = session.open(workdir / f"spot{i}b.py", before + "s" + after)
+        for i, spot in enumerate(spots(sources, count)):
+            first = session.open(workdir / f"spot{i}a.py", spot.first)
+            await session.inline(first, spot.line, spot.first_column)
+            second = session.open(workdir / f"spot{i}b.py", spot.second)
             t0 = time.perf_counter()
-            result = await session.inline(second, line, 9)
+            result = await session.inline(second, spot.line, spot.first_column + 1)
             times.append((time.perf_counter() - t0) * 1000)
             items = result.items if result is not None else []
             lengths.append(len(items[0].insert_text) if items else 0)

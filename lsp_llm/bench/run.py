@@ -342,7 +342,8 @@ def _editor_only(args: Any, settings: Settings, source: Any, out: Path) -> int:
     if not args.no_llama_cpp and importlib.util.find_spec("llama_cpp") is not None:
         ggufs = llama_models(source, out, rewrite=formats != [AS_SERVED])
     else:
-        _say("llama.cpp left out: llama-cpp-python is not installed (scripts/bench) or left out")
+        why = "--no-llama-cpp" if args.no_llama_cpp else "llama-cpp-python is not installed"
+        _say(f"llama.cpp left out: {why} (scripts/bench installs it)")
     sources = [(s.path, s.text) for s in load_sources(held_out=True)]
     info = next(iter(engines.values())).tokens
     report: dict[str, Any] = {**_described(loaded, formats), "modes": {}}

@@ -49,10 +49,9 @@ ones)."""
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
 
 
-def config_of(shape: Shape) -> Any:
+def config_of(shape: Shape, eos: int, pad: int) -> Any:
     from transformers import Qwen2Config
 
-    tokenizer = _bundled_config()
     return Qwen2Config(
         vocab_size=shape.vocab,
         hidden_size=shape.hidden,
@@ -64,17 +63,10 @@ def config_of(shape: Shape) -> Any:
         rope_parameters={"rope_theta": shape.rope_theta, "rope_type": "default"},
         rms_norm_eps=1e-6,
         tie_word_embeddings=shape.tied,
-        eos_token_id=tokenizer["eos_token_id"],
-        pad_token_id=tokenizer["pad_token_id"],
+        eos_token_id=eos,
+        pad_token_id=pad,
         bos_token_id=None,
     )
-
-
-def _bundled_config() -> dict[str, Any]:
-    import json
-
-    data: dict[str, Any] = json.loads((bundled_model_dir() / "config.json").read_text())
-    return data
 
 
 def build_shape_model(shape: Shape, folder: Path, device: str = "cpu", seed: int = 0) -> Path:
@@ -88,7 +80,8 @@ def build_shape_model(shape: Shape, folder: Path, device: str = "cpu", seed: int
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     torch.manual_seed(seed)
     with torch.device(device):
-        model = AutoModelForCausalLM.from_config(config_of(shape), dtype=dtype)
+        config = config_of(shape, tokenizer.eos_token_id, tokenizer.pad_token_id)
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     with torch.no_grad():
         table = model.get_output_embeddings().weight
         keep = torch.zeros(table.shape[0], dtype=torch.bool, device=table.device)
