@@ -150,19 +150,14 @@ def test_k_format_layers_decode_as_their_dequantized_weights(kernel):
     import copy
 
     import numpy as np
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2ForCausalLM
 
+    from lsp_llm.bench.shapes import Shape, config_of
     from tests.test_ggufblocks import random_rows
 
-    config = Qwen2Config(
-        vocab_size=300,
-        hidden_size=256,
-        intermediate_size=512,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        tie_word_embeddings=False,
-    )
+    # the K formats' 256-input super-blocks: widths of 256 and 512
+    shape = Shape(layers=2, hidden=256, intermediate=512, heads=4, kv_heads=2, vocab=300)
+    config = config_of(shape, eos=0, pad=0)
     torch.manual_seed(0)
     blocks = Qwen2ForCausalLM(config).eval()
     plain = copy.deepcopy(blocks)
